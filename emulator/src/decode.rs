@@ -1,0 +1,1 @@
+//! Placeholder: owned by the MMU-core work (issue 2).

@@ -1,0 +1,244 @@
+//! The GP100 as a transport sees it: BAR0 routed to the register-file units,
+//! the interrupt condition, and device reset.
+//!
+//! Transports (vfio-user in `qemu-glue`) and trace replay call only these entry
+//! points, so what a trace records is exactly what drives the model.
+
+use std::collections::BTreeSet;
+
+use log::warn;
+
+use crate::regs::pmc::Pmc;
+use crate::regs::window::VendorWindow;
+use crate::regs::{Bar0Unit, PRI_ERROR_NO_UNIT};
+
+/// Size of BAR0 (the register file): 16 MiB on every NVIDIA GPU since NV50.
+pub const BAR0_SIZE: u64 = 16 << 20;
+
+/// The ceiling on distinct unknown offsets remembered for "logged once" (bounds
+/// the memory a hostile guest can make us spend on the log).
+const UNKNOWN_LOG_LIMIT: usize = 4096;
+
+/// Errors of the device entry points. The transport logs these; they are never
+/// panics, and the guest still gets the hardware answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeviceError {
+    /// An access of a size the BAR does not support (BAR0 takes 1, 2, 4 or 8 bytes).
+    #[error("BAR0 access of {0} bytes is not supported (1, 2, 4 or 8)")]
+    BadSize(usize),
+    /// An access that runs past the end of the BAR.
+    #[error("BAR0 access at {offset:#x}+{len} runs past the 16 MiB BAR")]
+    OutOfRange { offset: u64, len: usize },
+}
+
+/// The emulated GP100.
+#[derive(Debug)]
+pub struct Device {
+    pmc: Pmc,
+    window: VendorWindow,
+    unknown_seen: BTreeSet<u32>,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Device {
+    /// Creates a device in its power-on reset state.
+    pub fn new() -> Self {
+        Device {
+            pmc: Pmc::new(),
+            window: VendorWindow::new(),
+            unknown_seen: BTreeSet::new(),
+        }
+    }
+
+    /// Device (function-level) reset: every unit back to its reset state.
+    pub fn reset(&mut self) {
+        self.pmc.reset();
+        self.window.reset();
+    }
+
+    /// The distinct BAR0 offsets the guest touched that no unit decodes.
+    pub fn unknown_offsets(&self) -> impl Iterator<Item = u32> + '_ {
+        self.unknown_seen.iter().copied()
+    }
+
+    /// The level of the function's interrupt (INTx asserted / MSI to be sent).
+    pub fn irq_asserted(&self) -> bool {
+        self.pmc.irq_asserted()
+    }
+
+    fn unit_for(&mut self, offset: u32) -> Option<&mut dyn Bar0Unit> {
+        if VendorWindow::contains(offset) {
+            Some(&mut self.window)
+        } else if offset < 0x1000 {
+            Some(&mut self.pmc)
+        } else {
+            None
+        }
+    }
+
+    fn note_unknown(&mut self, offset: u32, what: &str) {
+        if self.unknown_seen.len() < UNKNOWN_LOG_LIMIT && self.unknown_seen.insert(offset) {
+            warn!("BAR0 {what} of undecoded register {offset:#08x} (logged once per offset)");
+        }
+    }
+
+    /// Reads a 32-bit register at a 4-byte-aligned BAR0 offset.
+    pub fn bar0_read32(&mut self, offset: u32) -> u32 {
+        let value = self.unit_for(offset).and_then(|u| u.read32(offset));
+        value.unwrap_or_else(|| {
+            self.note_unknown(offset, "read");
+            PRI_ERROR_NO_UNIT
+        })
+    }
+
+    /// Writes a 32-bit register at a 4-byte-aligned BAR0 offset.
+    pub fn bar0_write32(&mut self, offset: u32, value: u32) {
+        let decoded = self.unit_for(offset).is_some_and(|u| u.write32(offset, value));
+        if !decoded {
+            self.note_unknown(offset, "write");
+        }
+    }
+
+    fn check(offset: u64, len: usize) -> Result<(), DeviceError> {
+        if !matches!(len, 1 | 2 | 4 | 8) {
+            return Err(DeviceError::BadSize(len));
+        }
+        if offset.checked_add(len as u64).is_none_or(|end| end > BAR0_SIZE) {
+            return Err(DeviceError::OutOfRange { offset, len });
+        }
+        Ok(())
+    }
+
+    /// A BAR0 read of 1, 2, 4 or 8 bytes at any offset. Registers are 32-bit:
+    /// a narrower or unaligned read returns the covered bytes of the covering
+    /// words (little endian), an 8-byte read two consecutive words.
+    ///
+    /// On error `data` is filled with all-ones (a failed PCIe read) and the
+    /// error is returned for the transport to log.
+    pub fn bar0_read(&mut self, offset: u64, data: &mut [u8]) -> Result<(), DeviceError> {
+        if let Err(e) = Self::check(offset, data.len()) {
+            data.fill(0xff);
+            return Err(e);
+        }
+        let first = offset & !3;
+        let last = (offset + data.len() as u64 - 1) & !3;
+        let mut bytes = [0u8; 12];
+        let mut n = 0;
+        let mut word = first;
+        while word <= last {
+            let v = self.bar0_read32(word as u32);
+            bytes[n..n + 4].copy_from_slice(&v.to_le_bytes());
+            n += 4;
+            word += 4;
+        }
+        let skip = (offset - first) as usize;
+        data.copy_from_slice(&bytes[skip..skip + data.len()]);
+        Ok(())
+    }
+
+    /// A BAR0 write of 1, 2, 4 or 8 bytes. Aligned 4- and 8-byte writes go to
+    /// the registers directly; narrower or unaligned writes are merged into the
+    /// covering 32-bit words (read-modify-write), since GP100's registers are
+    /// 32-bit wide.
+    pub fn bar0_write(&mut self, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
+        Self::check(offset, data.len())?;
+        if offset % 4 == 0 && data.len() % 4 == 0 {
+            for (i, chunk) in data.chunks_exact(4).enumerate() {
+                let v = u32::from_le_bytes(chunk.try_into().expect("chunk of 4"));
+                self.bar0_write32(offset as u32 + 4 * i as u32, v);
+            }
+            return Ok(());
+        }
+        let first = offset & !3;
+        let last = (offset + data.len() as u64 - 1) & !3;
+        let mut bytes = [0u8; 12];
+        let words = ((last - first) / 4 + 1) as usize;
+        for i in 0..words {
+            let v = self.bar0_read32(first as u32 + 4 * i as u32);
+            bytes[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let skip = (offset - first) as usize;
+        bytes[skip..skip + data.len()].copy_from_slice(data);
+        for i in 0..words {
+            let v = u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+            self.bar0_write32(first as u32 + 4 * i as u32, v);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regs::window::{WINDOW_BASE, WINDOW_SCRATCH0};
+
+    #[test]
+    fn boot0_reads_gp100_at_every_width() {
+        let mut d = Device::new();
+        assert_eq!(d.bar0_read32(0), 0x1300_00a1);
+        let mut b = [0u8; 1];
+        d.bar0_read(3, &mut b).unwrap();
+        assert_eq!(b, [0x13]);
+        let mut h = [0u8; 2];
+        d.bar0_read(0, &mut h).unwrap();
+        assert_eq!(h, [0xa1, 0x00]);
+    }
+
+    #[test]
+    fn unknown_register_answers_pri_error_and_is_logged_once() {
+        let mut d = Device::new();
+        assert_eq!(d.bar0_read32(0x12_3450), PRI_ERROR_NO_UNIT);
+        assert_eq!(d.bar0_read32(0x12_3450), PRI_ERROR_NO_UNIT);
+        d.bar0_write32(0x12_3454, 5);
+        assert_eq!(d.unknown_offsets().collect::<Vec<_>>(), vec![0x12_3450, 0x12_3454]);
+    }
+
+    #[test]
+    fn byte_writes_merge_into_the_register() {
+        let mut d = Device::new();
+        let reg = WINDOW_BASE + WINDOW_SCRATCH0;
+        d.bar0_write32(reg, 0x1122_3344);
+        d.bar0_write(reg as u64 + 1, &[0xaa]).unwrap();
+        assert_eq!(d.bar0_read32(reg), 0x1122_aa44);
+        d.bar0_write(reg as u64 + 2, &[0xbb, 0xcc, 0xdd, 0xee]).unwrap();
+        assert_eq!(d.bar0_read32(reg), 0xccbb_aa44);
+        assert_eq!(d.bar0_read32(reg + 4) & 0xffff, 0xeedd);
+    }
+
+    #[test]
+    fn eight_byte_access_spans_two_registers() {
+        let mut d = Device::new();
+        let reg = (WINDOW_BASE + WINDOW_SCRATCH0) as u64;
+        d.bar0_write(reg, &0x0102_0304_0506_0708u64.to_le_bytes()).unwrap();
+        let mut b = [0u8; 8];
+        d.bar0_read(reg, &mut b).unwrap();
+        assert_eq!(u64::from_le_bytes(b), 0x0102_0304_0506_0708);
+    }
+
+    #[test]
+    fn bad_accesses_are_errors_not_panics() {
+        let mut d = Device::new();
+        let mut b = [0u8; 3];
+        assert_eq!(d.bar0_read(0, &mut b), Err(DeviceError::BadSize(3)));
+        assert_eq!(b, [0xff; 3]);
+        let mut w = [0u8; 4];
+        assert!(matches!(d.bar0_read(BAR0_SIZE - 2, &mut w), Err(DeviceError::OutOfRange { .. })));
+        assert!(d.bar0_read(u64::MAX - 1, &mut w).is_err());
+        assert!(d.bar0_write(u64::MAX, &[0; 8]).is_err());
+        assert!(d.bar0_write(0, &[]).is_err());
+    }
+
+    #[test]
+    fn reset_clears_unit_state() {
+        let mut d = Device::new();
+        let reg = WINDOW_BASE + WINDOW_SCRATCH0;
+        d.bar0_write32(reg, 7);
+        d.reset();
+        assert_eq!(d.bar0_read32(reg), 0);
+    }
+}

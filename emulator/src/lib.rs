@@ -1,0 +1,24 @@
+//! gp100emu's device model of the NVIDIA GP100 (Pascal, Tesla P100).
+//!
+//! A plain state machine with no I/O, no threads and no host clock. Transports
+//! (see the `qemu-glue` crate) call [`device::Device`]'s BAR and config entry
+//! points; guest RAM is reached only through `vm-memory`'s `GuestMemory`.
+//!
+//! Rooms, one per hardware unit or concern:
+//! - [`mmu`]: page-table formats (PDE/PTE), walker, TLBs, invalidate/replay/cancel.
+//! - [`fault`]: the replayable fault buffer (MAXWELL_FAULT_BUFFER_A).
+//! - [`timing`]: the cycle model, one deterministic GPU clock.
+//! - [`mem`]: video memory and the memory interface the walker reads through.
+//! - [`regs`]: the BAR0 register file, one module per unit, each with its offsets table.
+//! - [`device`]: the GP100 as the transport sees it (BAR0 routing, interrupts, reset).
+//! - [`decode`]: human-facing decoders for PTE/PDE/fault values (`gp100emu decode`).
+
+pub mod decode;
+pub mod device;
+pub mod fault;
+pub mod mem;
+pub mod mmu;
+pub mod regs;
+pub mod timing;
+
+pub use device::Device;

@@ -1,0 +1,1 @@
+//! Placeholder: owned by the guest-side work (issue 4).
