@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use log::warn;
 
+use crate::pci::{BarLayout, ConfigSpace};
 use crate::regs::pmc::Pmc;
 use crate::regs::window::VendorWindow;
 use crate::regs::{Bar0Unit, PRI_ERROR_NO_UNIT};
@@ -29,11 +30,18 @@ pub enum DeviceError {
     /// An access that runs past the end of the BAR.
     #[error("BAR0 access at {offset:#x}+{len} runs past the 16 MiB BAR")]
     OutOfRange { offset: u64, len: usize },
+    /// An access to a BAR whose contents the model does not serve yet.
+    #[error("BAR{bar} is not modelled yet (VRAM apertures arrive with the probe work); access at {offset:#x} answered with all-ones")]
+    BarNotModelled { bar: u32, offset: u64 },
+    /// An access to a BAR index this function does not have.
+    #[error("the function has no BAR{0}")]
+    NoSuchBar(u32),
 }
 
 /// The emulated GP100.
 #[derive(Debug)]
 pub struct Device {
+    config: ConfigSpace,
     pmc: Pmc,
     window: VendorWindow,
     unknown_seen: BTreeSet<u32>,
@@ -46,9 +54,15 @@ impl Default for Device {
 }
 
 impl Device {
-    /// Creates a device in its power-on reset state.
+    /// Creates a device in its power-on reset state with the default BAR sizes.
     pub fn new() -> Self {
+        Self::with_layout(BarLayout::default())
+    }
+
+    /// Creates a device whose BARs have the given sizes.
+    pub fn with_layout(layout: BarLayout) -> Self {
         Device {
+            config: ConfigSpace::new(layout),
             pmc: Pmc::new(),
             window: VendorWindow::new(),
             unknown_seen: BTreeSet::new(),
@@ -57,6 +71,7 @@ impl Device {
 
     /// Device (function-level) reset: every unit back to its reset state.
     pub fn reset(&mut self) {
+        self.config.reset();
         self.pmc.reset();
         self.window.reset();
     }
@@ -69,6 +84,46 @@ impl Device {
     /// The level of the function's interrupt (INTx asserted / MSI to be sent).
     pub fn irq_asserted(&self) -> bool {
         self.pmc.irq_asserted()
+    }
+
+    /// The BAR sizes the function advertises.
+    pub fn bar_layout(&self) -> BarLayout {
+        self.config.layout()
+    }
+
+    /// Reads config space. Accesses past the 256 bytes read zero.
+    pub fn config_read(&self, offset: u64, data: &mut [u8]) {
+        self.config.read(offset, data, self.irq_asserted());
+    }
+
+    /// Writes config space (write masks, RW1C status bits).
+    pub fn config_write(&mut self, offset: u64, data: &[u8]) {
+        self.config.write(offset, data);
+    }
+
+    /// A read from BAR `bar` (VFIO region index 0-5). Errors fill `data` with
+    /// all-ones, what a failed PCIe read returns.
+    pub fn bar_read(&mut self, bar: u32, offset: u64, data: &mut [u8]) -> Result<(), DeviceError> {
+        match bar {
+            0 => self.bar0_read(offset, data),
+            1 | 3 => {
+                data.fill(0xff);
+                Err(DeviceError::BarNotModelled { bar, offset })
+            }
+            _ => {
+                data.fill(0xff);
+                Err(DeviceError::NoSuchBar(bar))
+            }
+        }
+    }
+
+    /// A write to BAR `bar` (VFIO region index 0-5).
+    pub fn bar_write(&mut self, bar: u32, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
+        match bar {
+            0 => self.bar0_write(offset, data),
+            1 | 3 => Err(DeviceError::BarNotModelled { bar, offset }),
+            _ => Err(DeviceError::NoSuchBar(bar)),
+        }
     }
 
     fn unit_for(&mut self, offset: u32) -> Option<&mut dyn Bar0Unit> {
@@ -98,7 +153,9 @@ impl Device {
 
     /// Writes a 32-bit register at a 4-byte-aligned BAR0 offset.
     pub fn bar0_write32(&mut self, offset: u32, value: u32) {
-        let decoded = self.unit_for(offset).is_some_and(|u| u.write32(offset, value));
+        let decoded = self
+            .unit_for(offset)
+            .is_some_and(|u| u.write32(offset, value));
         if !decoded {
             self.note_unknown(offset, "write");
         }
@@ -108,7 +165,10 @@ impl Device {
         if !matches!(len, 1 | 2 | 4 | 8) {
             return Err(DeviceError::BadSize(len));
         }
-        if offset.checked_add(len as u64).is_none_or(|end| end > BAR0_SIZE) {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > BAR0_SIZE)
+        {
             return Err(DeviceError::OutOfRange { offset, len });
         }
         Ok(())
@@ -195,7 +255,10 @@ mod tests {
         assert_eq!(d.bar0_read32(0x12_3450), PRI_ERROR_NO_UNIT);
         assert_eq!(d.bar0_read32(0x12_3450), PRI_ERROR_NO_UNIT);
         d.bar0_write32(0x12_3454, 5);
-        assert_eq!(d.unknown_offsets().collect::<Vec<_>>(), vec![0x12_3450, 0x12_3454]);
+        assert_eq!(
+            d.unknown_offsets().collect::<Vec<_>>(),
+            vec![0x12_3450, 0x12_3454]
+        );
     }
 
     #[test]
@@ -205,7 +268,8 @@ mod tests {
         d.bar0_write32(reg, 0x1122_3344);
         d.bar0_write(reg as u64 + 1, &[0xaa]).unwrap();
         assert_eq!(d.bar0_read32(reg), 0x1122_aa44);
-        d.bar0_write(reg as u64 + 2, &[0xbb, 0xcc, 0xdd, 0xee]).unwrap();
+        d.bar0_write(reg as u64 + 2, &[0xbb, 0xcc, 0xdd, 0xee])
+            .unwrap();
         assert_eq!(d.bar0_read32(reg), 0xccbb_aa44);
         assert_eq!(d.bar0_read32(reg + 4) & 0xffff, 0xeedd);
     }
@@ -214,7 +278,8 @@ mod tests {
     fn eight_byte_access_spans_two_registers() {
         let mut d = Device::new();
         let reg = (WINDOW_BASE + WINDOW_SCRATCH0) as u64;
-        d.bar0_write(reg, &0x0102_0304_0506_0708u64.to_le_bytes()).unwrap();
+        d.bar0_write(reg, &0x0102_0304_0506_0708u64.to_le_bytes())
+            .unwrap();
         let mut b = [0u8; 8];
         d.bar0_read(reg, &mut b).unwrap();
         assert_eq!(u64::from_le_bytes(b), 0x0102_0304_0506_0708);
@@ -227,10 +292,31 @@ mod tests {
         assert_eq!(d.bar0_read(0, &mut b), Err(DeviceError::BadSize(3)));
         assert_eq!(b, [0xff; 3]);
         let mut w = [0u8; 4];
-        assert!(matches!(d.bar0_read(BAR0_SIZE - 2, &mut w), Err(DeviceError::OutOfRange { .. })));
+        assert!(matches!(
+            d.bar0_read(BAR0_SIZE - 2, &mut w),
+            Err(DeviceError::OutOfRange { .. })
+        ));
         assert!(d.bar0_read(u64::MAX - 1, &mut w).is_err());
         assert!(d.bar0_write(u64::MAX, &[0; 8]).is_err());
         assert!(d.bar0_write(0, &[]).is_err());
+    }
+
+    #[test]
+    fn config_space_and_unmodelled_bars() {
+        let mut d = Device::new();
+        let mut id = [0u8; 4];
+        d.config_read(0, &mut id);
+        assert_eq!(u32::from_le_bytes(id), 0x15f8_10de);
+        let mut b = [0u8; 4];
+        assert_eq!(
+            d.bar_read(1, 0, &mut b),
+            Err(DeviceError::BarNotModelled { bar: 1, offset: 0 })
+        );
+        assert_eq!(b, [0xff; 4]);
+        assert_eq!(d.bar_read(5, 0, &mut b), Err(DeviceError::NoSuchBar(5)));
+        let mut boot0 = [0u8; 4];
+        d.bar_read(0, 0, &mut boot0).unwrap();
+        assert_eq!(u32::from_le_bytes(boot0), 0x1300_00a1);
     }
 
     #[test]

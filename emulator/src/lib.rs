@@ -10,6 +10,7 @@
 //! - [`timing`]: the cycle model, one deterministic GPU clock.
 //! - [`mem`]: video memory and the memory interface the walker reads through.
 //! - [`regs`]: the BAR0 register file, one module per unit, each with its offsets table.
+//! - [`pci`]: the PCI function: config space, BAR layout, capabilities.
 //! - [`device`]: the GP100 as the transport sees it (BAR0 routing, interrupts, reset).
 //! - [`decode`]: human-facing decoders for PTE/PDE/fault values (`gp100emu decode`).
 
@@ -18,6 +19,7 @@ pub mod device;
 pub mod fault;
 pub mod mem;
 pub mod mmu;
+pub mod pci;
 pub mod regs;
 pub mod timing;
 
