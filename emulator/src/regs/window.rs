@@ -116,7 +116,10 @@ mod tests {
             assert!(w.write32(WINDOW_BASE + WINDOW_SCRATCH0 + 4 * i, 0xdead_0000 | i));
         }
         for i in 0..WINDOW_SCRATCH_COUNT as u32 {
-            assert_eq!(w.read32(WINDOW_BASE + WINDOW_SCRATCH0 + 4 * i), Some(0xdead_0000 | i));
+            assert_eq!(
+                w.read32(WINDOW_BASE + WINDOW_SCRATCH0 + 4 * i),
+                Some(0xdead_0000 | i)
+            );
         }
         assert_eq!(w.read32(WINDOW_BASE + WINDOW_WRITES), Some(4));
         w.reset();
