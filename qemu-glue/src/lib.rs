@@ -1,0 +1,7 @@
+//! gp100emu's device process and launcher: the vfio-user transport, guest RAM
+//! mapped from QEMU's fds, interrupts, and the `run` command that starts QEMU
+//! and the device together.
+
+pub mod guest_ram;
+pub mod launch;
+pub mod transport;
