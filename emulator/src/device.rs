@@ -207,7 +207,7 @@ impl Device {
     /// 32-bit wide.
     pub fn bar0_write(&mut self, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
         Self::check(offset, data.len())?;
-        if offset % 4 == 0 && data.len() % 4 == 0 {
+        if offset.is_multiple_of(4) && data.len().is_multiple_of(4) {
             for (i, chunk) in data.chunks_exact(4).enumerate() {
                 let v = u32::from_le_bytes(chunk.try_into().expect("chunk of 4"));
                 self.bar0_write32(offset as u32 + 4 * i as u32, v);

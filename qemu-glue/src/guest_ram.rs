@@ -86,14 +86,24 @@ impl GuestRam {
             self.fdless.push((addr, size));
             return Ok(());
         };
-        let flags = libc::MAP_NORESERVE | if writable { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+        let flags = libc::MAP_NORESERVE
+            | if writable {
+                libc::MAP_SHARED
+            } else {
+                libc::MAP_PRIVATE
+            };
         let region = MmapRegion::build(
             Some(FileOffset::new(file, offset)),
             size as usize,
             libc::PROT_READ | libc::PROT_WRITE,
             flags,
         )
-        .map_err(|source| RamError::Mmap { addr, size, offset, source })?;
+        .map_err(|source| RamError::Mmap {
+            addr,
+            size,
+            offset,
+            source,
+        })?;
         let region = GuestRegionMmap::new(region, GuestAddress(addr))
             .ok_or(RamError::BadRange { addr, size })?;
         self.mem = self
@@ -126,8 +136,14 @@ impl GuestRam {
 
     /// Checks that `len` bytes at `addr` lie inside one fd-backed region.
     pub fn check_dma(&self, addr: u64, len: u64) -> Result<(), RamError> {
-        let end = addr.checked_add(len).ok_or(RamError::Unmapped { addr, len })?;
-        if self.fdless.iter().any(|&(a, s)| addr < a.saturating_add(s) && end > a) {
+        let end = addr
+            .checked_add(len)
+            .ok_or(RamError::Unmapped { addr, len })?;
+        if self
+            .fdless
+            .iter()
+            .any(|&(a, s)| addr < a.saturating_add(s) && end > a)
+        {
             return Err(RamError::NoFd { addr, len });
         }
         let inside = self.mem.find_region(GuestAddress(addr)).is_some_and(|r| {
@@ -168,13 +184,22 @@ mod tests {
         let other = f.try_clone().unwrap();
         let mut ram = GuestRam::new();
         ram.map(0x10_0000, 0x2000, 0x1000, Some(f), true).unwrap();
-        ram.memory().write_obj(0xdead_beefu32, GuestAddress(0x10_0010)).unwrap();
+        ram.memory()
+            .write_obj(0xdead_beefu32, GuestAddress(0x10_0010))
+            .unwrap();
         let mut b = [0u8; 4];
         std::os::unix::fs::FileExt::read_exact_at(&other, &mut b, 0x1010).unwrap();
-        assert_eq!(u32::from_le_bytes(b), 0xdead_beef, "write reached the fd at its offset");
+        assert_eq!(
+            u32::from_le_bytes(b),
+            0xdead_beef,
+            "write reached the fd at its offset"
+        );
         assert_eq!(ram.mapped_bytes(), 0x2000);
         ram.check_dma(0x10_0000, 0x2000).unwrap();
-        assert!(matches!(ram.check_dma(0x10_1fff, 2), Err(RamError::Unmapped { .. })));
+        assert!(matches!(
+            ram.check_dma(0x10_1fff, 2),
+            Err(RamError::Unmapped { .. })
+        ));
         ram.unmap(0x10_0000, 0x2000).unwrap();
         assert!(ram.check_dma(0x10_0000, 4).is_err());
     }
@@ -187,21 +212,36 @@ mod tests {
         assert!(matches!(e, RamError::NoFd { .. }));
         assert!(e.to_string().contains("without an fd"));
         ram.unmap(0xfffc_0000, 0x4_0000).unwrap();
-        assert!(matches!(ram.check_dma(0xfffc_1000, 16), Err(RamError::Unmapped { .. })));
+        assert!(matches!(
+            ram.check_dma(0xfffc_1000, 16),
+            Err(RamError::Unmapped { .. })
+        ));
     }
 
     #[test]
     fn hostile_maps_are_errors() {
         let mut ram = GuestRam::new();
-        assert!(matches!(ram.map(u64::MAX, 2, 0, None, true), Err(RamError::BadRange { .. })));
-        assert!(matches!(ram.map(0, 0, 0, None, true), Err(RamError::BadRange { .. })));
+        assert!(matches!(
+            ram.map(u64::MAX, 2, 0, None, true),
+            Err(RamError::BadRange { .. })
+        ));
+        assert!(matches!(
+            ram.map(0, 0, 0, None, true),
+            Err(RamError::BadRange { .. })
+        ));
         ram.map(0, 0x1000, 0, Some(memfd(0x1000)), true).unwrap();
         assert!(matches!(
             ram.map(0x800, 0x1000, 0, Some(memfd(0x1000)), true),
             Err(RamError::Overlap { .. })
         ));
-        assert!(matches!(ram.unmap(0x5000, 0x1000), Err(RamError::NotMapped { .. })));
-        assert!(matches!(ram.check_dma(u64::MAX, 2), Err(RamError::Unmapped { .. })));
+        assert!(matches!(
+            ram.unmap(0x5000, 0x1000),
+            Err(RamError::NotMapped { .. })
+        ));
+        assert!(matches!(
+            ram.check_dma(u64::MAX, 2),
+            Err(RamError::Unmapped { .. })
+        ));
     }
 
     #[test]

@@ -10,8 +10,12 @@ use emulator::Device;
 use log::info;
 
 #[derive(Parser)]
-#[command(name = "gp100emu", version, about = "An emulated NVIDIA GP100 (Tesla P100) MMU and fault buffer for testing nouveau SVM under QEMU",
-    long_about = "An emulated NVIDIA GP100 (Tesla P100) beside stock QEMU, so a guest kernel's unmodified nouveau driver can be driven end to end.\n\nLogging: RUST_LOG=info (or debug, trace) on stderr.")]
+#[command(
+    name = "gp100emu",
+    version,
+    about = "An emulated NVIDIA GP100 (Tesla P100) MMU and fault buffer for testing nouveau SVM under QEMU",
+    long_about = "An emulated NVIDIA GP100 (Tesla P100) beside stock QEMU, so a guest kernel's unmodified nouveau driver can be driven end to end.\n\nLogging: RUST_LOG=info (or debug, trace) on stderr."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,12 +50,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { socket, bar1_mib } => {
-            let layout = BarLayout { bar1: bar1_mib << 20, ..BarLayout::default() };
+            let layout = BarLayout {
+                bar1: bar1_mib << 20,
+                ..BarLayout::default()
+            };
             match qemu_glue::transport::vfio_user::serve(&socket, Device::with_layout(layout)) {
                 Ok(backend) => {
                     let s = backend.stats();
-                    let unknown: Vec<String> =
-                        backend.device().unknown_offsets().map(|o| format!("{o:#08x}")).collect();
+                    let unknown: Vec<String> = backend
+                        .device()
+                        .unknown_offsets()
+                        .map(|o| format!("{o:#08x}"))
+                        .collect();
                     info!(
                         "QEMU disconnected: {} reads, {} writes, {} bad accesses, {} interrupts; {} undecoded BAR0 offsets{}{}",
                         s.reads, s.writes, s.bad_accesses, s.irq_signals, unknown.len(),

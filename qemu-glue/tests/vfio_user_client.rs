@@ -59,11 +59,16 @@ fn regions_config_bar0_window_dma_and_reset() {
     assert_eq!(rd32(&mut c, 7, 0), 0x15f8_10de, "vendor/device");
     assert_eq!(rd32(&mut c, 7, 8) >> 8, 0x03_0200, "class");
     assert_eq!(rd32(&mut c, 0, 0), 0x1300_00a1, "PMC_BOOT_0");
-    assert_eq!(rd32(&mut c, 0, 0x12_3450), 0xbadf_1100, "undecoded register: PRI error");
+    assert_eq!(
+        rd32(&mut c, 0, 0x12_3450),
+        0xbadf_1100,
+        "undecoded register: PRI error"
+    );
 
     let base = (WINDOW_BASE + WINDOW_SCRATCH0) as u64;
     assert_eq!(rd32(&mut c, 0, WINDOW_BASE as u64), WINDOW_ID_VALUE);
-    c.region_write(0, base, &0x5a5a_1234u32.to_le_bytes()).unwrap();
+    c.region_write(0, base, &0x5a5a_1234u32.to_le_bytes())
+        .unwrap();
     assert_eq!(rd32(&mut c, 0, base), 0x5a5a_1234);
     assert_eq!(rd32(&mut c, 0, (WINDOW_BASE + WINDOW_WRITES) as u64), 1);
 
@@ -72,7 +77,11 @@ fn regions_config_bar0_window_dma_and_reset() {
     assert_eq!(rd32(&mut c, 7, 0x10), 0xff00_0000);
 
     // Hostile accesses get hardware answers, and the server keeps serving.
-    assert_eq!(rd32(&mut c, 0, (16 << 20) - 2), 0xffff_ffff, "runs past BAR0");
+    assert_eq!(
+        rd32(&mut c, 0, (16 << 20) - 2),
+        0xffff_ffff,
+        "runs past BAR0"
+    );
     assert_eq!(rd32(&mut c, 6, 0), 0xffff_ffff, "no ROM");
     assert_eq!(rd32(&mut c, 1, 0), 0xffff_ffff, "BAR1 not modelled yet");
     let mut odd = [0u8; 3];
@@ -84,17 +93,30 @@ fn regions_config_bar0_window_dma_and_reset() {
 
     // INTx eventfd wiring (VFIO_IRQ_SET_DATA_EVENTFD | ACTION_TRIGGER).
     // SAFETY: eventfd(0, 0) returns a fresh descriptor owned by the File.
-    let efd = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(libc::eventfd(0, 0)) };
-    c.set_irqs(0, (1 << 2) | (1 << 5), 0, 1, &[efd.as_raw_fd()]).unwrap();
+    let efd =
+        unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(libc::eventfd(0, 0)) };
+    c.set_irqs(0, (1 << 2) | (1 << 5), 0, 1, &[efd.as_raw_fd()])
+        .unwrap();
 
     c.reset().unwrap();
-    assert_eq!(rd32(&mut c, 0, base), 0, "reset cleared the scratch register");
+    assert_eq!(
+        rd32(&mut c, 0, base),
+        0,
+        "reset cleared the scratch register"
+    );
     assert_eq!(rd32(&mut c, 0, 0), 0x1300_00a1);
 
     c.shutdown().unwrap();
     let backend = server.join().expect("server thread");
-    assert_eq!(backend.ram().mapped_bytes(), 1 << 20, "the memfd was mapped as guest RAM");
+    assert_eq!(
+        backend.ram().mapped_bytes(),
+        1 << 20,
+        "the memfd was mapped as guest RAM"
+    );
     let s = backend.stats();
     assert!(s.bad_accesses >= 4, "hostile accesses counted: {s:?}");
-    assert_eq!(backend.device().unknown_offsets().collect::<Vec<_>>(), vec![0x12_3450]);
+    assert_eq!(
+        backend.device().unknown_offsets().collect::<Vec<_>>(),
+        vec![0x12_3450]
+    );
 }

@@ -98,7 +98,11 @@ impl IrqLines {
         self.signals
     }
 
-    fn fire(sink: &mut Option<Box<dyn IrqSink>>, what: IrqSignal, count: &mut u64) -> Option<IrqSignal> {
+    fn fire(
+        sink: &mut Option<Box<dyn IrqSink>>,
+        what: IrqSignal,
+        count: &mut u64,
+    ) -> Option<IrqSignal> {
         let s = sink.as_mut()?;
         if let Err(e) = s.signal() {
             warn!("signalling {what:?} failed: {e}");
@@ -114,7 +118,11 @@ impl IrqLines {
         let rising = level && !self.level;
         self.level = level;
         if self.msi.is_some() {
-            return if rising { Self::fire(&mut self.msi, IrqSignal::Msi, &mut self.signals) } else { None };
+            return if rising {
+                Self::fire(&mut self.msi, IrqSignal::Msi, &mut self.signals)
+            } else {
+                None
+            };
         }
         if level && !self.intx_masked && self.intx.is_some() {
             self.intx_masked = true;
@@ -137,17 +145,30 @@ impl IrqLines {
         }
         let data = flags & DATA_TYPE_MASK;
         let action = flags & ACTION_TYPE_MASK;
-        if data.count_ones() != 1 || action.count_ones() != 1 || flags & !(DATA_TYPE_MASK | ACTION_TYPE_MASK) != 0 {
+        if data.count_ones() != 1
+            || action.count_ones() != 1
+            || flags & !(DATA_TYPE_MASK | ACTION_TYPE_MASK) != 0
+        {
             return Err(IrqError::BadFlags { index, flags });
         }
         if start != 0 || count > 1 {
-            return Err(IrqError::BadRange { index, start, count });
+            return Err(IrqError::BadRange {
+                index,
+                start,
+                count,
+            });
         }
-        debug!("set_irqs index={index} flags={flags:#x} count={count} fds={}", fds.len());
+        debug!(
+            "set_irqs index={index} flags={flags:#x} count={count} fds={}",
+            fds.len()
+        );
         match (action, data) {
             (ACTION_TRIGGER, DATA_EVENTFD) => {
-                let sink: Option<Box<dyn IrqSink>> =
-                    if count == 0 { None } else { fds.pop().map(|f| Box::new(f) as Box<dyn IrqSink>) };
+                let sink: Option<Box<dyn IrqSink>> = if count == 0 {
+                    None
+                } else {
+                    fds.pop().map(|f| Box::new(f) as Box<dyn IrqSink>)
+                };
                 self.set_sink(index, sink);
                 Ok(None)
             }
@@ -223,10 +244,16 @@ mod tests {
         assert_eq!(l.update(false), None);
         assert_eq!(l.update(true), Some(IrqSignal::Intx));
         assert_eq!(l.update(true), None, "masked until the client unmasks");
-        assert_eq!(l.set_irqs(0, ACTION_UNMASK | DATA_NONE, 0, 1, vec![]), Ok(Some(IrqSignal::Intx)),
-            "still asserted at unmask: signal again");
+        assert_eq!(
+            l.set_irqs(0, ACTION_UNMASK | DATA_NONE, 0, 1, vec![]),
+            Ok(Some(IrqSignal::Intx)),
+            "still asserted at unmask: signal again"
+        );
         l.update(false);
-        assert_eq!(l.set_irqs(0, ACTION_UNMASK | DATA_NONE, 0, 1, vec![]), Ok(None));
+        assert_eq!(
+            l.set_irqs(0, ACTION_UNMASK | DATA_NONE, 0, 1, vec![]),
+            Ok(None)
+        );
         assert_eq!(l.update(true), Some(IrqSignal::Intx));
         assert_eq!(n.load(Ordering::SeqCst), 3);
     }
@@ -251,7 +278,8 @@ mod tests {
     #[test]
     fn disabling_with_count_zero_drops_the_line() {
         let (mut l, n) = lines_with(IRQ_INDEX_INTX);
-        l.set_irqs(0, ACTION_TRIGGER | DATA_EVENTFD, 0, 0, vec![]).unwrap();
+        l.set_irqs(0, ACTION_TRIGGER | DATA_EVENTFD, 0, 0, vec![])
+            .unwrap();
         assert_eq!(l.update(true), None);
         assert_eq!(n.load(Ordering::SeqCst), 0);
     }
@@ -259,11 +287,29 @@ mod tests {
     #[test]
     fn bad_requests_are_errors() {
         let mut l = IrqLines::new();
-        assert_eq!(l.set_irqs(2, ACTION_TRIGGER | DATA_EVENTFD, 0, 1, vec![]), Err(IrqError::NoSuchIndex(2)));
-        assert!(matches!(l.set_irqs(0, ACTION_TRIGGER | DATA_BOOL | DATA_NONE, 0, 1, vec![]), Err(IrqError::BadFlags { .. })));
-        assert!(matches!(l.set_irqs(0, 0, 0, 1, vec![]), Err(IrqError::BadFlags { .. })));
-        assert!(matches!(l.set_irqs(1, ACTION_TRIGGER | DATA_EVENTFD, 1, 1, vec![]), Err(IrqError::BadRange { .. })));
-        assert!(matches!(l.set_irqs(1, ACTION_TRIGGER | DATA_EVENTFD, 0, 9, vec![]), Err(IrqError::BadRange { .. })));
-        assert!(matches!(l.set_irqs(1, ACTION_UNMASK | DATA_NONE, 0, 1, vec![]), Err(IrqError::BadFlags { .. })));
+        assert_eq!(
+            l.set_irqs(2, ACTION_TRIGGER | DATA_EVENTFD, 0, 1, vec![]),
+            Err(IrqError::NoSuchIndex(2))
+        );
+        assert!(matches!(
+            l.set_irqs(0, ACTION_TRIGGER | DATA_BOOL | DATA_NONE, 0, 1, vec![]),
+            Err(IrqError::BadFlags { .. })
+        ));
+        assert!(matches!(
+            l.set_irqs(0, 0, 0, 1, vec![]),
+            Err(IrqError::BadFlags { .. })
+        ));
+        assert!(matches!(
+            l.set_irqs(1, ACTION_TRIGGER | DATA_EVENTFD, 1, 1, vec![]),
+            Err(IrqError::BadRange { .. })
+        ));
+        assert!(matches!(
+            l.set_irqs(1, ACTION_TRIGGER | DATA_EVENTFD, 0, 9, vec![]),
+            Err(IrqError::BadRange { .. })
+        ));
+        assert!(matches!(
+            l.set_irqs(1, ACTION_UNMASK | DATA_NONE, 0, 1, vec![]),
+            Err(IrqError::BadFlags { .. })
+        ));
     }
 }

@@ -74,7 +74,12 @@ const MAX_ACCESS: usize = 8;
 impl Gp100Backend {
     /// Wraps a device.
     pub fn new(device: Device) -> Self {
-        Gp100Backend { device, ram: GuestRam::new(), irq: IrqLines::new(), stats: Stats::default() }
+        Gp100Backend {
+            device,
+            ram: GuestRam::new(),
+            irq: IrqLines::new(),
+            stats: Stats::default(),
+        }
     }
 
     /// The model, for inspection after the server stops.
@@ -89,7 +94,10 @@ impl Gp100Backend {
 
     /// What the server saw.
     pub fn stats(&self) -> Stats {
-        Stats { irq_signals: self.irq.signals(), ..self.stats }
+        Stats {
+            irq_signals: self.irq.signals(),
+            ..self.stats
+        }
     }
 
     /// Mutable interrupt lines (tests wire fake sinks through this).
@@ -115,7 +123,10 @@ impl ServerBackend for Gp100Backend {
         self.stats.reads += 1;
         if data.is_empty() || data.len() > MAX_ACCESS {
             data.fill(0xff);
-            self.bad(format_args!("region {region} read of {} bytes at {offset:#x}", data.len()));
+            self.bad(format_args!(
+                "region {region} read of {} bytes at {offset:#x}",
+                data.len()
+            ));
             return Ok(());
         }
         match region {
@@ -127,11 +138,15 @@ impl ServerBackend for Gp100Backend {
             VFIO_PCI_CONFIG_REGION_INDEX => self.device.config_read(offset, data),
             VFIO_PCI_ROM_REGION_INDEX => {
                 data.fill(0xff);
-                self.bad(format_args!("expansion ROM read at {offset:#x}: no ROM is served yet"));
+                self.bad(format_args!(
+                    "expansion ROM read at {offset:#x}: no ROM is served yet"
+                ));
             }
             _ => {
                 data.fill(0xff);
-                self.bad(format_args!("read of region {region}, which does not exist"));
+                self.bad(format_args!(
+                    "read of region {region}, which does not exist"
+                ));
             }
         }
         self.after_access();
@@ -141,7 +156,10 @@ impl ServerBackend for Gp100Backend {
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
         self.stats.writes += 1;
         if data.is_empty() || data.len() > MAX_ACCESS {
-            self.bad(format_args!("region {region} write of {} bytes at {offset:#x}", data.len()));
+            self.bad(format_args!(
+                "region {region} write of {} bytes at {offset:#x}",
+                data.len()
+            ));
             return Ok(());
         }
         match region {
@@ -151,7 +169,9 @@ impl ServerBackend for Gp100Backend {
                 }
             }
             VFIO_PCI_CONFIG_REGION_INDEX => self.device.config_write(offset, data),
-            _ => self.bad(format_args!("write to region {region} at {offset:#x}: not writable")),
+            _ => self.bad(format_args!(
+                "write to region {region} at {offset:#x}: not writable"
+            )),
         }
         self.after_access();
         Ok(())
@@ -210,7 +230,11 @@ pub fn regions(layout: BarLayout) -> Vec<ServerRegion> {
                 VFIO_PCI_CONFIG_REGION_INDEX => CONFIG_SPACE_SIZE as u64,
                 _ => 0,
             };
-            let flags = if size > 0 { VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE } else { 0 };
+            let flags = if size > 0 {
+                VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE
+            } else {
+                0
+            };
             ServerRegion {
                 region_info: vfio_region_info {
                     argsz: std::mem::size_of::<vfio_region_info>() as u32,
@@ -232,13 +256,18 @@ pub fn irqs() -> Vec<IrqInfo> {
     (0..VFIO_PCI_NUM_IRQS)
         .map(|index| {
             let (count, flags) = match index {
-                VFIO_PCI_INTX_IRQ_INDEX => {
-                    (1, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED)
-                }
+                VFIO_PCI_INTX_IRQ_INDEX => (
+                    1,
+                    VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED,
+                ),
                 VFIO_PCI_MSI_IRQ_INDEX => (1, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE),
                 _ => (0, 0),
             };
-            IrqInfo { index, flags, count }
+            IrqInfo {
+                index,
+                flags,
+                count,
+            }
         })
         .collect()
 }
@@ -248,11 +277,16 @@ fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ServeError::PathTaken(format!("{} (a live server answers there)", path.display())));
+                return Err(ServeError::PathTaken(format!(
+                    "{} (a live server answers there)",
+                    path.display()
+                )));
             }
             info!("removing stale socket {}", path.display());
-            std::fs::remove_file(path)
-                .map_err(|source| ServeError::Io { path: path.display().to_string(), source })
+            std::fs::remove_file(path).map_err(|source| ServeError::Io {
+                path: path.display().to_string(),
+                source,
+            })
         }
         Ok(_) => Err(ServeError::PathTaken(path.display().to_string())),
         Err(_) => Ok(()),
