@@ -24,6 +24,11 @@ if [ -f "$stamp" ]; then
     exit 0
 fi
 
+if [ -n "${GP100EMU_NO_PROVISION:-}" ]; then
+    log "no cached root in $cache and provisioning is off"
+    exit 3
+fi
+
 if [ "$(id -u)" != 0 ]; then
     log "making the QEMU root needs root (debootstrap and chroot); run as root once, or install QEMU >= 10.1 on the host"
     exit 1
@@ -43,16 +48,18 @@ fi
 mkdir -p "$cache"
 tmp="$root.partial"
 rm -rf "$tmp"
+logfile="$root.log"
+: > "$logfile"
 start=$(date +%s)
-log "debootstrap trixie (minbase) from $mirror into $tmp — about a minute"
-debootstrap --variant=minbase trixie "$tmp" "$mirror" 2>&1 | \
-    awk '/^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) /{n++; if (n%50==0) {print "[provision-qemu]   " $0; fflush()}} /^[EW]:/{print; fflush()}' >&2
+fail() { log "$1 failed; the last lines of $logfile:"; tail -n 20 "$logfile" >&2; exit 1; }
+log "step 1/3: debootstrap trixie (minbase) from $mirror (about 30 s; full log: $logfile)"
+debootstrap --variant=minbase trixie "$tmp" "$mirror" >>"$logfile" 2>&1 || fail debootstrap
 echo "deb $mirror trixie-backports main" > "$tmp/etc/apt/sources.list.d/backports.list"
-log "apt-get update in the root"
-chroot "$tmp" apt-get update -q >&2
-log "installing qemu-system-x86 from trixie-backports"
+log "step 2/3: apt-get update in the root ($(( $(date +%s) - start )) s so far)"
+chroot "$tmp" apt-get update -q >>"$logfile" 2>&1 || fail "apt-get update"
+log "step 3/3: installing qemu-system-x86 from trixie-backports ($(( $(date +%s) - start )) s so far)"
 chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    -t trixie-backports qemu-system-x86 >&2
+    -t trixie-backports qemu-system-x86 >>"$logfile" 2>&1 || fail "apt-get install qemu-system-x86"
 chroot "$tmp" apt-get clean
 version=$(chroot "$tmp" qemu-system-x86_64 --version | head -n1)
 if ! chroot "$tmp" qemu-system-x86_64 -device help 2>/dev/null | grep -q vfio-user-pci; then
