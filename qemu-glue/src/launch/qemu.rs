@@ -79,11 +79,8 @@ pub fn parse_version(line: &str) -> Option<(u32, u32)> {
         .nth(1)?;
     let mut parts = v.split('.');
     let major = parts.next()?.parse().ok()?;
-    let minor = parts
-        .next()?
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .ok()?;
+    let minor: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+    let minor = minor.parse().ok()?;
     Some((major, minor))
 }
 
