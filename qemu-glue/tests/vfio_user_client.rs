@@ -58,6 +58,14 @@ fn regions_config_bar0_window_dma_and_reset() {
 
     assert_eq!(rd32(&mut c, 7, 0), 0x15f8_10de, "vendor/device");
     assert_eq!(rd32(&mut c, 7, 8) >> 8, 0x03_0200, "class");
+    let mut whole = [0u8; 256];
+    c.region_read(7, 0, &mut whole).unwrap();
+    assert_eq!(
+        &whole[..4],
+        &[0xde, 0x10, 0xf8, 0x15],
+        "QEMU reads all of config space at once"
+    );
+    assert_eq!(whole[0x34], 0x60, "capability pointer");
     assert_eq!(rd32(&mut c, 0, 0), 0x1300_00a1, "PMC_BOOT_0");
     assert_eq!(
         rd32(&mut c, 0, 0x12_3450),

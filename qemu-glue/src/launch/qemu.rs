@@ -79,7 +79,11 @@ pub fn parse_version(line: &str) -> Option<(u32, u32)> {
         .nth(1)?;
     let mut parts = v.split('.');
     let major = parts.next()?.parse().ok()?;
-    let minor: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     let minor = minor.parse().ok()?;
     Some((major, minor))
 }

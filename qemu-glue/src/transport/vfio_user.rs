@@ -68,8 +68,22 @@ pub struct Gp100Backend {
     stats: Stats,
 }
 
-/// Largest single BAR/config access accepted (QEMU sends at most 8 bytes).
-const MAX_ACCESS: usize = 8;
+/// Largest single BAR access accepted (QEMU splits guest accesses into at most
+/// 8 bytes).
+const MAX_BAR_ACCESS: usize = 8;
+
+/// Largest single config-space access: the whole space (QEMU reads all 256
+/// bytes in one message when it sets the device up).
+const MAX_CONFIG_ACCESS: usize = CONFIG_SPACE_SIZE;
+
+fn access_ok(region: u32, len: usize) -> bool {
+    let max = if region == VFIO_PCI_CONFIG_REGION_INDEX {
+        MAX_CONFIG_ACCESS
+    } else {
+        MAX_BAR_ACCESS
+    };
+    len != 0 && len <= max
+}
 
 impl Gp100Backend {
     /// Wraps a device.
@@ -121,7 +135,7 @@ impl Gp100Backend {
 impl ServerBackend for Gp100Backend {
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
         self.stats.reads += 1;
-        if data.is_empty() || data.len() > MAX_ACCESS {
+        if !access_ok(region, data.len()) {
             data.fill(0xff);
             self.bad(format_args!(
                 "region {region} read of {} bytes at {offset:#x}",
@@ -155,7 +169,7 @@ impl ServerBackend for Gp100Backend {
 
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
         self.stats.writes += 1;
-        if data.is_empty() || data.len() > MAX_ACCESS {
+        if !access_ok(region, data.len()) {
             self.bad(format_args!(
                 "region {region} write of {} bytes at {offset:#x}",
                 data.len()
