@@ -11,11 +11,31 @@ use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
 
 #[derive(Debug, Clone)]
 enum Req {
-    Read { region: u32, offset: u64, len: usize },
-    Write { region: u32, offset: u64, data: Vec<u8> },
-    Map { addr: u64, size: u64, offset: u64 },
-    Unmap { addr: u64, size: u64 },
-    Irqs { index: u32, flags: u32, start: u32, count: u32 },
+    Read {
+        region: u32,
+        offset: u64,
+        len: usize,
+    },
+    Write {
+        region: u32,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    Map {
+        addr: u64,
+        size: u64,
+        offset: u64,
+    },
+    Unmap {
+        addr: u64,
+        size: u64,
+    },
+    Irqs {
+        index: u32,
+        flags: u32,
+        start: u32,
+        count: u32,
+    },
     Reset,
 }
 
@@ -31,13 +51,35 @@ fn offset() -> impl Strategy<Value = u64> {
 
 fn req() -> impl Strategy<Value = Req> {
     prop_oneof![
-        (0u32..12, offset(), 0usize..300).prop_map(|(region, offset, len)| Req::Read { region, offset, len }),
-        (0u32..12, offset(), prop::collection::vec(any::<u8>(), 0..300))
-            .prop_map(|(region, offset, data)| Req::Write { region, offset, data }),
-        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(addr, size, offset)| Req::Map { addr, size, offset }),
+        (0u32..12, offset(), 0usize..300).prop_map(|(region, offset, len)| Req::Read {
+            region,
+            offset,
+            len
+        }),
+        (
+            0u32..12,
+            offset(),
+            prop::collection::vec(any::<u8>(), 0..300)
+        )
+            .prop_map(|(region, offset, data)| Req::Write {
+                region,
+                offset,
+                data
+            }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(addr, size, offset)| Req::Map {
+            addr,
+            size,
+            offset
+        }),
         (any::<u64>(), any::<u64>()).prop_map(|(addr, size)| Req::Unmap { addr, size }),
-        (0u32..6, any::<u32>(), 0u32..3, 0u32..3)
-            .prop_map(|(index, flags, start, count)| Req::Irqs { index, flags, start, count }),
+        (0u32..6, any::<u32>(), 0u32..3, 0u32..3).prop_map(|(index, flags, start, count)| {
+            Req::Irqs {
+                index,
+                flags,
+                start,
+                count,
+            }
+        }),
         Just(Req::Reset),
     ]
 }
