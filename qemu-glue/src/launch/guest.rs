@@ -58,6 +58,38 @@ pub struct GuestOptions {
     pub device_exe: PathBuf,
     /// Extra arguments to `gp100emu serve` (e.g. `--trace FILE`).
     pub device_args: Vec<OsString>,
+    /// Run QEMU and the device process on this one host CPU. Every MMIO is a
+    /// ping-pong between QEMU's threads and the device; on one CPU the hand-offs
+    /// are cheap (measured here: 40 µs per guest BAR0 read pinned, 134 µs not).
+    pub pin_cpu: Option<usize>,
+}
+
+/// The first CPU this process may run on, the default for [`GuestOptions::pin_cpu`].
+pub fn first_allowed_cpu() -> Option<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set))
+    }
+}
+
+fn pin_to(cmd: &mut std::process::Command, cpu: Option<usize>) {
+    let Some(cpu) = cpu else { return };
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls sched_setaffinity, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// How a guest run ended.
@@ -261,7 +293,9 @@ pub fn run_guest(
         })
     };
 
-    let device = std::process::Command::new(&o.device_exe)
+    let mut device_cmd = std::process::Command::new(&o.device_exe);
+    pin_to(&mut device_cmd, o.pin_cpu);
+    let device = device_cmd
         .arg("serve")
         .arg("--socket")
         .arg(&socket)
@@ -294,6 +328,7 @@ pub fn run_guest(
 
     let mut cmd = o.qemu.command();
     cmd.args(qemu_args(o, &socket));
+    pin_to(&mut cmd, o.pin_cpu);
     debug!("QEMU: {cmd:?}");
     let mut qemu = cmd
         .stdin(Stdio::null())
