@@ -4,4 +4,5 @@
 
 pub mod guest_ram;
 pub mod launch;
+pub mod run;
 pub mod transport;

@@ -23,6 +23,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the main job: boot a test guest beside the emulated GP100 and report its suites.
+    ///
+    /// Finds a QEMU >= 10.1 with vfio-user-pci (or provisions one from Debian 13 under
+    /// ~/.cache/gp100emu), builds the guest kernel from Debian's linux-source-6.12 with
+    /// guest-tests/kernel/gp100emu.config (cached; ~10 min the first time) and the initramfs
+    /// with every suite, starts `gp100emu serve` and QEMU, streams the guest console, and prints
+    /// `N passed, N failed, N skipped`. Kernel WARN/BUG/oops lines count as failures.
+    ///
+    /// Exit status: 0 all passed, 1 something failed, 2 the run could not be set up.
+    Run {
+        /// Suites to run, comma separated (see `gp100emu suites`).
+        #[arg(long, default_value = "smoke,hmm", value_delimiter = ',')]
+        suite: Vec<String>,
+        /// Your kernel: a bzImage/vmlinux, a source tree (built out of tree with our config
+        /// fragment) or a source tarball. Default: Debian's linux-source-6.12.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Use this initramfs instead of building ours (it must print our suite markers).
+        #[arg(long)]
+        initrd: Option<PathBuf>,
+        /// A static hmm-tests binary, for the hmm suite with a prebuilt --kernel.
+        #[arg(long)]
+        hmm_tests: Option<PathBuf>,
+        /// Use this QEMU binary (>= 10.1, with vfio-user-pci).
+        #[arg(long)]
+        qemu: Option<PathBuf>,
+        /// Never provision QEMU; fail if none is found.
+        #[arg(long)]
+        no_provision: bool,
+        /// Use KVM instead of TCG (needs a working /dev/kvm).
+        #[arg(long)]
+        kvm: bool,
+        /// Guest RAM in MiB.
+        #[arg(long, default_value_t = 1024)]
+        memory: u32,
+        /// Give up on the guest after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// More kernel command-line arguments.
+        #[arg(long)]
+        append: Option<String>,
+        /// Don't pin QEMU and the device process to one CPU (pinning makes MMIO ~3x faster here).
+        #[arg(long)]
+        no_pin: bool,
+        /// Don't print the guest console, only the verdict.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Never build: fail (saying how to build) if the guest kernel is not cached yet.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// List the guest suites the initramfs carries.
+    Suites,
     /// Serve the emulated GP100 to one QEMU over a vfio-user socket.
     ///
     /// QEMU connects with `-device '{"driver":"vfio-user-pci","socket":{"path":"PATH","type":"unix"}}'`
@@ -49,6 +102,66 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            suite,
+            kernel,
+            initrd,
+            hmm_tests,
+            qemu,
+            no_provision,
+            kvm,
+            memory,
+            timeout,
+            append,
+            no_pin,
+            quiet,
+            no_build,
+        } => {
+            let o = qemu_glue::run::RunOptions {
+                suites: suite,
+                kernel,
+                initrd,
+                hmm_tests,
+                qemu,
+                provision: !no_provision,
+                kvm,
+                memory_mib: memory,
+                timeout: std::time::Duration::from_secs(timeout),
+                append,
+                pin: !no_pin,
+                echo_console: !quiet,
+                device_args: Vec::new(),
+                build: !no_build,
+            };
+            match qemu_glue::run::run(&o) {
+                Ok((verdict, times)) => {
+                    println!("=== verdict");
+                    println!("{}", verdict.report());
+                    eprintln!(
+                        "timings: qemu {:.1} s, kernel {:.1} s, initramfs {:.1} s, boot-to-init {}, guest {:.1} s",
+                        times.qemu.as_secs_f64(),
+                        times.kernel.as_secs_f64(),
+                        times.initramfs.as_secs_f64(),
+                        times
+                            .boot_to_init
+                            .map(|d| format!("{:.1} s", d.as_secs_f64()))
+                            .unwrap_or_else(|| "never".into()),
+                        times.guest.as_secs_f64()
+                    );
+                    ExitCode::from(verdict.exit_code() as u8)
+                }
+                Err(e) => {
+                    eprintln!("gp100emu run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Suites => {
+            for s in guest_tests::suites::all() {
+                println!("{:<12} {}", s.name, s.summary);
+            }
+            ExitCode::SUCCESS
+        }
         Command::Serve { socket, bar1_mib } => {
             let layout = BarLayout {
                 bar1: bar1_mib << 20,

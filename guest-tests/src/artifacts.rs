@@ -1,0 +1,333 @@
+//! The guest kernel and initramfs: built from the embedded fragment, scripts and suites,
+//! cached under the cache directory keyed by everything that produced them, so a second
+//! run costs nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use log::info;
+use sha2::{Digest, Sha256};
+
+use crate::embedded;
+
+/// Errors while making guest artefacts.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// A file or directory could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A build script failed; its own message went to stderr above.
+    #[error("{what} failed ({status}); see the messages above")]
+    Script {
+        /// Which step.
+        what: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+    },
+    /// The user asked for something that cannot work.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ArtifactError {
+    let what = what.into();
+    move |source| ArtifactError::Io { what, source }
+}
+
+/// Debian's kernel source tarball (package linux-source-6.12, from bookworm-backports).
+pub const DEBIAN_KERNEL_SOURCE: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+/// Where the guest kernel comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSource {
+    /// A source tarball (Debian's by default), built with our fragment.
+    Tarball(PathBuf),
+    /// A kernel source tree of the user's own, built out of tree with our fragment.
+    Tree(PathBuf),
+    /// A kernel image the user built; used as is.
+    Image(PathBuf),
+}
+
+impl KernelSource {
+    /// Interprets `--kernel PATH`: a directory is a source tree, a `.tar.*` file a tarball,
+    /// any other file a kernel image. `None` means Debian's tarball.
+    pub fn from_arg(p: Option<&Path>) -> Self {
+        match p {
+            None => KernelSource::Tarball(DEBIAN_KERNEL_SOURCE.into()),
+            Some(p) if p.is_dir() => KernelSource::Tree(p.into()),
+            Some(p) if p.to_string_lossy().contains(".tar") => KernelSource::Tarball(p.into()),
+            Some(p) => KernelSource::Image(p.into()),
+        }
+    }
+}
+
+/// A guest kernel ready to boot.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    /// bzImage (or the user's image).
+    pub image: PathBuf,
+    /// The kernel's hmm-tests built from the same source, when we built the kernel.
+    pub hmm_tests: Option<PathBuf>,
+    /// Whether this call built anything (false: taken from the cache or given).
+    pub built: bool,
+}
+
+fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha_file(h: &mut Sha256, p: &Path) -> Result<(), ArtifactError> {
+    let mut f = std::fs::File::open(p).map_err(io(format!("reading {}", p.display())))?;
+    std::io::copy(&mut f, h).map_err(io(format!("reading {}", p.display())))?;
+    Ok(())
+}
+
+/// Writes an embedded script into the cache (named by its hash) and returns its path.
+fn script_file(cache: &Path, name: &str, body: &[u8]) -> Result<PathBuf, ArtifactError> {
+    let dir = cache.join("scripts").join(&hex(Sha256::digest(body))[..12]);
+    let p = dir.join(name);
+    if !p.exists() {
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        std::fs::write(&p, body).map_err(io(format!("writing {}", p.display())))?;
+    }
+    Ok(p)
+}
+
+/// The kernel for `source`, building it if the cache lacks it and `allow_build` says so.
+/// Progress goes to stderr.
+pub fn ensure_kernel(
+    cache: &Path,
+    source: &KernelSource,
+    allow_build: bool,
+) -> Result<Kernel, ArtifactError> {
+    let (src, key_input) = match source {
+        KernelSource::Image(p) => {
+            if !p.is_file() {
+                return Err(ArtifactError::Usage(format!(
+                    "--kernel {}: no such file or directory",
+                    p.display()
+                )));
+            }
+            return Ok(Kernel {
+                image: p.clone(),
+                hmm_tests: None,
+                built: false,
+            });
+        }
+        KernelSource::Tarball(p) => {
+            if !p.is_file() {
+                return Err(ArtifactError::Usage(format!(
+                    "no kernel source at {}: install Debian's linux-source-6.12 (bookworm-backports); \
+                     qemu-glue/scripts/host-deps.sh does it. Or pass --kernel with your own tree or bzImage.",
+                    p.display()
+                )));
+            }
+            eprintln!("[kernel] checking the cache for {}", p.display());
+            let mut h = Sha256::new();
+            sha_file(&mut h, p)?;
+            (p.clone(), format!("tarball:{}", hex(h.finalize())))
+        }
+        KernelSource::Tree(p) => {
+            let abs = p
+                .canonicalize()
+                .map_err(io(format!("resolving {}", p.display())))?;
+            (abs.clone(), format!("tree:{}", abs.display()))
+        }
+    };
+    let mut h = Sha256::new();
+    h.update(key_input.as_bytes());
+    h.update(embedded::KERNEL_FRAGMENT);
+    h.update(embedded::BUILD_KERNEL_SH);
+    let key = hex(h.finalize());
+    let out = cache.join("kernel").join(&key[..16]);
+    let done = out.join("done");
+    let is_tree = matches!(source, KernelSource::Tree(_));
+    if done.exists() && !is_tree {
+        info!("guest kernel from the cache: {}", out.display());
+        return Ok(Kernel {
+            image: out.join("bzImage"),
+            hmm_tests: Some(out.join("hmm-tests")),
+            built: false,
+        });
+    }
+    if !allow_build && !done.exists() {
+        return Err(ArtifactError::Usage(format!(
+            "the guest kernel is not built yet (no {}); run `cargo run --release -- run` once: \
+             it builds the kernel into the cache (about 10 minutes on 2 cores)",
+            done.display()
+        )));
+    }
+    std::fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
+    let script = script_file(cache, "build-kernel.sh", embedded::BUILD_KERNEL_SH)?;
+    let fragment = out.join("gp100emu.config");
+    std::fs::write(&fragment, embedded::KERNEL_FRAGMENT)
+        .map_err(io(format!("writing {}", fragment.display())))?;
+    eprintln!(
+        "[kernel] building the guest kernel into {} (first time only; about 10 minutes on 2 cores)",
+        out.display()
+    );
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("--source")
+        .arg(&src)
+        .arg("--fragment")
+        .arg(&fragment)
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(io("starting bash for build-kernel.sh"))?;
+    if !status.success() {
+        return Err(ArtifactError::Script {
+            what: "building the guest kernel".into(),
+            status,
+        });
+    }
+    Ok(Kernel {
+        image: out.join("bzImage"),
+        hmm_tests: Some(out.join("hmm-tests")),
+        built: true,
+    })
+}
+
+/// The initramfs with every embedded suite, busybox, `/init`, and the extra binaries
+/// (`name`, path) placed in `/bin`. Cached by the hash of all of it.
+pub fn ensure_initramfs(cache: &Path, extras: &[(&str, &Path)]) -> Result<PathBuf, ArtifactError> {
+    let mut h = Sha256::new();
+    for (rel, body) in embedded::SUITE_FILES {
+        h.update(rel.as_bytes());
+        h.update((body.len() as u64).to_le_bytes());
+        h.update(body);
+    }
+    h.update(embedded::INIT);
+    h.update(embedded::BUILD_INITRAMFS_SH);
+    for (name, p) in extras {
+        h.update(name.as_bytes());
+        sha_file(&mut h, p)?;
+    }
+    for b in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(b).exists() {
+            sha_file(&mut h, Path::new(b))?;
+            break;
+        }
+    }
+    if let Ok(o) = Command::new("gcc").arg("--version").output() {
+        h.update(&o.stdout);
+    }
+    let key = hex(h.finalize());
+    let out = cache
+        .join("initramfs")
+        .join(format!("{}.cpio.gz", &key[..16]));
+    if out.exists() {
+        info!("initramfs from the cache: {}", out.display());
+        return Ok(out);
+    }
+    let stage = cache.join("initramfs").join(format!("src-{}", &key[..16]));
+    let _ = std::fs::remove_dir_all(&stage);
+    for (rel, body) in embedded::SUITE_FILES {
+        let p = stage.join("suites").join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(io(format!("creating {}", d.display())))?;
+        }
+        std::fs::write(&p, body).map_err(io(format!("writing {}", p.display())))?;
+    }
+    let init = stage.join("init");
+    std::fs::write(&init, embedded::INIT).map_err(io(format!("writing {}", init.display())))?;
+    let script = script_file(cache, "build-initramfs.sh", embedded::BUILD_INITRAMFS_SH)?;
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script)
+        .arg("--suites")
+        .arg(stage.join("suites"))
+        .arg("--init")
+        .arg(&init)
+        .arg("--out")
+        .arg(&out);
+    for (name, p) in extras {
+        let mut a = std::ffi::OsString::from(format!("{name}="));
+        a.push(p.as_os_str());
+        cmd.arg("--extra").arg(a);
+    }
+    eprintln!("[initramfs] building {}", out.display());
+    let status = cmd
+        .stdin(Stdio::null())
+        .status()
+        .map_err(io("starting bash for build-initramfs.sh"))?;
+    let _ = std::fs::remove_dir_all(&stage);
+    if !status.success() {
+        return Err(ArtifactError::Script {
+            what: "building the initramfs".into(),
+            status,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_build_says_how_to_build() {
+        let dir = std::env::temp_dir().join(format!("gp100emu-nobuild-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tarball = dir.join("fake.tar.xz");
+        std::fs::write(&tarball, b"not a kernel").unwrap();
+        let e = ensure_kernel(&dir, &KernelSource::Tarball(tarball), false).unwrap_err();
+        assert!(e.to_string().contains("cargo run --release -- run"), "{e}");
+        assert!(
+            !dir.join("kernel").exists(),
+            "nothing may be created without building"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn kernel_argument_kinds() {
+        let d = std::env::temp_dir();
+        assert_eq!(
+            KernelSource::from_arg(Some(&d)),
+            KernelSource::Tree(d.clone())
+        );
+        assert_eq!(
+            KernelSource::from_arg(Some(Path::new("/x/linux-6.13.tar.xz"))),
+            KernelSource::Tarball("/x/linux-6.13.tar.xz".into())
+        );
+        assert_eq!(
+            KernelSource::from_arg(Some(Path::new("/boot/vmlinuz"))),
+            KernelSource::Image("/boot/vmlinuz".into())
+        );
+        assert_eq!(
+            KernelSource::from_arg(None),
+            KernelSource::Tarball(DEBIAN_KERNEL_SOURCE.into())
+        );
+    }
+
+    #[test]
+    fn missing_image_is_a_usage_error() {
+        let e = ensure_kernel(
+            &std::env::temp_dir(),
+            &KernelSource::Image("/nonexistent/bzImage".into()),
+            true,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ArtifactError::Usage(_)), "{e}");
+    }
+
+    #[test]
+    fn missing_tarball_says_how_to_get_it() {
+        let e = ensure_kernel(
+            &std::env::temp_dir(),
+            &KernelSource::Tarball("/nonexistent/linux.tar.xz".into()),
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("host-deps.sh"), "{e}");
+    }
+}

@@ -1,0 +1,565 @@
+//! Reads the guest's serial console as it streams: the suite markers our `/init` prints,
+//! the suites' KTAP, and kernel WARN/BUG/oops reports, which fail a run even when every
+//! test said `ok`.
+
+use std::time::Duration;
+
+use crate::ktap::{self, Document, KtapParser, Tally};
+
+/// `/init` prints this when it starts (guest-tests/init/init).
+pub const INIT_MARKER: &str = "gp100emu: init reached";
+/// `/init` prints this after the last suite, before powering off.
+pub const DONE_MARKER: &str = "gp100emu: suite done";
+const SUITE_MARKER: &str = "# gp100emu-suite: ";
+
+/// Kernel console lines that mean the kernel itself went wrong. Matched at the start of the
+/// message (after the `[ seconds]` stamp), as the kernel prints them (lib/bug.c, kernel/panic.c,
+/// arch/x86/mm/fault.c, mm/debug.c, lib/list_debug.c, kernel/hung_task.c, kernel/rcu/tree_stall.h).
+const OOPS_PREFIXES: &[&str] = &[
+    "WARNING: CPU:",
+    "WARNING: at ",
+    "BUG: ",
+    "kernel BUG at ",
+    "Oops: ",
+    "Oops ",
+    "general protection fault",
+    "Kernel panic - not syncing",
+    "UBSAN: ",
+    "KASAN: ",
+    "list_add corruption",
+    "list_del corruption",
+    "refcount_t: ",
+    "page dumped because: ",
+    "rcu: INFO: rcu_",
+    "INFO: rcu_",
+    "watchdog: BUG: ",
+];
+
+/// Strips a printk timestamp `[    1.234567] ` if present.
+fn message_of(line: &str) -> &str {
+    let t = line.trim_start();
+    if let Some(rest) = t.strip_prefix('[') {
+        if let Some(end) = rest.find(']') {
+            let stamp = &rest[..end];
+            if stamp
+                .trim()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.')
+            {
+                return rest[end + 1..].trim_start();
+            }
+        }
+    }
+    t
+}
+
+/// Whether a console line reports a kernel WARN, BUG, oops, panic or stall.
+pub fn is_oops_line(line: &str) -> bool {
+    let m = message_of(line);
+    OOPS_PREFIXES.iter().any(|p| m.starts_with(p))
+        || (m.starts_with("INFO: task ") && m.contains("blocked for more than"))
+}
+
+/// A kernel warning that is known and explained (guest-tests/known-issues.txt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownIssue {
+    /// Substring of the WARN/BUG line.
+    pub warning: String,
+    /// Substring an earlier console line must contain for the entry to apply.
+    pub after: Option<String>,
+    /// Why it happens, with a reference.
+    pub why: String,
+}
+
+/// Parses the known-issues file format (see guest-tests/known-issues.txt).
+pub fn parse_known_issues(text: &str) -> Result<Vec<KnownIssue>, String> {
+    let mut v = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let parts: Vec<&str> = l.splitn(3, '|').map(str::trim).collect();
+        if parts.len() != 3 || parts[0].is_empty() || parts[2].is_empty() {
+            return Err(format!(
+                "known-issues line {}: want `warning | earlier line or empty | why`",
+                n + 1
+            ));
+        }
+        v.push(KnownIssue {
+            warning: parts[0].to_string(),
+            after: (!parts[1].is_empty()).then(|| parts[1].to_string()),
+            why: parts[2].to_string(),
+        });
+    }
+    Ok(v)
+}
+
+/// The known issues embedded from guest-tests/known-issues.txt.
+pub fn builtin_known_issues() -> Vec<KnownIssue> {
+    parse_known_issues(&String::from_utf8_lossy(crate::embedded::KNOWN_ISSUES))
+        .expect("guest-tests/known-issues.txt is checked by a unit test")
+}
+
+/// A suite's begin/end as `/init` reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteRecord {
+    /// Suite name.
+    pub name: String,
+    /// Its exit status, once it ended.
+    pub rc: Option<i32>,
+    /// `/init` said it has no such suite.
+    pub missing: bool,
+}
+
+/// How the guest run ended, as far as the monitor needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// QEMU exited (normally after `/init` powered off).
+    Exited,
+    /// The host gave up after this long.
+    TimedOut(Duration),
+    /// The user pressed Ctrl-C.
+    Interrupted,
+    /// The device process died; the text says how.
+    DeviceDied(String),
+}
+
+/// The verdict of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Leaf counts and failed names.
+    pub tally: Tally,
+    /// Kernel WARN/BUG/oops lines seen.
+    pub oopses: Vec<String>,
+    /// Kernel warnings matched by a known issue: (line, why).
+    pub known: Vec<(String, String)>,
+    /// Known issues that matched nothing in this run (candidates for removal).
+    pub stale_known: Vec<String>,
+    /// Why the run is incomplete or broken beyond test results.
+    pub problems: Vec<String>,
+    /// Suites as `/init` ran them.
+    pub suites: Vec<SuiteRecord>,
+    /// All KTAP documents.
+    pub documents: Vec<Document>,
+}
+
+impl Verdict {
+    /// `N passed, N failed, N skipped` (failed counts failed tests, oopses and problems).
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.tally.passed,
+            self.failed(),
+            self.tally.skipped
+        )
+    }
+
+    /// Failures of every kind.
+    pub fn failed(&self) -> u32 {
+        self.tally.failed + self.oopses.len() as u32 + self.problems.len() as u32
+    }
+
+    /// Whether the run passed: something ran and nothing failed.
+    pub fn passed(&self) -> bool {
+        self.failed() == 0 && self.tally.passed + self.tally.skipped > 0
+    }
+
+    /// The process exit code for this verdict: 0 pass, 1 fail.
+    pub fn exit_code(&self) -> i32 {
+        if self.passed() {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// A multi-line report: what failed and why, then the summary line.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        for f in &self.tally.failures {
+            s.push_str(&format!("FAIL {f}\n"));
+        }
+        for o in &self.oopses {
+            s.push_str(&format!("FAIL kernel: {o}\n"));
+        }
+        for p in &self.problems {
+            s.push_str(&format!("FAIL {p}\n"));
+        }
+        for (line, why) in &self.known {
+            s.push_str(&format!("KNOWN kernel: {line}\n      why: {why}\n"));
+        }
+        if !self.known.is_empty() {
+            s.push_str(&format!(
+                "{} known kernel warning(s), listed in guest-tests/known-issues.txt; not counted as passes\n",
+                self.known.len()
+            ));
+        }
+        for w in &self.stale_known {
+            s.push_str(&format!(
+                "note: known issue '{w}' did not occur in this run; remove it from guest-tests/known-issues.txt if it is gone for good\n"
+            ));
+        }
+        if self.tally.passed + self.tally.skipped + self.failed() == 0 {
+            s.push_str("FAIL no test ran\n");
+        }
+        s.push_str(&self.summary_line());
+        s
+    }
+}
+
+/// Most oops lines kept; a storm of warnings is summarised, not stored whole.
+const MAX_OOPSES: usize = 50;
+
+/// Watches console lines; see the module doc.
+#[derive(Debug)]
+pub struct ConsoleMonitor {
+    expected: Vec<String>,
+    known_issues: Vec<KnownIssue>,
+    known_used: Vec<bool>,
+    known: Vec<(String, String)>,
+    /// Which `after` conditions have been seen so far.
+    seen_after: Vec<bool>,
+    parser: KtapParser,
+    oopses: Vec<String>,
+    oops_dropped: usize,
+    suites: Vec<SuiteRecord>,
+    init_reached: bool,
+    done: bool,
+}
+
+impl ConsoleMonitor {
+    /// A monitor expecting these suites to run, in order, with no known issues.
+    pub fn new(expected: &[String]) -> Self {
+        Self::with_known_issues(expected, Vec::new())
+    }
+
+    /// A monitor that reports warnings matching `known` as KNOWN instead of FAIL.
+    pub fn with_known_issues(expected: &[String], known: Vec<KnownIssue>) -> Self {
+        let n = known.len();
+        Self {
+            expected: expected.to_vec(),
+            known_issues: known,
+            known_used: vec![false; n],
+            known: Vec::new(),
+            seen_after: vec![false; n],
+            parser: KtapParser::new(),
+            oopses: Vec::new(),
+            oops_dropped: 0,
+            suites: Vec::new(),
+            init_reached: false,
+            done: false,
+        }
+    }
+
+    /// Whether `/init` has started.
+    pub fn init_reached(&self) -> bool {
+        self.init_reached
+    }
+
+    /// Whether `/init` said all suites are done.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Feeds one console line; returns true when the guest has finished its suites.
+    pub fn feed_line(&mut self, line: &str) -> bool {
+        if is_oops_line(line) {
+            let m = message_of(line);
+            let hit = self
+                .known_issues
+                .iter()
+                .position(|k| m.contains(&k.warning));
+            let applies =
+                hit.filter(|&i| self.known_issues[i].after.is_none() || self.seen_after[i]);
+            if let Some(i) = applies {
+                self.known_used[i] = true;
+                if self.known.len() < MAX_OOPSES {
+                    self.known
+                        .push((m.to_string(), self.known_issues[i].why.clone()));
+                }
+            } else if self.oopses.len() < MAX_OOPSES {
+                self.oopses.push(message_of(line).to_string());
+            } else {
+                self.oops_dropped += 1;
+            }
+        }
+        for (i, k) in self.known_issues.iter().enumerate() {
+            if let Some(a) = &k.after {
+                if !self.seen_after[i] && line.contains(a.as_str()) {
+                    self.seen_after[i] = true;
+                }
+            }
+        }
+        let t = line.trim_end();
+        if t.contains(INIT_MARKER) {
+            self.init_reached = true;
+        }
+        if t.starts_with(DONE_MARKER) {
+            self.parser.set_suite(None);
+            self.done = true;
+            return true;
+        }
+        if let Some(m) = t.strip_prefix(SUITE_MARKER) {
+            self.suite_marker(m);
+            return false;
+        }
+        self.parser.feed_line(line);
+        false
+    }
+
+    fn suite_marker(&mut self, m: &str) {
+        if let Some(name) = m.strip_suffix(" begins") {
+            self.parser.set_suite(Some(name.to_string()));
+            self.suites.push(SuiteRecord {
+                name: name.to_string(),
+                rc: None,
+                missing: false,
+            });
+        } else if let Some((name, rc)) = m.split_once(" ends rc=") {
+            self.parser.set_suite(None);
+            let rc = rc.trim().parse().unwrap_or(-1);
+            match self.suites.iter_mut().rev().find(|s| s.name == name) {
+                Some(s) => s.rc = Some(rc),
+                None => self.suites.push(SuiteRecord {
+                    name: name.to_string(),
+                    rc: Some(rc),
+                    missing: false,
+                }),
+            }
+        } else if m.contains(": no such suite") {
+            if let Some(s) = self.suites.last_mut() {
+                s.missing = true;
+            }
+        }
+    }
+
+    /// The verdict, given how the run ended.
+    pub fn finish(self, end: RunEnd) -> Verdict {
+        let mut problems = Vec::new();
+        match &end {
+            RunEnd::Exited => {}
+            RunEnd::TimedOut(d) => problems.push(format!(
+                "the guest did not finish within {} s (hung? raise --timeout if it is just slow){}",
+                d.as_secs(),
+                match self.suites.last() {
+                    Some(s) if s.rc.is_none() => format!("; suite '{}' was running", s.name),
+                    _ => String::new(),
+                }
+            )),
+            RunEnd::Interrupted => problems.push("interrupted by the user".into()),
+            RunEnd::DeviceDied(how) => problems.push(format!("the device process died: {how}")),
+        }
+        if !self.init_reached {
+            problems.push(
+                "the guest never reached /init (kernel or initramfs problem: see the console above)"
+                    .into(),
+            );
+        } else if !self.done && end == RunEnd::Exited {
+            problems.push("the guest stopped before /init finished its suites".into());
+        }
+        for want in &self.expected {
+            match self.suites.iter().find(|s| &s.name == want) {
+                None if self.init_reached => problems.push(format!("suite '{want}' never started")),
+                Some(s) if s.missing => {
+                    problems.push(format!("suite '{want}' is not in the initramfs"))
+                }
+                _ => {}
+            }
+        }
+        let documents = self.parser.finish();
+        for s in &self.suites {
+            let printed = documents
+                .iter()
+                .any(|d| d.suite.as_deref() == Some(&s.name));
+            if !printed && !s.missing && s.rc.is_some() {
+                problems.push(format!("suite '{}' printed no KTAP", s.name));
+            }
+        }
+        let tally = ktap::tally(&documents);
+        for s in &self.suites {
+            if let Some(rc) = s.rc {
+                let failed_in_suite = tally.failures.iter().any(|f| {
+                    f.starts_with(&format!("{}/", s.name)) || f.starts_with(&format!("{}:", s.name))
+                });
+                if rc != 0 && !s.missing && !failed_in_suite {
+                    problems.push(format!(
+                        "suite '{}' exited with status {rc} though no test in it failed",
+                        s.name
+                    ));
+                }
+            }
+        }
+        let mut oopses = self.oopses;
+        if self.oops_dropped > 0 {
+            oopses.push(format!(
+                "... and {} more kernel warnings",
+                self.oops_dropped
+            ));
+        }
+        let stale_known = self
+            .known_issues
+            .iter()
+            .zip(&self.known_used)
+            .filter(|(_, used)| !**used)
+            .map(|(k, _)| k.warning.clone())
+            .collect();
+        Verdict {
+            tally,
+            oopses,
+            known: self.known,
+            stale_known,
+            problems,
+            suites: self.suites,
+            documents,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str, expected: &[&str], end: RunEnd) -> Verdict {
+        let exp: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let mut m = ConsoleMonitor::new(&exp);
+        for l in text.lines() {
+            if m.feed_line(l) {
+                break;
+            }
+        }
+        m.finish(end)
+    }
+
+    #[test]
+    fn oops_lines() {
+        assert!(is_oops_line(
+            "[   12.345678] WARNING: CPU: 0 PID: 1 at mm/hmm.c:10 foo+0x1/0x2"
+        ));
+        assert!(is_oops_line(
+            "[    3.000000] BUG: unable to handle page fault for address: 0000000000000008"
+        ));
+        assert!(is_oops_line(
+            "Oops: general protection fault, probably for non-canonical address"
+        ));
+        assert!(is_oops_line(
+            "[ 9.1] Kernel panic - not syncing: Attempted to kill init!"
+        ));
+        assert!(is_oops_line(
+            "[ 120.0] INFO: task kworker/0:1:12 blocked for more than 120 seconds."
+        ));
+        assert!(!is_oops_line(
+            "[    1.0] nouveau 0000:00:02.0: NVIDIA GP100 (130000a1)"
+        ));
+        assert!(!is_oops_line(
+            "ok 1 hmm.hmm_device_private.anon_write # BUG: not at start"
+        ));
+        assert!(!is_oops_line(
+            "# some test mentions WARNING: CPU: in a diagnostic"
+        ));
+    }
+
+    #[test]
+    fn good_run_passes() {
+        let text = "[ 0.5] booting\ngp100emu: init reached at 1.0 s\n# gp100emu-suite: smoke begins\nKTAP version 1\n1..2\nok 1 a\nok 2 b # SKIP nothing to do\n# gp100emu-suite: smoke ends rc=0\ngp100emu: suite done\n";
+        let v = run(text, &["smoke"], RunEnd::Exited);
+        assert!(v.passed(), "{}", v.report());
+        assert_eq!(v.summary_line(), "1 passed, 0 failed, 1 skipped");
+        assert_eq!(v.exit_code(), 0);
+        assert_eq!(v.documents[0].suite.as_deref(), Some("smoke"));
+    }
+
+    #[test]
+    fn warn_fails_a_run_whose_tests_passed() {
+        let text = "gp100emu: init reached\n# gp100emu-suite: smoke begins\nKTAP version 1\n1..1\n[ 2.0] ------------[ cut here ]------------\n[ 2.0] WARNING: CPU: 0 PID: 55 at mm/migrate_device.c:300 migrate_vma_setup+0x1/0x2\nok 1 a\n# gp100emu-suite: smoke ends rc=0\ngp100emu: suite done\n";
+        let v = run(text, &["smoke"], RunEnd::Exited);
+        assert!(!v.passed());
+        assert_eq!(v.summary_line(), "1 passed, 1 failed, 0 skipped");
+        assert!(
+            v.report().contains("FAIL kernel: WARNING: CPU: 0 PID: 55"),
+            "{}",
+            v.report()
+        );
+    }
+
+    #[test]
+    fn timeout_names_the_running_suite() {
+        let text =
+            "gp100emu: init reached\n# gp100emu-suite: hmm begins\nTAP version 13\n1..5\nok 1 x\n";
+        let v = run(text, &["hmm"], RunEnd::TimedOut(Duration::from_secs(30)));
+        assert!(!v.passed());
+        let r = v.report();
+        assert!(r.contains("did not finish within 30 s"), "{r}");
+        assert!(r.contains("suite 'hmm' was running"), "{r}");
+        assert!(r.contains("planned 5 tests, saw 1"), "{r}");
+    }
+
+    #[test]
+    fn never_reaching_init_fails() {
+        let v = run("[ 0.1] Linux version 6.12\n[ 0.9] Kernel panic - not syncing: VFS: Unable to mount root fs\n", &["smoke"], RunEnd::Exited);
+        assert!(!v.passed());
+        assert!(v.report().contains("never reached /init"));
+        assert_eq!(v.oopses.len(), 1);
+    }
+
+    #[test]
+    fn missing_suite_and_silent_failure() {
+        let text = "gp100emu: init reached\n# gp100emu-suite: nope begins\n# gp100emu-suite: nope: no such suite in this initramfs (have: smoke)\n# gp100emu-suite: nope ends rc=127\n# gp100emu-suite: smoke begins\n# gp100emu-suite: smoke ends rc=1\ngp100emu: suite done\n";
+        let v = run(text, &["nope", "smoke"], RunEnd::Exited);
+        let r = v.report();
+        assert!(r.contains("suite 'nope' is not in the initramfs"), "{r}");
+        assert!(r.contains("suite 'smoke' printed no KTAP"), "{r}");
+        assert!(r.contains("suite 'smoke' exited with status 1"), "{r}");
+    }
+
+    #[test]
+    fn builtin_known_issues_parse() {
+        let k = builtin_known_issues();
+        assert!(!k.is_empty());
+        assert!(k.iter().all(|k| !k.why.is_empty()));
+        assert!(parse_known_issues("only | two").is_err());
+    }
+
+    #[test]
+    fn known_warning_needs_its_earlier_line() {
+        let known = vec![KnownIssue {
+            warning: "at kernel/irq/msi.c:292".into(),
+            after: Some("probe with driver nouveau failed".into()),
+            why: "leak".into(),
+        }];
+        let body = "gp100emu: init reached\n# gp100emu-suite: smoke begins\nKTAP version 1\n1..1\nok 1 a\n# gp100emu-suite: smoke ends rc=0\ngp100emu: suite done\n";
+        let warn = "[ 1.0] WARNING: CPU: 0 PID: 1 at kernel/irq/msi.c:292 msi_device_data_release+0x1/0x2\n";
+        // Without the earlier probe failure the warning is a failure.
+        let mut m = ConsoleMonitor::with_known_issues(&["smoke".into()], known.clone());
+        for l in format!("{warn}{body}").lines() {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert!(!v.passed());
+        assert_eq!(v.oopses.len(), 1);
+        assert_eq!(v.stale_known.len(), 1);
+        // After it, the warning is known: reported, not failed, not passed.
+        let mut m = ConsoleMonitor::with_known_issues(&["smoke".into()], known);
+        for l in format!("[ 0.9] nouveau 0000:00:02.0: probe with driver nouveau failed with error -22\n{warn}{body}").lines() {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert!(v.passed(), "{}", v.report());
+        assert_eq!(v.summary_line(), "1 passed, 0 failed, 0 skipped");
+        assert!(v
+            .report()
+            .contains("KNOWN kernel: WARNING: CPU: 0 PID: 1 at kernel/irq/msi.c:292"));
+        assert!(v.stale_known.is_empty());
+    }
+
+    #[test]
+    fn nothing_ran_is_not_a_pass() {
+        let v = run(
+            "gp100emu: init reached\ngp100emu: suite done\n",
+            &[],
+            RunEnd::Exited,
+        );
+        assert!(!v.passed());
+        assert!(v.report().contains("no test ran"));
+    }
+}

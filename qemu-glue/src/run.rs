@@ -1,0 +1,321 @@
+//! `gp100emu run`: the main job in one command. Find or provision QEMU, build or reuse the
+//! guest kernel and initramfs, boot them beside the device process, stream the console, and
+//! turn what the guest printed into a verdict.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use guest_tests::artifacts::{self, KernelSource};
+use guest_tests::console::{ConsoleMonitor, RunEnd, Verdict};
+use guest_tests::suites;
+
+use crate::launch::guest::{self, Ending, Flow, GuestOptions};
+use crate::launch::{cache_dir, qemu};
+
+/// What `run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Suites to run, in order.
+    pub suites: Vec<String>,
+    /// `--kernel`: a bzImage, a source tree or a tarball; None for Debian's linux-source.
+    pub kernel: Option<PathBuf>,
+    /// `--initrd`: use this initramfs instead of building ours.
+    pub initrd: Option<PathBuf>,
+    /// `--hmm-tests`: the hmm-tests binary to use with a prebuilt `--kernel`.
+    pub hmm_tests: Option<PathBuf>,
+    /// `--qemu`: this QEMU binary.
+    pub qemu: Option<PathBuf>,
+    /// Provision a QEMU root when no suitable QEMU is found.
+    pub provision: bool,
+    /// Use KVM.
+    pub kvm: bool,
+    /// Guest RAM, MiB.
+    pub memory_mib: u32,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// More kernel command line.
+    pub append: Option<String>,
+    /// Pin QEMU and the device to one CPU.
+    pub pin: bool,
+    /// Print the guest console as it arrives.
+    pub echo_console: bool,
+    /// Extra arguments for `gp100emu serve`.
+    pub device_args: Vec<OsString>,
+    /// Build the kernel (and install host packages) when the cache lacks it; when false, a
+    /// missing kernel is an error that says how to build it.
+    pub build: bool,
+}
+
+/// `qemu-glue/scripts/host-deps.sh`, run before building guest artefacts.
+const HOST_DEPS_SH: &str = include_str!("../scripts/host-deps.sh");
+
+/// Installs (as root, with apt) or names the host packages the guest build needs.
+fn host_deps(cache: &std::path::Path, check_only: bool) -> Result<(), RunError> {
+    std::fs::create_dir_all(cache)
+        .map_err(|e| RunError::Usage(format!("creating {}: {e}", cache.display())))?;
+    let script = cache.join("host-deps.sh");
+    std::fs::write(&script, HOST_DEPS_SH)
+        .map_err(|e| RunError::Usage(format!("writing {}: {e}", script.display())))?;
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(&script);
+    if check_only {
+        cmd.arg("--check");
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| RunError::Usage(format!("running {}: {e}", script.display())))?;
+    if !status.success() {
+        return Err(RunError::Usage(
+            "the host lacks packages the guest build needs (listed above)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Errors that stop `run` before a verdict exists (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// No QEMU.
+    #[error(transparent)]
+    Qemu(#[from] qemu::QemuError),
+    /// Kernel or initramfs could not be made.
+    #[error(transparent)]
+    Artifact(#[from] artifacts::ArtifactError),
+    /// The guest could not be started.
+    #[error(transparent)]
+    Guest(#[from] guest::GuestError),
+    /// Finding our own binary.
+    #[error("finding the gp100emu binary: {0}")]
+    SelfExe(std::io::Error),
+}
+
+/// Timings of a run, for the report.
+#[derive(Debug, Clone, Default)]
+pub struct RunTimes {
+    /// Finding/provisioning QEMU.
+    pub qemu: Duration,
+    /// Kernel (build or cache).
+    pub kernel: Duration,
+    /// Initramfs (build or cache).
+    pub initramfs: Duration,
+    /// From starting the guest to `/init`'s first line.
+    pub boot_to_init: Option<Duration>,
+    /// The guest run as a whole.
+    pub guest: Duration,
+}
+
+/// Validates suite names against what the initramfs carries.
+pub fn check_suites(names: &[String]) -> Result<Vec<suites::Suite>, RunError> {
+    let all = suites::all();
+    let mut out = Vec::new();
+    for n in names {
+        match all.iter().find(|s| &s.name == n) {
+            Some(s) => out.push(s.clone()),
+            None => {
+                return Err(RunError::Usage(format!(
+                    "no suite named '{n}'; the suites are: {}",
+                    all.iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(RunError::Usage("--suite names no suite".into()));
+    }
+    Ok(out)
+}
+
+fn step(what: &str) {
+    eprintln!("=== {what}");
+}
+
+/// Runs the whole job and returns the verdict with timings.
+pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
+    let chosen = check_suites(&o.suites)?;
+    let cache = cache_dir();
+    let mut times = RunTimes::default();
+
+    step("QEMU with vfio-user-pci");
+    let t = Instant::now();
+    let q = qemu::find_or_provision(o.qemu.as_deref(), &cache, o.provision)?;
+    times.qemu = t.elapsed();
+    eprintln!("    {} ({:.1} s)", q.version, times.qemu.as_secs_f64());
+
+    let source = KernelSource::from_arg(o.kernel.as_deref());
+    if !(matches!(source, KernelSource::Image(_)) && o.initrd.is_some()) {
+        step("host packages");
+        host_deps(&cache, !o.build)?;
+    }
+
+    step("guest kernel");
+    let t = Instant::now();
+    let kernel = artifacts::ensure_kernel(&cache, &source, o.build)?;
+    times.kernel = t.elapsed();
+    eprintln!(
+        "    {} ({}, {:.1} s)",
+        kernel.image.display(),
+        if kernel.built {
+            "built"
+        } else {
+            "cached or given"
+        },
+        times.kernel.as_secs_f64()
+    );
+
+    step("initramfs");
+    let t = Instant::now();
+    let initrd = match &o.initrd {
+        Some(p) => p.clone(),
+        None => {
+            let hmm = o.hmm_tests.clone().or(kernel.hmm_tests.clone());
+            let mut extras: Vec<(&str, PathBuf)> = Vec::new();
+            for s in &chosen {
+                for need in &s.needs {
+                    match need.as_str() {
+                        "hmm-tests" => match &hmm {
+                            Some(p) => {
+                                if !extras.iter().any(|(n, _)| *n == "hmm-tests") {
+                                    extras.push(("hmm-tests", p.clone()))
+                                }
+                            }
+                            None => {
+                                return Err(RunError::Usage(format!(
+                                    "suite '{}' needs the kernel's hmm-tests, built from the same source as the kernel; \
+                                     with a prebuilt --kernel, pass --hmm-tests PATH (a static build of \
+                                     tools/testing/selftests/mm/hmm-tests.c)",
+                                    s.name
+                                )))
+                            }
+                        },
+                        other => {
+                            return Err(RunError::Usage(format!(
+                                "suite '{}' needs '{other}', which gp100emu does not know how to provide",
+                                s.name
+                            )))
+                        }
+                    }
+                }
+            }
+            let refs: Vec<(&str, &std::path::Path)> =
+                extras.iter().map(|(n, p)| (*n, p.as_path())).collect();
+            artifacts::ensure_initramfs(&cache, &refs)?
+        }
+    };
+    times.initramfs = t.elapsed();
+    eprintln!(
+        "    {} ({:.1} s)",
+        initrd.display(),
+        times.initramfs.as_secs_f64()
+    );
+
+    let names: Vec<String> = chosen.iter().map(|s| s.name.clone()).collect();
+    let mut append = format!("console=ttyS0 panic=-1 gp100emu.suite={}", names.join(","));
+    if let Some(a) = &o.append {
+        append.push(' ');
+        append.push_str(a);
+    }
+    let mut extra_qemu_args: Vec<OsString> = Vec::new();
+    for s in &chosen {
+        extra_qemu_args.extend(s.qemu_args.iter().map(OsString::from));
+    }
+    let work_dir = std::env::temp_dir().join(format!("gp100emu-run-{}", std::process::id()));
+    let opts = GuestOptions {
+        qemu: q,
+        kernel: kernel.image.clone(),
+        initrd,
+        append,
+        memory_mib: o.memory_mib,
+        kvm: o.kvm,
+        timeout: o.timeout,
+        work_dir: work_dir.clone(),
+        device_exe: std::env::current_exe().map_err(RunError::SelfExe)?,
+        device_args: o.device_args.clone(),
+        pin_cpu: if o.pin {
+            guest::first_allowed_cpu()
+        } else {
+            None
+        },
+        extra_qemu_args,
+    };
+
+    step(&format!(
+        "booting the guest ({}, suites: {}, timeout {} s)",
+        if o.kvm { "KVM" } else { "TCG" },
+        names.join(","),
+        o.timeout.as_secs()
+    ));
+    let mut monitor =
+        ConsoleMonitor::with_known_issues(&names, guest_tests::console::builtin_known_issues());
+    let started = Instant::now();
+    let mut init_at = None;
+    let echo = o.echo_console;
+    let g = guest::run_guest(&opts, |line| {
+        if echo {
+            println!("{line}");
+        }
+        let done = monitor.feed_line(line);
+        if init_at.is_none() && monitor.init_reached() {
+            init_at = Some(started.elapsed());
+        }
+        if done {
+            Flow::Done
+        } else {
+            Flow::Continue
+        }
+    })?;
+    times.guest = g.wall;
+    times.boot_to_init = init_at;
+    let end = match &g.ending {
+        Ending::QemuExited(_) => RunEnd::Exited,
+        Ending::TimedOut(d) => RunEnd::TimedOut(*d),
+        Ending::Interrupted => RunEnd::Interrupted,
+        Ending::DeviceDied { status, .. } => RunEnd::DeviceDied(status.to_string()),
+    };
+    let verdict = monitor.finish(end);
+    if let Ending::DeviceDied { log_tail, .. } = &g.ending {
+        eprintln!("--- the device process's log, last lines:\n{log_tail}");
+    }
+    if !verdict.passed() {
+        if !g.qemu_log_tail.trim().is_empty() {
+            eprintln!("--- QEMU's stderr, last lines:\n{}", g.qemu_log_tail);
+        }
+        if !g.device_log_tail.trim().is_empty() {
+            eprintln!(
+                "--- the device process's log, last lines:\n{}",
+                g.device_log_tail
+            );
+        }
+        eprintln!("--- logs kept in {}", work_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    Ok((verdict, times))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_suite_lists_the_known_ones() {
+        let e = check_suites(&["nosuch".to_string()]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("no suite named 'nosuch'"), "{msg}");
+        assert!(msg.contains("smoke"), "{msg}");
+    }
+
+    #[test]
+    fn known_suites_keep_their_order() {
+        let s = check_suites(&["smoke".to_string(), "hmm".to_string()]).unwrap();
+        assert_eq!(s[0].name, "smoke");
+        assert_eq!(s[1].name, "hmm");
+        assert!(check_suites(&[]).is_err());
+    }
+}
