@@ -16,6 +16,12 @@ use crate::regs::{Bar0Unit, PRI_ERROR_NO_UNIT};
 /// Size of BAR0 (the register file): 16 MiB on every NVIDIA GPU since NV50.
 pub const BAR0_SIZE: u64 = 16 << 20;
 
+/// GPU-clock cycles the model charges for one 32-bit BAR0 register access (a PRI
+/// round trip through the host interface). Assumed: no published measurement of
+/// GP100 PRI latency exists; it only has to be deterministic and non-zero so that
+/// time moves while the driver polls. The cycle model (`timing`) will own this.
+pub const PRI_ACCESS_CYCLES: u64 = 32;
+
 /// The ceiling on distinct unknown offsets remembered for "logged once" (bounds
 /// the memory a hostile guest can make us spend on the log).
 const UNKNOWN_LOG_LIMIT: usize = 4096;
@@ -45,6 +51,8 @@ pub struct Device {
     pmc: Pmc,
     window: VendorWindow,
     unknown_seen: BTreeSet<u32>,
+    /// The GPU clock, in cycles since the device was created; see [`Device::gpu_cycles`].
+    cycles: u64,
 }
 
 impl Default for Device {
@@ -66,6 +74,7 @@ impl Device {
             pmc: Pmc::new(),
             window: VendorWindow::new(),
             unknown_seen: BTreeSet::new(),
+            cycles: 0,
         }
     }
 
@@ -142,8 +151,17 @@ impl Device {
         }
     }
 
+    /// The model's GPU clock: cycles since the device was created. Deterministic: it
+    /// advances only by the modelled cost of what the device does (today
+    /// [`PRI_ACCESS_CYCLES`] per BAR0 register access), never by host time, and a
+    /// reset does not rewind it. Trace stamps are taken from it.
+    pub fn gpu_cycles(&self) -> u64 {
+        self.cycles
+    }
+
     /// Reads a 32-bit register at a 4-byte-aligned BAR0 offset.
     pub fn bar0_read32(&mut self, offset: u32) -> u32 {
+        self.cycles = self.cycles.wrapping_add(PRI_ACCESS_CYCLES);
         let value = self.unit_for(offset).and_then(|u| u.read32(offset));
         value.unwrap_or_else(|| {
             self.note_unknown(offset, "read");
@@ -153,6 +171,7 @@ impl Device {
 
     /// Writes a 32-bit register at a 4-byte-aligned BAR0 offset.
     pub fn bar0_write32(&mut self, offset: u32, value: u32) {
+        self.cycles = self.cycles.wrapping_add(PRI_ACCESS_CYCLES);
         let decoded = self
             .unit_for(offset)
             .is_some_and(|u| u.write32(offset, value));

@@ -12,6 +12,8 @@
 //! - [`regs`]: the BAR0 register file, one module per unit, each with its offsets table.
 //! - [`pci`]: the PCI function: config space, BAR layout, capabilities.
 //! - [`device`]: the GP100 as the transport sees it (BAR0 routing, interrupts, reset).
+//! - [`port`]: accesses by address space as transports deliver them (shared with replay).
+//! - [`trace`]: recording, replay, diff and timeline export of host-device interactions.
 //! - [`decode`]: human-facing decoders for PTE/PDE/fault values (`gp100emu decode`).
 
 pub mod decode;
@@ -20,7 +22,9 @@ pub mod fault;
 pub mod mem;
 pub mod mmu;
 pub mod pci;
+pub mod port;
 pub mod regs;
 pub mod timing;
+pub mod trace;
 
 pub use device::Device;

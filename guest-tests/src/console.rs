@@ -552,6 +552,75 @@ mod tests {
         assert!(v.stale_known.is_empty());
     }
 
+    fn replay_console(text: &str, expected: &[&str]) -> Verdict {
+        let exp: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        let mut m = ConsoleMonitor::with_known_issues(&exp, builtin_known_issues());
+        for l in text.lines() {
+            if m.feed_line(l) {
+                break;
+            }
+        }
+        m.finish(RunEnd::Exited)
+    }
+
+    #[test]
+    fn recorded_smoke_and_hmm_run() {
+        let v = replay_console(
+            include_str!("../testdata/smoke-hmm-6.12.95.console"),
+            &["smoke", "hmm"],
+        );
+        assert_eq!(
+            v.summary_line(),
+            "34 passed, 0 failed, 29 skipped",
+            "{}",
+            v.report()
+        );
+        assert!(v.passed());
+        // The two MSI warnings of nouveau's failed probe are real WARNs, explained as known.
+        assert_eq!(v.known.len(), 2, "{}", v.report());
+        assert!(v.oopses.is_empty());
+        assert_eq!(v.suites.len(), 2);
+        assert!(v.suites.iter().all(|s| s.rc == Some(0)));
+        // Without the known-issues list the same console fails on them.
+        let mut m = ConsoleMonitor::new(&["smoke".into(), "hmm".into()]);
+        for l in include_str!("../testdata/smoke-hmm-6.12.95.console").lines() {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert_eq!(v.summary_line(), "34 passed, 2 failed, 29 skipped");
+    }
+
+    #[test]
+    fn recorded_run_with_failing_hmm_tests() {
+        let v = replay_console(
+            include_str!("../testdata/smoke-hmm-thp-always-6.12.95.console"),
+            &["smoke", "hmm"],
+        );
+        // Four hmm-tests failures; the two symbol-less warnings are still known (they match
+        // by file and line).
+        assert_eq!(v.tally.failed, 4, "{}", v.report());
+        assert!(v
+            .tally
+            .failures
+            .contains(&"hmm/hmm.hmm_device_private.exclusive_cow".to_string()));
+        assert!(!v.passed());
+        assert_eq!(v.exit_code(), 1);
+    }
+
+    #[test]
+    fn recorded_device_coherent_run() {
+        let v = replay_console(
+            include_str!("../testdata/hmm-coherent-6.12.95.console"),
+            &["hmm"],
+        );
+        assert_eq!(
+            v.summary_line(),
+            "58 passed, 0 failed, 0 skipped",
+            "{}",
+            v.report()
+        );
+    }
+
     #[test]
     fn nothing_ran_is_not_a_pass() {
         let v = run(

@@ -2,7 +2,9 @@
 //!
 //! A suite declares what it needs from the host in comment lines of its own file:
 //! - `gp100emu-qemu-args: ARGS` — extra QEMU arguments (e.g. `-device edu`);
-//! - `gp100emu-needs: hmm-tests` — the kernel's hmm-tests binary in `/bin`.
+//! - `gp100emu-needs: hmm-tests` — the kernel's hmm-tests binary in `/bin`;
+//! - `gp100emu-append: ARGS` — more kernel command line;
+//! - `gp100emu-memory-mib: N` — at least this much guest RAM.
 
 use crate::embedded::SUITE_FILES;
 
@@ -15,6 +17,10 @@ pub struct Suite {
     pub qemu_args: Vec<String>,
     /// Binaries it needs in `/bin`.
     pub needs: Vec<String>,
+    /// Kernel command-line arguments it needs.
+    pub append: Vec<String>,
+    /// Guest RAM it needs at least, MiB.
+    pub min_memory_mib: Option<u32>,
     /// The first comment line after any `#!`: what it checks.
     pub summary: String,
 }
@@ -62,6 +68,13 @@ pub fn all() -> Vec<Suite> {
                     .iter()
                     .flat_map(|s| s.split_whitespace().map(str::to_string))
                     .collect(),
+                append: directive(&text, "gp100emu-append:")
+                    .iter()
+                    .flat_map(|s| s.split_whitespace().map(str::to_string))
+                    .collect(),
+                min_memory_mib: directive(&text, "gp100emu-memory-mib:")
+                    .first()
+                    .and_then(|v| v.parse().ok()),
                 summary: summary(&text),
             })
         })
@@ -92,7 +105,15 @@ mod tests {
             !names.iter().any(|n| n == "ktap" || n == "gp100"),
             "lib/ headers are not suites: {names:?}"
         );
-        assert_eq!(find("hmm").unwrap().needs, vec!["hmm-tests".to_string()]);
+        let hmm = find("hmm").unwrap();
+        assert_eq!(hmm.needs, vec!["hmm-tests".to_string()]);
+        assert_eq!(hmm.min_memory_mib, Some(1536));
+        assert!(
+            hmm.append
+                .iter()
+                .any(|a| a.starts_with("test_hmm.spm_addr_dev0=")),
+            "{hmm:?}"
+        );
         assert_eq!(
             find("mmio-bench").unwrap().qemu_args,
             vec!["-device".to_string(), "edu".to_string()]

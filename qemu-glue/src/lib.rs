@@ -5,4 +5,5 @@
 pub mod guest_ram;
 pub mod launch;
 pub mod run;
+pub mod trace_cmd;
 pub mod transport;

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use emulator::pci::BarLayout;
+use emulator::trace::TraceHeader;
 use emulator::Device;
 use log::info;
+use qemu_glue::trace_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +75,9 @@ enum Command {
         /// Never build: fail (saying how to build) if the guest kernel is not cached yet.
         #[arg(long)]
         no_build: bool,
+        /// Record the device's trace of the whole run into this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
     },
     /// List the guest suites the initramfs carries.
     Suites,
@@ -87,6 +92,40 @@ enum Command {
         /// Size of BAR1, the VRAM aperture, in MiB (a power of two).
         #[arg(long, default_value_t = 256, value_parser = pow2_mib)]
         bar1_mib: u64,
+        /// Record every interaction into this trace file (see `gp100emu replay`).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Replay a trace through a fresh model and check every output against the recording.
+    ///
+    /// Exit status: 0 exact, 1 diverged or the file is damaged (the good prefix is replayed
+    /// first), 2 not a readable trace.
+    Replay {
+        /// The trace file.
+        file: PathBuf,
+    },
+    /// Print the first divergence between two traces, with the events before it.
+    Diff {
+        /// First trace.
+        a: PathBuf,
+        /// Second trace.
+        b: PathBuf,
+        /// Events of context to show before the divergence.
+        #[arg(long, default_value_t = 8)]
+        context: usize,
+    },
+    /// Export a trace as Chrome trace-event JSON for the Perfetto UI (ui.perfetto.dev).
+    Export {
+        /// Write Perfetto-compatible JSON (the one format there is today).
+        #[arg(long, required = true)]
+        perfetto: bool,
+        /// Include every read (a boot has very many; off by default).
+        #[arg(long)]
+        with_reads: bool,
+        /// The trace file.
+        file: PathBuf,
+        /// The JSON file to write.
+        out: PathBuf,
     },
 }
 
@@ -99,8 +138,15 @@ fn pow2_mib(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    // Offline tools re-run the model, whose "undecoded register" warnings were already seen
+    // when the trace was recorded: keep them quiet unless RUST_LOG asks.
+    let default_level = match cli.command {
+        Command::Replay { .. } | Command::Diff { .. } | Command::Export { .. } => "error",
+        _ => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
     match cli.command {
         Command::Run {
             suite,
@@ -116,7 +162,14 @@ fn main() -> ExitCode {
             no_pin,
             quiet,
             no_build,
+            trace,
         } => {
+            let mut device_args: Vec<std::ffi::OsString> = Vec::new();
+            if let Some(t) = &trace {
+                let abs = std::path::absolute(t).unwrap_or_else(|_| t.clone());
+                device_args.push("--trace".into());
+                device_args.push(abs.into());
+            }
             let o = qemu_glue::run::RunOptions {
                 suites: suite,
                 kernel,
@@ -130,7 +183,7 @@ fn main() -> ExitCode {
                 append,
                 pin: !no_pin,
                 echo_console: !quiet,
-                device_args: Vec::new(),
+                device_args,
                 build: !no_build,
             };
             match qemu_glue::run::run(&o) {
@@ -162,13 +215,44 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Serve { socket, bar1_mib } => {
+        Command::Serve {
+            socket,
+            bar1_mib,
+            trace,
+        } => {
             let layout = BarLayout {
                 bar1: bar1_mib << 20,
                 ..BarLayout::default()
             };
-            match qemu_glue::transport::vfio_user::serve(&socket, Device::with_layout(layout)) {
-                Ok(backend) => {
+            let writer = match &trace {
+                Some(p) => {
+                    let h = TraceHeader {
+                        emulator_version: env!("CARGO_PKG_VERSION").into(),
+                        bar1_size: layout.bar1,
+                        note: format!("gp100emu serve --bar1-mib {bar1_mib}"),
+                    };
+                    match trace_cmd::create(p, &h) {
+                        Ok(w) => Some(w),
+                        Err(e) => {
+                            eprintln!("gp100emu serve: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                None => None,
+            };
+            match qemu_glue::transport::vfio_user::serve_traced(
+                &socket,
+                Device::with_layout(layout),
+                writer,
+            ) {
+                Ok(mut backend) => {
+                    if let Some(r) = backend.finish_trace() {
+                        match r {
+                            Ok((n, bytes)) => info!("trace: {n} events, {bytes} bytes"),
+                            Err(e) => eprintln!("gp100emu serve: finishing the trace: {e}"),
+                        }
+                    }
                     let s = backend.stats();
                     let unknown: Vec<String> = backend
                         .device()
@@ -189,5 +273,76 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Replay { file } => match trace_cmd::replay_file(&file) {
+            Ok((out, secs)) => {
+                let rate = out.events as f64 / secs.max(1e-9);
+                if let Some(m) = &out.mismatch {
+                    println!("{m}");
+                    println!("{}: DIVERGED after {} events", file.display(), out.events);
+                    return ExitCode::from(1);
+                }
+                if let Some(e) = &out.damaged {
+                    println!(
+                        "{}: the good prefix ({} events) replayed exactly, then: {e}",
+                        file.display(),
+                        out.events
+                    );
+                    return ExitCode::from(1);
+                }
+                println!(
+                    "{}: {} events replayed exactly; final GPU cycle {}; {:.3} s ({:.1} M events/s)",
+                    file.display(),
+                    out.events,
+                    out.final_cycle,
+                    secs,
+                    rate / 1e6
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gp100emu replay: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Diff { a, b, context } => match trace_cmd::diff_files(&a, &b, context) {
+            Ok(d) => {
+                println!("{d}");
+                if matches!(d, emulator::trace::diff::Divergence::Identical { .. }) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("gp100emu diff: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Export {
+            perfetto: _,
+            with_reads,
+            file,
+            out,
+        } => match trace_cmd::export_perfetto(&file, &out, with_reads) {
+            Ok((stats, damaged)) => {
+                println!(
+                    "{}: {} timeline events from {} trace events; open it at https://ui.perfetto.dev",
+                    out.display(),
+                    stats.events,
+                    stats.records
+                );
+                if let Some(e) = damaged {
+                    eprintln!(
+                        "gp100emu export: the trace is damaged after the exported prefix: {e}"
+                    );
+                    return ExitCode::from(1);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gp100emu export: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

@@ -217,10 +217,20 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
 
     let names: Vec<String> = chosen.iter().map(|s| s.name.clone()).collect();
     let mut append = format!("console=ttyS0 panic=-1 gp100emu.suite={}", names.join(","));
+    for s in &chosen {
+        for a in &s.append {
+            append.push(' ');
+            append.push_str(a);
+        }
+    }
     if let Some(a) = &o.append {
         append.push(' ');
         append.push_str(a);
     }
+    let memory_mib = chosen
+        .iter()
+        .filter_map(|s| s.min_memory_mib)
+        .fold(o.memory_mib, u32::max);
     let mut extra_qemu_args: Vec<OsString> = Vec::new();
     for s in &chosen {
         extra_qemu_args.extend(s.qemu_args.iter().map(OsString::from));
@@ -231,7 +241,7 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
         kernel: kernel.image.clone(),
         initrd,
         append,
-        memory_mib: o.memory_mib,
+        memory_mib,
         kvm: o.kvm,
         timeout: o.timeout,
         work_dir: work_dir.clone(),

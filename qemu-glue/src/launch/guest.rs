@@ -205,6 +205,15 @@ impl Drop for Children {
         if let Some(q) = self.qemu.as_mut() {
             stop(q, "QEMU");
         }
+        // With QEMU gone the device sees the socket close and exits by itself, flushing its
+        // trace; give it a moment before signalling it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.device.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         stop(&mut self.device, "the device process");
     }
 }

@@ -11,7 +11,12 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use std::io::BufWriter;
+
 use emulator::pci::{BarLayout, CONFIG_SPACE_SIZE};
+use emulator::port::{self, Space};
+use emulator::trace::replay::Recorder;
+use emulator::trace::{Data, Event, Record, TraceError, TraceWriter};
 use emulator::Device;
 use log::{info, warn};
 use vfio_bindings::bindings::vfio::{
@@ -66,23 +71,21 @@ pub struct Gp100Backend {
     ram: GuestRam,
     irq: IrqLines,
     stats: Stats,
+    trace: Option<Tracing>,
 }
 
-/// Largest single BAR access accepted (QEMU splits guest accesses into at most
-/// 8 bytes).
-const MAX_BAR_ACCESS: usize = 8;
+/// A trace being recorded.
+struct Tracing {
+    writer: TraceWriter<BufWriter<File>>,
+    recorder: Recorder,
+    pending: Vec<Record>,
+    failed: bool,
+}
 
-/// Largest single config-space access: the whole space (QEMU reads all 256
-/// bytes in one message when it sets the device up).
-const MAX_CONFIG_ACCESS: usize = CONFIG_SPACE_SIZE;
-
-fn access_ok(region: u32, len: usize) -> bool {
-    let max = if region == VFIO_PCI_CONFIG_REGION_INDEX {
-        MAX_CONFIG_ACCESS
-    } else {
-        MAX_BAR_ACCESS
-    };
-    len != 0 && len <= max
+impl std::fmt::Debug for Tracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tracing({} records)", self.writer.records())
+    }
 }
 
 impl Gp100Backend {
@@ -93,6 +96,45 @@ impl Gp100Backend {
             ram: GuestRam::new(),
             irq: IrqLines::new(),
             stats: Stats::default(),
+            trace: None,
+        }
+    }
+
+    /// Records every interaction into `writer` from now on.
+    pub fn record_to(&mut self, writer: TraceWriter<BufWriter<File>>) {
+        self.trace = Some(Tracing {
+            writer,
+            recorder: Recorder::new(),
+            pending: Vec::new(),
+            failed: false,
+        });
+    }
+
+    /// Flushes the trace, if one is being recorded; returns (records, bytes).
+    pub fn finish_trace(&mut self) -> Option<Result<(u64, u64), TraceError>> {
+        let t = self.trace.as_mut()?;
+        Some(
+            t.writer
+                .flush()
+                .map(|_| (t.writer.records(), t.writer.bytes_written())),
+        )
+    }
+
+    fn record(&mut self, event: Event) {
+        let Some(t) = self.trace.as_mut() else {
+            return;
+        };
+        if t.failed {
+            return;
+        }
+        t.pending.clear();
+        t.recorder.after(&self.device, event, &mut t.pending);
+        for r in &t.pending {
+            if let Err(e) = t.writer.push(r) {
+                warn!("trace recording stopped: {e}");
+                t.failed = true;
+                break;
+            }
         }
     }
 
@@ -135,38 +177,18 @@ impl Gp100Backend {
 impl ServerBackend for Gp100Backend {
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
         self.stats.reads += 1;
-        if !access_ok(region, data.len()) {
-            // Answer all-ones for a plausible size; leave an absurd buffer (the
-            // protocol layer sized it from the message) as it is rather than
-            // touching gigabytes.
-            if data.len() <= MAX_CONFIG_ACCESS {
-                data.fill(0xff);
-            }
-            self.bad(format_args!(
-                "region {region} read of {} bytes at {offset:#x}",
-                data.len()
-            ));
-            return Ok(());
+        let space = Space::from_region(region);
+        let result = port::read(&mut self.device, space, offset, data);
+        if let Err(e) = &result {
+            self.bad(format_args!("read: {e}"));
         }
-        match region {
-            0..=5 => {
-                if let Err(e) = self.device.bar_read(region, offset, data) {
-                    self.bad(format_args!("BAR{region} read: {e}"));
-                }
-            }
-            VFIO_PCI_CONFIG_REGION_INDEX => self.device.config_read(offset, data),
-            VFIO_PCI_ROM_REGION_INDEX => {
-                data.fill(0xff);
-                self.bad(format_args!(
-                    "expansion ROM read at {offset:#x}: no ROM is served yet"
-                ));
-            }
-            _ => {
-                data.fill(0xff);
-                self.bad(format_args!(
-                    "read of region {region}, which does not exist"
-                ));
-            }
+        if self.trace.is_some() && data.len() <= port::MAX_CONFIG_ACCESS {
+            self.record(Event::Read {
+                space,
+                offset,
+                data: Data::from_slice(data),
+                ok: result.is_ok(),
+            });
         }
         self.after_access();
         Ok(())
@@ -174,23 +196,18 @@ impl ServerBackend for Gp100Backend {
 
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
         self.stats.writes += 1;
-        if !access_ok(region, data.len()) {
-            self.bad(format_args!(
-                "region {region} write of {} bytes at {offset:#x}",
-                data.len()
-            ));
-            return Ok(());
+        let space = Space::from_region(region);
+        let result = port::write(&mut self.device, space, offset, data);
+        if let Err(e) = &result {
+            self.bad(format_args!("write: {e}"));
         }
-        match region {
-            0..=5 => {
-                if let Err(e) = self.device.bar_write(region, offset, data) {
-                    self.bad(format_args!("BAR{region} write: {e}"));
-                }
-            }
-            VFIO_PCI_CONFIG_REGION_INDEX => self.device.config_write(offset, data),
-            _ => self.bad(format_args!(
-                "write to region {region} at {offset:#x}: not writable"
-            )),
+        if self.trace.is_some() && data.len() <= port::MAX_CONFIG_ACCESS {
+            self.record(Event::Write {
+                space,
+                offset,
+                data: Data::from_slice(data),
+                ok: result.is_ok(),
+            });
         }
         self.after_access();
         Ok(())
@@ -205,21 +222,37 @@ impl ServerBackend for Gp100Backend {
         fd: Option<File>,
     ) -> io::Result<()> {
         let writable = flags.contains(DmaMapFlags::WRITE);
-        self.ram
+        let has_fd = fd.is_some();
+        let r = self
+            .ram
             .map(address, size, offset, fd, writable)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+        self.record(Event::DmaMap {
+            iova: address,
+            size,
+            writable,
+            has_fd,
+        });
+        r
     }
 
     fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
-        self.ram
+        let r = self
+            .ram
             .unmap(address, size)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+        self.record(Event::DmaUnmap {
+            iova: address,
+            size,
+        });
+        r
     }
 
     fn reset(&mut self) -> io::Result<()> {
         info!("device reset");
         self.device.reset();
         self.irq.reset();
+        self.record(Event::Reset);
         Ok(())
     }
 
@@ -239,6 +272,12 @@ impl ServerBackend for Gp100Backend {
         Ok(())
     }
 }
+
+// The port's region numbering is vfio's.
+const _: () = assert!(
+    port::REGION_CONFIG == VFIO_PCI_CONFIG_REGION_INDEX
+        && port::REGION_ROM == VFIO_PCI_ROM_REGION_INDEX
+);
 
 /// The regions the server advertises for a BAR layout.
 pub fn regions(layout: BarLayout) -> Vec<ServerRegion> {
@@ -315,11 +354,23 @@ fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
 /// Listens on `socket`, serves one QEMU connection until it closes, and returns
 /// the backend (with the model's final state) for reporting.
 pub fn serve(socket: &Path, device: Device) -> Result<Gp100Backend, ServeError> {
+    serve_traced(socket, device, None)
+}
+
+/// [`serve`], recording every interaction into `trace` when given.
+pub fn serve_traced(
+    socket: &Path,
+    device: Device,
+    trace: Option<TraceWriter<BufWriter<File>>>,
+) -> Result<Gp100Backend, ServeError> {
     remove_stale_socket(socket)?;
     let layout = device.bar_layout();
     let server = Server::new(socket, true, irqs(), regions(layout))?;
     info!("listening on {}", socket.display());
     let mut backend = Gp100Backend::new(device);
+    if let Some(t) = trace {
+        backend.record_to(t);
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| server.run(&mut backend)));
     match outcome {
         Ok(Ok(())) => Ok(backend),

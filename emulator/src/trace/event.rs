@@ -1,0 +1,231 @@
+//! Trace events.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::port::Space;
+
+/// Bytes of an access: up to 8 inline (every BAR access), more on the heap (config space).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Data {
+    /// `len` (1..=8) little-endian bytes of `value`.
+    Small {
+        /// Number of bytes.
+        len: u8,
+        /// The bytes, little endian.
+        value: u64,
+    },
+    /// Longer accesses.
+    Bytes(Vec<u8>),
+}
+
+impl Data {
+    /// From a buffer.
+    pub fn from_slice(b: &[u8]) -> Self {
+        if !b.is_empty() && b.len() <= 8 {
+            let mut v = [0u8; 8];
+            v[..b.len()].copy_from_slice(b);
+            Data::Small {
+                len: b.len() as u8,
+                value: u64::from_le_bytes(v),
+            }
+        } else {
+            Data::Bytes(b.to_vec())
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Data::Small { len, .. } => (*len).min(8) as usize,
+            Data::Bytes(b) => b.len(),
+        }
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether it equals a buffer.
+    pub fn matches(&self, b: &[u8]) -> bool {
+        match self {
+            Data::Small { len, value } => {
+                let n = (*len).min(8) as usize;
+                n == b.len() && value.to_le_bytes()[..n] == *b
+            }
+            Data::Bytes(v) => v == b,
+        }
+    }
+
+    /// Copies into a fresh buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self {
+            Data::Small { len, value } => value.to_le_bytes()[..(*len).min(8) as usize].to_vec(),
+            Data::Bytes(v) => v.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Data::Small { len, value } => {
+                write!(f, "{:#0w$x}", value, w = 2 + 2 * (*len).min(8) as usize)
+            }
+            Data::Bytes(v) if v.len() <= 16 => {
+                for b in v {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+            Data::Bytes(v) => write!(f, "<{} bytes>", v.len()),
+        }
+    }
+}
+
+/// One thing that happened between the host and the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// The host read `data.len()` bytes at `offset` of `space`; `data` is the answer
+    /// (output) and `ok` whether the port accepted the access (output).
+    Read {
+        /// Address space.
+        space: Space,
+        /// Offset in it.
+        offset: u64,
+        /// What the device answered.
+        data: Data,
+        /// Whether the access was accepted.
+        ok: bool,
+    },
+    /// The host wrote `data` at `offset` of `space` (input); `ok` is the port's verdict.
+    Write {
+        /// Address space.
+        space: Space,
+        /// Offset in it.
+        offset: u64,
+        /// What was written.
+        data: Data,
+        /// Whether the access was accepted.
+        ok: bool,
+    },
+    /// QEMU mapped guest RAM for DMA (input).
+    DmaMap {
+        /// Guest-physical address.
+        iova: u64,
+        /// Length in bytes.
+        size: u64,
+        /// Whether the device may write it.
+        writable: bool,
+        /// Whether QEMU sent a file descriptor (only such ranges are usable).
+        has_fd: bool,
+    },
+    /// QEMU unmapped guest RAM (input).
+    DmaUnmap {
+        /// Guest-physical address.
+        iova: u64,
+        /// Length in bytes.
+        size: u64,
+    },
+    /// The device's interrupt condition changed (output).
+    Irq {
+        /// The new level.
+        asserted: bool,
+    },
+    /// The host reset the device (input).
+    Reset,
+}
+
+/// An event with the GPU clock (in GPU cycles, [`crate::Device::gpu_cycles`]) when the device
+/// finished handling it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// GPU clock after the event.
+    pub cycle: u64,
+    /// What happened.
+    pub event: Event,
+}
+
+impl fmt::Display for Space {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Space::Bar(n) => write!(f, "BAR{n}"),
+            Space::Rom => f.write_str("ROM"),
+            Space::Config => f.write_str("CFG"),
+            Space::Other(r) => write!(f, "region{r}"),
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bad = |ok: &bool| if *ok { "" } else { " (refused)" };
+        match self {
+            Event::Read {
+                space,
+                offset,
+                data,
+                ok,
+            } => write!(f, "read  {space}+{offset:#08x} -> {data}{}", bad(ok)),
+            Event::Write {
+                space,
+                offset,
+                data,
+                ok,
+            } => write!(f, "write {space}+{offset:#08x} <- {data}{}", bad(ok)),
+            Event::DmaMap {
+                iova,
+                size,
+                writable,
+                has_fd,
+            } => write!(
+                f,
+                "dma_map {iova:#x}+{size:#x}{}{}",
+                if *writable { " rw" } else { " ro" },
+                if *has_fd { "" } else { " (no fd)" }
+            ),
+            Event::DmaUnmap { iova, size } => write!(f, "dma_unmap {iova:#x}+{size:#x}"),
+            Event::Irq { asserted } => {
+                write!(f, "irq {}", if *asserted { "raised" } else { "lowered" })
+            }
+            Event::Reset => f.write_str("reset"),
+        }
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "@{:>12} {}", self.cycle, self.event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_small_and_large() {
+        let d = Data::from_slice(&[0xa1, 0, 0, 0x13]);
+        assert_eq!(
+            d,
+            Data::Small {
+                len: 4,
+                value: 0x1300_00a1
+            }
+        );
+        assert!(d.matches(&[0xa1, 0, 0, 0x13]));
+        assert!(!d.matches(&[0xa1, 0, 0]));
+        assert_eq!(d.to_string(), "0x130000a1");
+        let big = Data::from_slice(&[7u8; 64]);
+        assert!(matches!(big, Data::Bytes(_)));
+        assert_eq!(big.len(), 64);
+        assert_eq!(big.to_vec(), vec![7u8; 64]);
+        assert_eq!(Data::from_slice(&[]).len(), 0);
+        // A garbage length from a trace file is clamped, never an out-of-range slice.
+        let g = Data::Small { len: 200, value: 1 };
+        assert_eq!(g.len(), 8);
+        assert_eq!(g.to_vec().len(), 8);
+    }
+}

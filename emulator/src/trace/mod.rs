@@ -1,0 +1,21 @@
+//! Traces: every interaction of the host with the device as an event stamped with the GPU
+//! clock, in a chunked, checksummed binary file that replays through the model alone.
+//!
+//! - [`event`]: what is recorded ([`Record`] = GPU-clock stamp + [`Event`]).
+//! - [`file`]: the file format (header, chunks with CRC-32, streaming writer, reader that
+//!   keeps the good prefix of a damaged file).
+//! - [`replay`]: feed the recorded inputs to a fresh [`crate::Device`] and check every output.
+//! - [`diff`]: the first divergence between two traces.
+//! - [`perfetto`]: Chrome trace-event JSON for the Perfetto UI.
+//!
+//! Inputs are what the host did (reads' addresses, writes, DMA maps, resets); outputs are what
+//! the device answered or did (read data, errors, interrupt level changes, the clock).
+
+pub mod diff;
+pub mod event;
+pub mod file;
+pub mod perfetto;
+pub mod replay;
+
+pub use event::{Data, Event, Record};
+pub use file::{TraceError, TraceHeader, TraceReader, TraceWriter};

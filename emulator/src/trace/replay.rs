@@ -1,0 +1,446 @@
+//! Replay: feed a trace's inputs to a fresh model and check every output against the
+//! recording, stopping at the first mismatch.
+
+use std::io::Read;
+
+use crate::device::Device;
+use crate::pci::BarLayout;
+use crate::port;
+
+use super::event::{Data, Event, Record};
+use super::file::{TraceError, TraceReader};
+
+/// Where replay and recording parted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Index of the record (0-based) at which they diverged.
+    pub index: u64,
+    /// The recorded record.
+    pub recorded: Record,
+    /// What the model did instead.
+    pub replayed: String,
+    /// The records just before it, for context.
+    pub context: Vec<Record>,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "replay diverged at event #{}:", self.index)?;
+        for (i, r) in self.context.iter().enumerate() {
+            let idx = self.index - self.context.len() as u64 + i as u64;
+            writeln!(f, "    #{idx:<8} {r}")?;
+        }
+        writeln!(f, "  recorded #{:<8} {}", self.index, self.recorded)?;
+        write!(f, "  replayed           {}", self.replayed)
+    }
+}
+
+/// The result of a replay.
+#[derive(Debug)]
+pub struct ReplayOutcome {
+    /// Records replayed (up to and including a mismatch).
+    pub events: u64,
+    /// The model's GPU clock at the end.
+    pub final_cycle: u64,
+    /// The first divergence, if any.
+    pub mismatch: Option<Mismatch>,
+    /// The file was damaged after the good prefix that was replayed.
+    pub damaged: Option<TraceError>,
+}
+
+impl ReplayOutcome {
+    /// Whether the whole trace replayed exactly.
+    pub fn exact(&self) -> bool {
+        self.mismatch.is_none() && self.damaged.is_none()
+    }
+}
+
+const CONTEXT: usize = 6;
+
+/// Builds the model a trace was recorded against.
+pub fn device_for(header: &super::file::TraceHeader) -> Device {
+    Device::with_layout(BarLayout {
+        bar1: header.bar1_size,
+        ..BarLayout::default()
+    })
+}
+
+/// Replays `reader` through `dev`.
+pub fn replay<R: Read>(
+    mut reader: TraceReader<R>,
+    mut dev: Device,
+) -> Result<ReplayOutcome, TraceError> {
+    let mut context: std::collections::VecDeque<Record> = std::collections::VecDeque::new();
+    let mut index = 0u64;
+    let mut level = false;
+    // A level change the model made that the recording must show next.
+    let mut pending_irq: Option<bool> = None;
+    let mut buf = vec![0u8; port::MAX_CONFIG_ACCESS];
+    let fail = |rec: &Record,
+                replayed: String,
+                context: &std::collections::VecDeque<Record>,
+                index: u64| Mismatch {
+        index,
+        recorded: rec.clone(),
+        replayed,
+        context: context.iter().cloned().collect(),
+    };
+    loop {
+        let rec = match reader.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e @ TraceError::Corrupt { .. }) => {
+                return Ok(ReplayOutcome {
+                    events: index,
+                    final_cycle: dev.gpu_cycles(),
+                    mismatch: None,
+                    damaged: Some(e),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let is_input = !matches!(rec.event, Event::Irq { .. });
+        if is_input {
+            if let Some(l) = pending_irq {
+                let m = fail(
+                    &rec,
+                    format!(
+                        "irq {} (the model changed its interrupt level; the recording did not)",
+                        if l { "raised" } else { "lowered" }
+                    ),
+                    &context,
+                    index,
+                );
+                return Ok(ReplayOutcome {
+                    events: index + 1,
+                    final_cycle: dev.gpu_cycles(),
+                    mismatch: Some(m),
+                    damaged: None,
+                });
+            }
+        }
+        let mismatch: Option<String> = match &rec.event {
+            Event::Read {
+                space,
+                offset,
+                data,
+                ok,
+            } => {
+                let n = data.len().min(buf.len());
+                let b = &mut buf[..n];
+                b.fill(0);
+                let got_ok = port::read(&mut dev, *space, *offset, b).is_ok();
+                if got_ok != *ok || !data.matches(b) {
+                    Some(format!(
+                        "read  {space}+{offset:#08x} -> {}{}",
+                        Data::from_slice(b),
+                        if got_ok { "" } else { " (refused)" }
+                    ))
+                } else {
+                    None
+                }
+            }
+            Event::Write {
+                space,
+                offset,
+                data,
+                ok,
+            } => {
+                let bytes = data.to_vec();
+                let got_ok = port::write(&mut dev, *space, *offset, &bytes).is_ok();
+                (got_ok != *ok).then(|| {
+                    format!(
+                        "write {space}+{offset:#08x} <- {data}{}",
+                        if got_ok { "" } else { " (refused)" }
+                    )
+                })
+            }
+            // The model does no DMA yet, so maps change nothing it computes; they are kept
+            // for the record and the timeline.
+            Event::DmaMap { .. } | Event::DmaUnmap { .. } => None,
+            Event::Reset => {
+                dev.reset();
+                level = false;
+                None
+            }
+            Event::Irq { asserted } => {
+                if pending_irq == Some(*asserted) {
+                    pending_irq = None;
+                    None
+                } else {
+                    Some(format!(
+                        "no interrupt change (level stays {})",
+                        if level { "raised" } else { "lowered" }
+                    ))
+                }
+            }
+        };
+        let mismatch = mismatch.or_else(|| {
+            (dev.gpu_cycles() != rec.cycle)
+                .then(|| format!("{} at GPU cycle {}", rec.event, dev.gpu_cycles()))
+        });
+        if let Some(replayed) = mismatch {
+            let m = fail(&rec, replayed, &context, index);
+            return Ok(ReplayOutcome {
+                events: index + 1,
+                final_cycle: dev.gpu_cycles(),
+                mismatch: Some(m),
+                damaged: None,
+            });
+        }
+        if is_input && !matches!(rec.event, Event::Reset) {
+            let now = dev.irq_asserted();
+            if now != level {
+                level = now;
+                pending_irq = Some(now);
+            }
+        }
+        if context.len() == CONTEXT {
+            context.pop_front();
+        }
+        context.push_back(rec);
+        index += 1;
+    }
+    if let Some(l) = pending_irq {
+        let last = context.back().cloned().unwrap_or(Record {
+            cycle: 0,
+            event: Event::Reset,
+        });
+        let m = Mismatch {
+            index,
+            recorded: last,
+            replayed: format!(
+                "irq {} after the last event; the recording ends without it",
+                if l { "raised" } else { "lowered" }
+            ),
+            context: context.iter().cloned().collect(),
+        };
+        return Ok(ReplayOutcome {
+            events: index,
+            final_cycle: dev.gpu_cycles(),
+            mismatch: Some(m),
+            damaged: None,
+        });
+    }
+    Ok(ReplayOutcome {
+        events: index,
+        final_cycle: dev.gpu_cycles(),
+        mismatch: None,
+        damaged: None,
+    })
+}
+
+/// Records what a host does to a device, the way the transport does it: every port access
+/// plus the interrupt level changes that follow. Used by the vfio-user server and by tests.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    level: bool,
+}
+
+impl Recorder {
+    /// A recorder for a device that was just created or reset.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The records for one access the device just handled: the access itself, then an
+    /// `Irq` record if the interrupt level changed.
+    pub fn after(&mut self, dev: &Device, event: Event, out: &mut Vec<Record>) {
+        let reset = matches!(event, Event::Reset);
+        out.push(Record {
+            cycle: dev.gpu_cycles(),
+            event,
+        });
+        if reset {
+            self.level = false;
+            return;
+        }
+        let now = dev.irq_asserted();
+        if now != self.level {
+            self.level = now;
+            out.push(Record {
+                cycle: dev.gpu_cycles(),
+                event: Event::Irq { asserted: now },
+            });
+        }
+    }
+}
+
+/// Performs a read through the port and returns its event.
+pub fn read_event(dev: &mut Device, space: port::Space, offset: u64, data: &mut [u8]) -> Event {
+    let ok = port::read(dev, space, offset, data).is_ok();
+    Event::Read {
+        space,
+        offset,
+        data: Data::from_slice(data),
+        ok,
+    }
+}
+
+/// Performs a write through the port and returns its event.
+pub fn write_event(dev: &mut Device, space: port::Space, offset: u64, data: &[u8]) -> Event {
+    let ok = port::write(dev, space, offset, data).is_ok();
+    Event::Write {
+        space,
+        offset,
+        data: Data::from_slice(data),
+        ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::Space;
+    use crate::trace::file::{TraceHeader, TraceWriter};
+
+    fn header(bar1: u64) -> TraceHeader {
+        TraceHeader {
+            emulator_version: "test".into(),
+            bar1_size: bar1,
+            note: String::new(),
+        }
+    }
+
+    /// A little session: config probing, BAR sizing, boot0, the vendor window, a bad access,
+    /// interrupt enable and a reset.
+    fn session(dev: &mut Device) -> Vec<Record> {
+        let mut rec = Recorder::new();
+        let mut out = Vec::new();
+        let mut cfg = [0u8; 256];
+        let e = read_event(dev, Space::Config, 0, &mut cfg);
+        rec.after(dev, e, &mut out);
+        for bar_off in [0x10u64, 0x14, 0x18, 0x1c] {
+            let e = write_event(dev, Space::Config, bar_off, &[0xff; 4]);
+            rec.after(dev, e, &mut out);
+            let mut b = [0u8; 4];
+            let e = read_event(dev, Space::Config, bar_off, &mut b);
+            rec.after(dev, e, &mut out);
+        }
+        let mut b = [0u8; 4];
+        let e = read_event(dev, Space::Bar(0), 0, &mut b);
+        rec.after(dev, e, &mut out);
+        let e = write_event(dev, Space::Bar(0), 0xff0010, &0xdead_beefu32.to_le_bytes());
+        rec.after(dev, e, &mut out);
+        let e = read_event(dev, Space::Bar(0), 0xff0020, &mut b);
+        rec.after(dev, e, &mut out);
+        let e = read_event(dev, Space::Bar(0), 0x123450, &mut b);
+        rec.after(dev, e, &mut out);
+        let mut big = [0u8; 16];
+        let e = read_event(dev, Space::Bar(0), 0, &mut big);
+        rec.after(dev, e, &mut out);
+        dev.reset();
+        rec.after(dev, Event::Reset, &mut out);
+        let e = read_event(dev, Space::Bar(0), 0xff0010, &mut b);
+        rec.after(dev, e, &mut out);
+        out
+    }
+
+    fn encode(h: &TraceHeader, recs: &[Record]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = TraceWriter::new(&mut out, h).unwrap();
+        for r in recs {
+            w.push(r).unwrap();
+        }
+        drop(w);
+        out
+    }
+
+    #[test]
+    fn a_recorded_session_replays_exactly() {
+        let h = header(256 << 20);
+        let recs = session(&mut device_for(&h));
+        let bytes = encode(&h, &recs);
+        let reader = TraceReader::new(&bytes[..]).unwrap();
+        let dev = device_for(reader.header());
+        let out = replay(reader, dev).unwrap();
+        assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
+        assert_eq!(out.events, recs.len() as u64);
+        assert_eq!(out.final_cycle, recs.last().unwrap().cycle);
+    }
+
+    #[test]
+    fn a_changed_model_fails_at_the_first_affected_event() {
+        // Recorded with a 256 MiB BAR1, replayed against a model with 512 MiB: the first
+        // output that differs is the BAR1 sizing read (BAR1's low dword is config 0x14; the
+        // read after writing all ones returns the size mask).
+        let h = header(256 << 20);
+        let recs = session(&mut device_for(&h));
+        let bytes = encode(&h, &recs);
+        let reader = TraceReader::new(&bytes[..]).unwrap();
+        let changed = Device::with_layout(BarLayout {
+            bar1: 512 << 20,
+            ..BarLayout::default()
+        });
+        let out = replay(reader, changed).unwrap();
+        let m = out.mismatch.expect("the changed model must diverge");
+        let expected_index = recs
+            .iter()
+            .position(|r| {
+                matches!(
+                    r.event,
+                    Event::Read {
+                        space: Space::Config,
+                        offset: 0x14,
+                        ..
+                    }
+                )
+            })
+            .unwrap() as u64;
+        assert_eq!(m.index, expected_index, "{m}");
+        assert!(m.to_string().contains("CFG+0x000014"), "{m}");
+    }
+
+    #[test]
+    fn an_edited_output_is_caught() {
+        let h = header(256 << 20);
+        let mut recs = session(&mut device_for(&h));
+        let i = recs
+            .iter()
+            .position(|r| {
+                matches!(
+                    r.event,
+                    Event::Read {
+                        space: Space::Bar(0),
+                        offset: 0,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        if let Event::Read { data, .. } = &mut recs[i].event {
+            *data = Data::from_slice(&0x1400_00a1u32.to_le_bytes());
+        }
+        let bytes = encode(&h, &recs);
+        let reader = TraceReader::new(&bytes[..]).unwrap();
+        let out = replay(reader, device_for(&h)).unwrap();
+        assert_eq!(out.mismatch.unwrap().index, i as u64);
+    }
+
+    #[test]
+    fn a_missing_or_extra_interrupt_is_caught() {
+        let h = header(256 << 20);
+        let recs = vec![Record {
+            cycle: 0,
+            event: Event::Irq { asserted: true },
+        }];
+        let bytes = encode(&h, &recs);
+        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        let m = out.mismatch.unwrap();
+        assert_eq!(m.index, 0);
+        assert!(m.replayed.contains("no interrupt change"), "{m}");
+    }
+
+    #[test]
+    fn a_damaged_trace_replays_its_good_prefix() {
+        let h = header(256 << 20);
+        let recs = session(&mut device_for(&h));
+        let mut bytes = encode(&h, &recs);
+        let n = bytes.len();
+        bytes.truncate(n - 3);
+        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        assert!(out.mismatch.is_none());
+        assert!(out.damaged.is_some());
+        assert!(!out.exact());
+    }
+}

@@ -1,0 +1,60 @@
+//! Every trace under `traces/` replays through today's model exactly (see traces/README.md).
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn every_recorded_trace_replays_exactly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces");
+    let mut traces: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the traces/ folder")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gptrace"))
+        .collect();
+    traces.sort();
+    assert!(!traces.is_empty(), "no *.gptrace in {}", dir.display());
+    for t in traces {
+        let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+            .arg("replay")
+            .arg(&t)
+            .output()
+            .expect("starting gp100emu");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("replayed exactly"),
+            "{} no longer replays ({}):\n{stdout}{}\nIf the model changed on purpose, re-record it (traces/README.md).",
+            t.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_damaged_trace_is_reported_not_replayed_silently() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces");
+    let src = dir.join("smoke.gptrace");
+    let bytes = std::fs::read(&src).expect("traces/smoke.gptrace");
+    let tmp = std::env::temp_dir().join(format!("gp100emu-damaged-{}.gptrace", std::process::id()));
+    std::fs::write(&tmp, &bytes[..bytes.len() - 7]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+        .arg("replay")
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&tmp).ok();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("good prefix"), "{stdout}");
+
+    let not_a_trace =
+        std::env::temp_dir().join(format!("gp100emu-nottrace-{}", std::process::id()));
+    std::fs::write(&not_a_trace, b"hello").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+        .arg("replay")
+        .arg(&not_a_trace)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&not_a_trace).ok();
+    assert_eq!(out.status.code(), Some(2));
+}
