@@ -81,6 +81,9 @@ enum Command {
     },
     /// List the guest suites the initramfs carries.
     Suites,
+    /// Decode a GP100 page-table entry or fault-buffer entry into JSON (exit 2 on bad input).
+    #[command(subcommand)]
+    Decode(DecodeWhat),
     /// Serve the emulated GP100 to one QEMU over a vfio-user socket.
     ///
     /// QEMU connects with `-device '{"driver":"vfio-user-pci","socket":{"path":"PATH","type":"unix"}}'`
@@ -126,6 +129,28 @@ enum Command {
         file: PathBuf,
         /// The JSON file to write.
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DecodeWhat {
+    /// A version-2 PTE (64-bit hex, 0x optional).
+    Pte {
+        /// The PTE value.
+        value: String,
+    },
+    /// A PDE: one 64-bit value (PD3/PD2/PD1), or the two words of a PD0 entry, bits 63:0
+    /// (big-page table or 2 MiB PTE) then bits 127:64 (small-page table).
+    Pde {
+        /// The PDE, or the low word of a PD0 entry.
+        value: String,
+        /// The high word of a PD0 entry.
+        high: Option<String>,
+    },
+    /// A replayable fault-buffer entry: 64 hex digits, the 32 bytes in memory order.
+    Fault {
+        /// The entry.
+        hex: String,
     },
 }
 
@@ -205,6 +230,25 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("gp100emu run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Decode(what) => {
+            let r = match &what {
+                DecodeWhat::Pte { value } => emulator::decode::decode_pte(value),
+                DecodeWhat::Pde { value, high } => {
+                    emulator::decode::decode_pde(value, high.as_deref())
+                }
+                DecodeWhat::Fault { hex } => emulator::decode::decode_fault(hex),
+            };
+            match r {
+                Ok(v) => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gp100emu decode: {e}");
                     ExitCode::from(2)
                 }
             }
