@@ -1,11 +1,15 @@
 //! The replayable fault buffer (class MAXWELL_FAULT_BUFFER_A, `clb069.h`).
 //!
-//! Done: [`entry`], the 32-byte fault-buffer entry layout with encoder and decoder.
+//! Done: [`entry`], the 32-byte fault-buffer entry layout with encoder and decoder; [`ring`],
+//! the buffer's registers (0x002a70..0x002a80), GET/PUT, wrap, counted overflows and the
+//! interrupt condition.
 //!
-//! NOT done yet (issue 2): the ring itself (registers 0x002a70..0x002a80, GET/PUT, overflow
-//! accounting, the PMC 0x200 interrupt condition, replay and cancel). The device exposes no
-//! fault buffer today.
+//! NOT done yet (issue 2): replay and cancel of the faulted accesses (they need the access
+//! engine), timestamps from the device's clock at report time (the caller passes them), and
+//! the wiring into the device's BAR0 and PMC interrupt 0x200.
 
 pub mod entry;
+pub mod ring;
 
 pub use entry::{AccessType, FaultEntry, FaultType};
+pub use ring::{FaultRing, Report};
