@@ -2,6 +2,7 @@
 //! mapped from QEMU's fds, interrupts, and the `run` command that starts QEMU
 //! and the device together.
 
+pub mod bench;
 pub mod guest_ram;
 pub mod launch;
 pub mod run;

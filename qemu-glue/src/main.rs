@@ -81,6 +81,12 @@ enum Command {
     },
     /// List the guest suites the initramfs carries.
     Suites,
+    /// Measure the model's hot paths on this machine (one core) and print name=value lines.
+    Bench {
+        /// Seconds per benchmark.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
     /// Decode a GP100 page-table entry or fault-buffer entry into JSON (exit 2 on bad input).
     #[command(subcommand)]
     Decode(DecodeWhat),
@@ -167,7 +173,10 @@ fn main() -> ExitCode {
     // Offline tools re-run the model, whose "undecoded register" warnings were already seen
     // when the trace was recorded: keep them quiet unless RUST_LOG asks.
     let default_level = match cli.command {
-        Command::Replay { .. } | Command::Diff { .. } | Command::Export { .. } => "error",
+        Command::Replay { .. }
+        | Command::Diff { .. }
+        | Command::Export { .. }
+        | Command::Bench { .. } => "error",
         _ => "warn",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
@@ -252,6 +261,16 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        Command::Bench { secs } => {
+            for (name, v) in qemu_glue::bench::run_all(secs.clamp(0.05, 60.0)) {
+                if v < 1000.0 {
+                    println!("{name}={v:.2}");
+                } else {
+                    println!("{name}={v:.0}");
+                }
+            }
+            ExitCode::SUCCESS
         }
         Command::Suites => {
             for s in guest_tests::suites::all() {

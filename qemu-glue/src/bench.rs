@@ -1,0 +1,233 @@
+//! `gp100emu bench`: throughput of the model's hot paths on one core, printed as
+//! `name=value` lines. The host clock is read here, never in the emulator crate.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use emulator::fault::{AccessType, FaultEntry, FaultRing, FaultType};
+use emulator::mem::{Memory, Target, VidMem};
+use emulator::mmu::tlb::{ClientKind, PdbKey, TlbConfig, TlbEntry, Tlbs};
+use emulator::mmu::walk::{translate, Access, PageSize, Pdb, Walk};
+use emulator::mmu::{DualPde, Pde, PdeAperture, Pte};
+use emulator::port::Space;
+use emulator::trace::replay::{device_for, read_event, replay, write_event, Recorder};
+use emulator::trace::{Record, TraceHeader, TraceReader, TraceWriter};
+use emulator::Device;
+use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+/// Runs `f` (which does `batch` operations) until `budget` has passed; returns ops per second.
+fn rate(budget: Duration, batch: u64, mut f: impl FnMut() -> u64) -> f64 {
+    // Warm up once.
+    black_box(f());
+    let t = Instant::now();
+    let mut ops = 0u64;
+    while t.elapsed() < budget {
+        black_box(f());
+        ops += batch;
+    }
+    ops as f64 / t.elapsed().as_secs_f64()
+}
+
+/// A page-table tree in video memory mapping `pages` 4 KiB pages from VA 0x10_0000_0000.
+fn tree(pages: u64) -> (VidMem, Pdb, u64) {
+    let mut vid = VidMem::new(256 << 20);
+    let mut next = 0x10_0000u64;
+    let mut alloc = || {
+        next += 0x1000;
+        next
+    };
+    let pd3 = alloc();
+    let base = 0x10_0000_0000u64;
+    for p in 0..pages {
+        let va = base + p * 0x1000;
+        let mut table = pd3;
+        for (shift, mask) in [(47, 3u64), (38, 0x1ff), (29, 0x1ff)] {
+            let slot = table + ((va >> shift) & mask) * 8;
+            let cur = Pde(vid.read_u64(slot).unwrap());
+            table = if cur.valid() {
+                cur.address()
+            } else {
+                let t = alloc();
+                vid.write_u64(slot, Pde::build(PdeAperture::Video, false, t).0)
+                    .unwrap();
+                t
+            };
+        }
+        let slot = table + ((va >> 21) & 0xff) * 16;
+        let mut spt = Pde(vid.read_u64(slot + 8).unwrap());
+        if !spt.valid() {
+            let t = alloc();
+            let d = DualPde::build(
+                (PdeAperture::Invalid, false, 0),
+                (PdeAperture::Video, false, t),
+            );
+            vid.write_u64(slot + 8, d.hi).unwrap();
+            spt = Pde(d.hi);
+        }
+        vid.write_u64(
+            spt.address() + ((va >> 12) & 0x1ff) * 8,
+            Pte::pfn_system(p << 12, true, true).0,
+        )
+        .unwrap();
+    }
+    (
+        vid,
+        Pdb {
+            target: Target::Video,
+            addr: pd3,
+        },
+        base,
+    )
+}
+
+/// Runs every benchmark with about `secs` seconds each; returns (name, value) pairs.
+pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
+    let budget = Duration::from_secs_f64(secs);
+    let mut out = Vec::new();
+
+    // TLB hits: 16 translations cached in one client's L1, looked up round robin.
+    let mut tlbs = Tlbs::new(TlbConfig::default());
+    let client = ClientKind::Gpc(0);
+    let pdb = PdbKey(0x1000);
+    for i in 0..16u64 {
+        tlbs.fill(
+            client,
+            TlbEntry {
+                pdb,
+                va: i << 12,
+                size: PageSize::K4,
+                target: Target::SysCoherent,
+                pa: i << 20,
+                read_only: false,
+                atomic_disable: false,
+                privilege: false,
+            },
+        );
+    }
+    out.push((
+        "tlb_hit_translations_per_s",
+        rate(budget, 1 << 16, || {
+            let mut acc = 0u64;
+            for i in 0..(1u64 << 16) {
+                let va = ((i & 15) << 12) | (i & 0xfff);
+                if let Some((e, _)) = tlbs.lookup(client, pdb, va) {
+                    acc = acc.wrapping_add(e.pa);
+                }
+            }
+            acc
+        }),
+    ));
+
+    // Cold walks: five levels, no TLB, over 64 Ki mapped pages.
+    let pages = 1u64 << 16;
+    let (mut vid, pdb, base) = tree(pages);
+    let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+    let mem = Memory {
+        vid: &mut vid,
+        sys: &ram,
+    };
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    out.push((
+        "cold_walks_per_s",
+        rate(budget, 1 << 14, || {
+            let mut acc = 0u64;
+            for _ in 0..(1u64 << 14) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let va = base + (x % pages) * 0x1000;
+                if let Ok(Walk::Mapped { pa, .. }) = translate(&mem, pdb, va, Access::Read, false) {
+                    acc = acc.wrapping_add(pa);
+                }
+            }
+            acc
+        }),
+    ));
+
+    // Fault entries: the GPU reports, the driver advances GET every 256 entries.
+    let mut vid = VidMem::new(1 << 20);
+    let mut mem = Memory {
+        vid: &mut vid,
+        sys: &ram,
+    };
+    let mut ring = FaultRing::new(1024);
+    ring.write32(emulator::fault::ring::regs::ADDR_LO, 0x1_0000 | 1);
+    let mut n = 0u64;
+    out.push((
+        "fault_entries_per_s",
+        rate(budget, 256, || {
+            for _ in 0..256 {
+                n += 1;
+                ring.report(
+                    &mut mem,
+                    FaultEntry {
+                        inst: 0x2000,
+                        inst_aperture: 0,
+                        addr: n << 12,
+                        timestamp: n,
+                        engine: 0,
+                        valid: true,
+                        gpc: 0,
+                        hub: false,
+                        access: AccessType::Read,
+                        client: 0,
+                        fault_type: FaultType::Pte,
+                    },
+                );
+            }
+            let put = ring.read32(emulator::fault::ring::regs::PUT).unwrap_or(0);
+            ring.write32(emulator::fault::ring::regs::GET, put);
+            n
+        }),
+    ));
+    let written = ring.written();
+    if ring.overflows() > 0 {
+        log::warn!("bench: {} fault overflows (of {written})", ring.overflows());
+    }
+
+    // Trace replay: a synthetic probe-shaped trace of 1 M events.
+    let trace = synthetic_trace(1_000_000);
+    out.push((
+        "replay_events_per_s",
+        rate(budget, 1_000_000, || {
+            let r = TraceReader::new(&trace[..]).expect("own trace");
+            let o = replay(r, Device::new()).expect("own trace");
+            assert!(o.exact(), "the synthetic trace must replay exactly");
+            o.events
+        }),
+    ));
+    out.push(("replay_trace_bytes_per_event", trace.len() as f64 / 1e6));
+    out
+}
+
+/// A trace like a probe: BAR0 reads of boot0, the window and an undecoded offset, and window
+/// writes.
+pub fn synthetic_trace(events: usize) -> Vec<u8> {
+    let header = TraceHeader {
+        emulator_version: "bench".into(),
+        bar1_size: 256 << 20,
+        note: "synthetic".into(),
+    };
+    let mut dev = device_for(&header);
+    let mut rec = Recorder::new();
+    let mut pending: Vec<Record> = Vec::new();
+    let mut out = Vec::new();
+    let mut w = TraceWriter::new(&mut out, &header).expect("in-memory trace");
+    let mut n = 0;
+    while n < events {
+        let mut b = [0u8; 4];
+        let e = if n % 4 == 3 {
+            write_event(&mut dev, Space::Bar(0), 0xff0010, &(n as u32).to_le_bytes())
+        } else {
+            let off = [0u64, 0xff0000, 0x123450][n % 3];
+            read_event(&mut dev, Space::Bar(0), off, &mut b)
+        };
+        rec.after(&dev, e, &mut pending);
+        for r in pending.drain(..) {
+            w.push(&r).expect("in-memory trace");
+            n += 1;
+        }
+    }
+    drop(w);
+    out
+}
