@@ -240,7 +240,6 @@ mod tests {
         assert_eq!(r.report(&mut m, fault(0xa000)), Report::Written(3));
         assert_eq!(r.report(&mut m, fault(0xb000)), Report::Written(0));
         assert_eq!(r.read32(regs::PUT), Some(1));
-        drop(m);
         let e = read_entry(&vid, 0x8000, 0);
         assert!(e.valid);
         assert_eq!(e.addr, 0xb000);
