@@ -4,9 +4,11 @@
 //! the buffer's registers (0x002a70..0x002a80), GET/PUT, wrap, counted overflows and the
 //! interrupt condition.
 //!
-//! NOT done yet (issue 2): replay and cancel of the faulted accesses (they need the access
-//! engine), timestamps from the device's clock at report time (the caller passes them), and
-//! the wiring into the device's BAR0 and PMC interrupt 0x200.
+//! The device routes the registers to the ring, raises PMC interrupt 0x200 while it holds
+//! unread entries, and stamps entries with its GPU clock (`Device::report_fault`).
+//!
+//! NOT done yet (issue 2): replay and cancel of the faulted accesses — they need the access
+//! engine that will also be the one reporting faults.
 
 pub mod entry;
 pub mod ring;

@@ -16,6 +16,7 @@
 //! is enabled and GET != PUT.
 
 use crate::mem::{GpuMemory, Target};
+use crate::regs::Bar0Unit;
 
 use super::entry::FaultEntry;
 
@@ -168,6 +169,24 @@ impl FaultRing {
         self.put = next;
         self.written += 1;
         Report::Written(at)
+    }
+}
+
+impl Bar0Unit for FaultRing {
+    fn name(&self) -> &'static str {
+        "FAULT"
+    }
+
+    fn read32(&mut self, offset: u32) -> Option<u32> {
+        FaultRing::read32(self, offset)
+    }
+
+    fn write32(&mut self, offset: u32, value: u32) -> bool {
+        FaultRing::write32(self, offset, value)
+    }
+
+    fn reset(&mut self) {
+        *self = FaultRing::new(self.entries);
     }
 }
 

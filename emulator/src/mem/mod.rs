@@ -106,6 +106,24 @@ impl VidMem {
     }
 }
 
+/// Video memory alone (for units that only touch it, like the fault ring); system-memory
+/// accesses fail.
+impl GpuMemory for VidMem {
+    fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError> {
+        match target {
+            Target::Video => VidMem::read_u64(self, addr),
+            _ => Err(MemError::OutOfRange { target, addr }),
+        }
+    }
+
+    fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError> {
+        match target {
+            Target::Video => VidMem::write_u64(self, addr, value),
+            _ => Err(MemError::OutOfRange { target, addr }),
+        }
+    }
+}
+
 /// Video memory plus guest RAM, as the GPU sees them.
 pub struct Memory<'a, M> {
     /// Video memory.

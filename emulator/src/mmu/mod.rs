@@ -6,12 +6,18 @@
 //! instance-block PDB word; [`tlb`], per-client L1 and shared L2 TLBs with the invalidate
 //! semantics nouveau uses (ALL_VA, ALL_PDB, HUBTLB_ONLY).
 //!
-//! NOT done yet (issue 2): a page-directory cache, per-level walk costs in the cycle model,
-//! and the wiring into the device (the invalidate registers 0x100cb8/0x100cbc/0x100cec, BAR1
-//! and BAR2 translation, the access engine). Nothing in the device translates addresses yet.
+//! [`unit`] puts them together: TLB lookup, walk on a miss, TLB fill, the cycle cost of
+//! each, and the invalidate registers (0x100c80/0x100cb8/0x100cbc/0x100cec) the device routes
+//! to it.
+//!
+//! NOT done yet (issue 2): a page-directory cache (walks always read every level), and replay
+//! of faulted accesses (REPLAY/CANCEL triggers are counted; there is no access engine to
+//! re-issue anything yet). Nothing in the device translates addresses yet: BAR1/BAR2 and the
+//! access engine are the probe and SVM issues' work.
 
 pub mod format;
 pub mod tlb;
+pub mod unit;
 pub mod walk;
 
 pub use format::{DualPde, Pde, PdeAperture, Pte, PteAperture, PteFields};

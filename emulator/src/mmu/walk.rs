@@ -123,6 +123,8 @@ pub enum Walk {
         pte: Pte,
         /// Memory reads the walk made.
         reads: u32,
+        /// Of which from system memory.
+        sys_reads: u32,
     },
     /// Sparse: no fault; reads return zero and writes are dropped.
     Sparse {
@@ -130,6 +132,8 @@ pub enum Walk {
         page_size: PageSize,
         /// Memory reads the walk made.
         reads: u32,
+        /// Of which from system memory.
+        sys_reads: u32,
     },
 }
 
@@ -144,6 +148,8 @@ pub struct WalkFault {
     pub mem_error: Option<MemError>,
     /// Memory reads made before the fault.
     pub reads: u32,
+    /// Of which from system memory.
+    pub sys_reads: u32,
 }
 
 fn pde_target(a: PdeAperture) -> Option<Target> {
@@ -167,11 +173,15 @@ fn pte_target(p: Pte) -> Target {
 struct Walker<'m, M: GpuMemory> {
     mem: &'m M,
     reads: u32,
+    sys_reads: u32,
 }
 
 impl<M: GpuMemory> Walker<'_, M> {
     fn read(&mut self, level: Level, t: Target, addr: u64) -> Result<u64, WalkFault> {
         self.reads += 1;
+        if matches!(t, Target::SysCoherent | Target::SysNoncoherent) {
+            self.sys_reads += 1;
+        }
         self.mem.read_u64(t, addr).map_err(|e| WalkFault {
             fault_type: if matches!(level, Level::BigPt | Level::SmallPt) {
                 FaultType::Pte
@@ -181,6 +191,7 @@ impl<M: GpuMemory> Walker<'_, M> {
             level,
             mem_error: Some(e),
             reads: self.reads,
+            sys_reads: self.sys_reads,
         })
     }
 
@@ -190,6 +201,7 @@ impl<M: GpuMemory> Walker<'_, M> {
             level,
             mem_error: None,
             reads: self.reads,
+            sys_reads: self.sys_reads,
         }
     }
 
@@ -230,6 +242,7 @@ impl<M: GpuMemory> Walker<'_, M> {
             page_size: size,
             pte,
             reads: self.reads,
+            sys_reads: self.sys_reads,
         })
     }
 }
@@ -243,7 +256,11 @@ pub fn translate<M: GpuMemory>(
     access: Access,
     privileged: bool,
 ) -> Result<Walk, WalkFault> {
-    let mut w = Walker { mem, reads: 0 };
+    let mut w = Walker {
+        mem,
+        reads: 0,
+        sys_reads: 0,
+    };
     if va >> VA_BITS != 0 {
         return Err(w.fault(FaultType::VaLimitViolation, Level::Pdb));
     }
@@ -283,6 +300,7 @@ pub fn translate<M: GpuMemory>(
             return Ok(Walk::Sparse {
                 page_size: PageSize::K64,
                 reads: w.reads,
+                sys_reads: w.sys_reads,
             });
         }
         if pte.privilege() || small.is_none() {
@@ -298,6 +316,7 @@ pub fn translate<M: GpuMemory>(
         return Ok(Walk::Sparse {
             page_size: PageSize::K4,
             reads: w.reads,
+            sys_reads: w.sys_reads,
         });
     }
     Err(w.fault(FaultType::Pte, Level::SmallPt))

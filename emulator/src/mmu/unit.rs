@@ -1,0 +1,381 @@
+//! The MMU as a unit: TLBs in front of the walker, the cycle cost of every translation, and
+//! the invalidate registers nouveau programs (gp100-facts.md; nvkm/subdev/mmu/vmmgf100.c
+//! `gf100_vmm_invalidate`, vmmgp100.c `gp100_vmm_invalidate_pdb`):
+//!
+//! | offset | register | meaning |
+//! | --- | --- | --- |
+//! | 0x100c80 | status | bits 23:16 free flush slots (nouveau waits for non-zero), bit 15 the last flush was queued (nouveau waits for it after triggering) |
+//! | 0x100cb8 | PDB low | low 32 bits of `(pd_addr >> 12) << 4 \| aperture` |
+//! | 0x100cec | PDB high | high 32 bits of the same |
+//! | 0x100cbc | trigger | `0x80000000 \| type`: bit 0 ALL_VA, bit 1 ALL_PDB, bit 2 HUBTLB_ONLY, bits 5:3 REPLAY (1 start, 3 cancel targeted) |
+//!
+//! Invalidates complete synchronously in the model: a trigger is processed when written, so
+//! the flush slots are always free and the "queued" bit is set by the processing itself.
+
+use crate::mem::{GpuMemory, Target};
+use crate::regs::Bar0Unit;
+use crate::timing::Costs;
+
+use super::tlb::{ClientKind, Hit, Invalidate, PdbKey, TlbConfig, TlbEntry, Tlbs};
+use super::walk::{translate, Access, PageSize, Pdb, Walk, WalkFault};
+use crate::fault::FaultType;
+
+/// Register offsets.
+pub mod regs {
+    /// Flush status.
+    pub const STATUS: u32 = 0x100c80;
+    /// PDB to invalidate, low word.
+    pub const PDB_LO: u32 = 0x100cb8;
+    /// Invalidate trigger.
+    pub const TRIGGER: u32 = 0x100cbc;
+    /// PDB to invalidate, high word.
+    pub const PDB_HI: u32 = 0x100cec;
+}
+
+/// Flush slots the model reports (bits 23:16 of STATUS). Assumed: the count is undocumented;
+/// nouveau only needs it non-zero, and the model never queues.
+pub const FLUSH_SLOTS: u32 = 16;
+
+/// A translation ready to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Translation {
+    /// Mapped to `pa` in `target`.
+    Mapped {
+        /// Memory.
+        target: Target,
+        /// Physical byte address.
+        pa: u64,
+        /// Where it came from.
+        source: Source,
+    },
+    /// Sparse: reads zero, writes dropped, no fault.
+    Sparse,
+}
+
+/// Where a translation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A TLB.
+    Tlb(Hit),
+    /// A page-table walk.
+    Walk,
+}
+
+/// Counters of what the MMU did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MmuStats {
+    /// Invalidates processed.
+    pub invalidates: u64,
+    /// REPLAY requests (start) seen.
+    pub replays: u64,
+    /// Targeted cancels seen.
+    pub cancels: u64,
+    /// Walks made.
+    pub walks: u64,
+}
+
+/// The MMU unit.
+#[derive(Debug, Clone)]
+pub struct Mmu {
+    cfg: TlbConfig,
+    tlbs: Tlbs,
+    costs: Costs,
+    pdb_lo: u32,
+    pdb_hi: u32,
+    queued: bool,
+    cost_due: u64,
+    stats: MmuStats,
+}
+
+impl Mmu {
+    /// An MMU with empty TLBs.
+    pub fn new(cfg: TlbConfig, costs: Costs) -> Self {
+        Mmu {
+            cfg,
+            tlbs: Tlbs::new(cfg),
+            costs,
+            pdb_lo: 0,
+            pdb_hi: 0,
+            queued: false,
+            cost_due: 0,
+            stats: MmuStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> MmuStats {
+        self.stats
+    }
+
+    /// Cycles spent since the last call (the device adds them to its clock).
+    pub fn take_cost(&mut self) -> u64 {
+        std::mem::take(&mut self.cost_due)
+    }
+
+    fn pdb_key(&self) -> PdbKey {
+        let v = (u64::from(self.pdb_hi) << 32) | u64::from(self.pdb_lo);
+        let target = match v & 3 {
+            0 => Target::Video,
+            2 => Target::SysCoherent,
+            3 => Target::SysNoncoherent,
+            _ => Target::Peer(0),
+        };
+        PdbKey::from(Pdb {
+            target,
+            addr: (v >> 4) << 12,
+        })
+    }
+
+    fn trigger(&mut self, word: u32) {
+        if word & 0x8000_0000 == 0 {
+            return;
+        }
+        let inv = Invalidate::from_trigger(word, self.pdb_key(), 0);
+        match (word >> 3) & 7 {
+            1 => self.stats.replays += 1,
+            3 => self.stats.cancels += 1,
+            _ => {}
+        }
+        self.tlbs.invalidate(&inv);
+        self.stats.invalidates += 1;
+        self.cost_due += self.costs.invalidate;
+        self.queued = true;
+    }
+
+    /// Translates `va` for `client`: TLBs first, then a walk (whose result fills the TLBs).
+    /// Permission checks apply to cached translations exactly as to walked ones.
+    pub fn translate<M: GpuMemory>(
+        &mut self,
+        mem: &M,
+        client: ClientKind,
+        pdb: Pdb,
+        va: u64,
+        access: Access,
+        privileged: bool,
+    ) -> Result<Translation, WalkFault> {
+        let key = PdbKey::from(pdb);
+        if let Some((e, hit)) = self.tlbs.lookup(client, key, va) {
+            self.cost_due += match hit {
+                Hit::L1 => self.costs.l1_tlb_hit,
+                Hit::L2 => self.costs.l2_tlb_hit,
+            };
+            let deny = |t| {
+                Err(WalkFault {
+                    fault_type: t,
+                    level: super::walk::Level::SmallPt,
+                    mem_error: None,
+                    reads: 0,
+                    sys_reads: 0,
+                })
+            };
+            if e.privilege && !privileged {
+                return deny(FaultType::PrivViolation);
+            }
+            match access {
+                Access::Write | Access::Atomic if e.read_only => {
+                    return deny(FaultType::RoViolation)
+                }
+                Access::Atomic if e.atomic_disable => return deny(FaultType::AtomicViolation),
+                _ => {}
+            }
+            return Ok(Translation::Mapped {
+                target: e.target,
+                pa: e.pa | (va & (e.size.bytes() - 1)),
+                source: Source::Tlb(hit),
+            });
+        }
+        self.stats.walks += 1;
+        let r = translate(mem, pdb, va, access, privileged);
+        let (reads, sys) = match &r {
+            Ok(Walk::Mapped {
+                reads, sys_reads, ..
+            })
+            | Ok(Walk::Sparse {
+                reads, sys_reads, ..
+            }) => (*reads, *sys_reads),
+            Err(f) => (f.reads, f.sys_reads),
+        };
+        self.cost_due += u64::from(reads - sys) * self.costs.walk_read_vidmem
+            + u64::from(sys) * self.costs.walk_read_sysmem;
+        match r? {
+            Walk::Mapped {
+                target,
+                pa,
+                page_size,
+                pte,
+                ..
+            } => {
+                let size: PageSize = page_size;
+                self.tlbs.fill(
+                    client,
+                    TlbEntry {
+                        pdb: key,
+                        va: va & !(size.bytes() - 1),
+                        size,
+                        target,
+                        pa: pa & !(size.bytes() - 1),
+                        read_only: pte.read_only(),
+                        atomic_disable: pte.atomic_disable(),
+                        privilege: pte.privilege(),
+                    },
+                );
+                Ok(Translation::Mapped {
+                    target,
+                    pa,
+                    source: Source::Walk,
+                })
+            }
+            Walk::Sparse { .. } => Ok(Translation::Sparse),
+        }
+    }
+}
+
+impl Bar0Unit for Mmu {
+    fn name(&self) -> &'static str {
+        "MMU"
+    }
+
+    fn read32(&mut self, offset: u32) -> Option<u32> {
+        Some(match offset {
+            regs::STATUS => FLUSH_SLOTS << 16 | u32::from(self.queued) << 15,
+            regs::PDB_LO => self.pdb_lo,
+            regs::PDB_HI => self.pdb_hi,
+            regs::TRIGGER => 0,
+            _ => return None,
+        })
+    }
+
+    fn write32(&mut self, offset: u32, value: u32) -> bool {
+        match offset {
+            regs::STATUS => {}
+            regs::PDB_LO => self.pdb_lo = value,
+            regs::PDB_HI => self.pdb_hi = value,
+            regs::TRIGGER => self.trigger(value),
+            _ => return false,
+        }
+        true
+    }
+
+    fn reset(&mut self) {
+        *self = Mmu::new(self.cfg, self.costs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::{Memory, VidMem};
+    use crate::mmu::{DualPde, Pde, PdeAperture, Pte};
+    use crate::timing::P100;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    /// One 4 KiB page at VA 0 mapped to system page 0x5000, tables in video memory.
+    fn setup() -> (VidMem, Pdb) {
+        let mut vid = VidMem::new(1 << 20);
+        let (pd3, pd2, pd1, pd0, spt) = (0x1000, 0x2000, 0x3000, 0x4000, 0x5000);
+        for (t, next) in [(pd3, pd2), (pd2, pd1), (pd1, pd0)] {
+            vid.write_u64(t, Pde::build(PdeAperture::Video, false, next).0)
+                .unwrap();
+        }
+        let d = DualPde::build(
+            (PdeAperture::Invalid, false, 0),
+            (PdeAperture::Video, false, spt),
+        );
+        vid.write_u64(pd0 + 8, d.hi).unwrap();
+        vid.write_u64(spt, Pte::pfn_system(0x5000, false, true).0)
+            .unwrap();
+        (
+            vid,
+            Pdb {
+                target: Target::Video,
+                addr: pd3,
+            },
+        )
+    }
+
+    #[test]
+    fn walk_then_tlb_hit_with_costs_and_permissions() {
+        let (mut vid, pdb) = setup();
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let mem = Memory {
+            vid: &mut vid,
+            sys: &ram,
+        };
+        let mut mmu = Mmu::new(TlbConfig::default(), P100);
+        let c = ClientKind::Gpc(0);
+        let t = mmu
+            .translate(&mem, c, pdb, 0x123, Access::Read, false)
+            .unwrap();
+        assert_eq!(
+            t,
+            Translation::Mapped {
+                target: Target::SysCoherent,
+                pa: 0x5123,
+                source: Source::Walk
+            }
+        );
+        assert_eq!(mmu.take_cost(), 6 * P100.walk_read_vidmem);
+        let t = mmu
+            .translate(&mem, c, pdb, 0x456, Access::Read, false)
+            .unwrap();
+        assert!(matches!(
+            t,
+            Translation::Mapped {
+                pa: 0x5456,
+                source: Source::Tlb(Hit::L1),
+                ..
+            }
+        ));
+        assert_eq!(mmu.take_cost(), P100.l1_tlb_hit);
+        // The cached entry keeps the PTE's read-only bit.
+        let f = mmu
+            .translate(&mem, c, pdb, 0x10, Access::Write, false)
+            .unwrap_err();
+        assert_eq!(f.fault_type, FaultType::RoViolation);
+        assert_eq!(mmu.stats().walks, 1);
+    }
+
+    #[test]
+    fn invalidate_registers_as_nouveau_drives_them() {
+        let (mut vid, pdb) = setup();
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let mut mmu = Mmu::new(TlbConfig::default(), P100);
+        let c = ClientKind::Gpc(0);
+        {
+            let mem = Memory {
+                vid: &mut vid,
+                sys: &ram,
+            };
+            mmu.translate(&mem, c, pdb, 0, Access::Read, false).unwrap();
+        }
+        // The PTE changes under the TLB: unmapped.
+        vid.write_u64(0x5000, 0).unwrap();
+        // gf100_vmm_invalidate: wait for free slots, write the PDB, trigger, wait for bit 15.
+        assert_ne!(mmu.read32(regs::STATUS).unwrap() & 0x00ff_0000, 0);
+        let v = (pdb.addr >> 12) << 4; // aperture 0: video memory
+        mmu.write32(regs::PDB_LO, v as u32);
+        mmu.write32(regs::PDB_HI, (v >> 32) as u32);
+        mmu.write32(regs::TRIGGER, 0x8000_0000 | 1); // PAGE_ALL of that PDB
+        assert_ne!(mmu.read32(regs::STATUS).unwrap() & 0x0000_8000, 0);
+        assert_eq!(mmu.stats().invalidates, 1);
+        let mem = Memory {
+            vid: &mut vid,
+            sys: &ram,
+        };
+        let f = mmu
+            .translate(&mem, c, pdb, 0, Access::Read, false)
+            .unwrap_err();
+        assert_eq!(
+            f.fault_type,
+            FaultType::Pte,
+            "the stale translation is gone"
+        );
+        // REPLAY global (0xb) and a targeted cancel (0x1b) are counted.
+        mmu.write32(regs::TRIGGER, 0x8000_000b);
+        mmu.write32(regs::TRIGGER, 0x8000_001b);
+        assert_eq!((mmu.stats().replays, mmu.stats().cancels), (1, 1));
+        // Without bit 31 nothing happens.
+        mmu.write32(regs::TRIGGER, 1);
+        assert_eq!(mmu.stats().invalidates, 3);
+    }
+}
