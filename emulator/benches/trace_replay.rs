@@ -17,13 +17,14 @@ fn synthetic_trace() -> Vec<u8> {
         note: "synthetic".into(),
     };
     let mut dev = device_for(&header);
+    dev.set_event_log(true);
     let mut rec = Recorder::new();
     let mut pending: Vec<Record> = Vec::new();
     let mut out = Vec::new();
     let mut w = TraceWriter::new(&mut out, &header).unwrap();
     let mut cfg = [0u8; 256];
     let e = read_event(&mut dev, Space::Config, 0, &mut cfg);
-    rec.after(&dev, e, &mut pending);
+    rec.after(&mut dev, e, &mut pending);
     let mut n = 0;
     while n < EVENTS {
         let mut b = [0u8; 4];
@@ -34,7 +35,7 @@ fn synthetic_trace() -> Vec<u8> {
             let off = [0u64, 0xff0000, 0x123450][n % 3];
             read_event(&mut dev, Space::Bar(0), off, &mut b)
         };
-        rec.after(&dev, e, &mut pending);
+        rec.after(&mut dev, e, &mut pending);
         for r in pending.drain(..) {
             w.push(&r).unwrap();
             n += 1;

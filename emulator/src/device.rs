@@ -17,6 +17,7 @@ use crate::regs::pmc::Pmc;
 use crate::regs::window::VendorWindow;
 use crate::regs::{Bar0Unit, PRI_ERROR_NO_UNIT};
 use crate::timing::{Costs, GpuClock, P100};
+use crate::trace::event::ModelEvent;
 
 /// Size of BAR0 (the register file): 16 MiB on every NVIDIA GPU since NV50.
 pub const BAR0_SIZE: u64 = 16 << 20;
@@ -68,7 +69,13 @@ pub struct Device {
     mmu: Mmu,
     fault: FaultRing,
     vid: VidMem,
+    /// Model events since the last [`Device::take_events`], kept only while logging is on.
+    events: Vec<ModelEvent>,
+    log_events: bool,
 }
+
+/// Most model events held between two drains (a guest cannot grow it without bound).
+const MAX_PENDING_EVENTS: usize = 4096;
 
 impl Default for Device {
     fn default() -> Self {
@@ -94,6 +101,27 @@ impl Device {
             mmu: Mmu::new(TlbConfig::default(), P100),
             fault: FaultRing::new(FAULT_BUFFER_ENTRIES),
             vid: VidMem::new(DEFAULT_VRAM),
+            events: Vec::new(),
+            log_events: false,
+        }
+    }
+
+    /// Turns the model-event log on or off (tracing turns it on).
+    pub fn set_event_log(&mut self, on: bool) {
+        self.log_events = on;
+        if !on {
+            self.events.clear();
+        }
+    }
+
+    /// The model events since the last call.
+    pub fn take_events(&mut self) -> Vec<ModelEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn log(&mut self, e: ModelEvent) {
+        if self.log_events && self.events.len() < MAX_PENDING_EVENTS {
+            self.events.push(e);
         }
     }
 
@@ -128,8 +156,22 @@ impl Device {
     pub fn report_fault(&mut self, mut e: FaultEntry) -> fault::Report {
         e.timestamp = self.clock.now();
         let r = self.fault.report(&mut self.vid, e);
-        if matches!(r, fault::Report::Written(_)) {
-            self.clock.advance(self.costs.fault_write);
+        match r {
+            fault::Report::Written(index) => {
+                self.clock.advance(self.costs.fault_write);
+                self.log(ModelEvent::FaultWritten {
+                    index,
+                    addr: e.addr,
+                    fault_type: e.fault_type.bits() as u8,
+                    access: e.access.bits() as u8,
+                });
+            }
+            fault::Report::Overflow | fault::Report::BadBuffer => {
+                self.log(ModelEvent::FaultDropped {
+                    addr: e.addr,
+                    bad_buffer: r == fault::Report::BadBuffer,
+                })
+            }
         }
         self.update_interrupts();
         r
@@ -224,6 +266,13 @@ impl Device {
     }
 
     fn after_register_access(&mut self) {
+        for inv in self.mmu.take_processed() {
+            self.log(ModelEvent::Invalidate {
+                word: inv.word,
+                pdb: inv.pdb,
+                dropped: inv.dropped,
+            });
+        }
         let c = self.costs.pri_access + self.mmu.take_cost();
         self.clock.advance(c);
         self.update_interrupts();

@@ -209,6 +209,7 @@ pub fn synthetic_trace(events: usize) -> Vec<u8> {
         note: "synthetic".into(),
     };
     let mut dev = device_for(&header);
+    dev.set_event_log(true);
     let mut rec = Recorder::new();
     let mut pending: Vec<Record> = Vec::new();
     let mut out = Vec::new();
@@ -222,7 +223,7 @@ pub fn synthetic_trace(events: usize) -> Vec<u8> {
             let off = [0u64, 0xff0000, 0x123450][n % 3];
             read_event(&mut dev, Space::Bar(0), off, &mut b)
         };
-        rec.after(&dev, e, &mut pending);
+        rec.after(&mut dev, e, &mut pending);
         for r in pending.drain(..) {
             w.push(&r).expect("in-memory trace");
             n += 1;

@@ -85,6 +85,18 @@ pub struct Mmu {
     queued: bool,
     cost_due: u64,
     stats: MmuStats,
+    processed: Vec<Processed>,
+}
+
+/// An invalidate the unit processed, for the device's event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Processed {
+    /// Trigger word.
+    pub word: u32,
+    /// PDB registers.
+    pub pdb: u64,
+    /// TLB entries dropped.
+    pub dropped: u32,
 }
 
 impl Mmu {
@@ -99,12 +111,18 @@ impl Mmu {
             queued: false,
             cost_due: 0,
             stats: MmuStats::default(),
+            processed: Vec::new(),
         }
     }
 
     /// Counters.
     pub fn stats(&self) -> MmuStats {
         self.stats
+    }
+
+    /// Invalidates processed since the last call.
+    pub fn take_processed(&mut self) -> Vec<Processed> {
+        std::mem::take(&mut self.processed)
     }
 
     /// Cycles spent since the last call (the device adds them to its clock).
@@ -136,7 +154,14 @@ impl Mmu {
             3 => self.stats.cancels += 1,
             _ => {}
         }
-        self.tlbs.invalidate(&inv);
+        let dropped = self.tlbs.invalidate(&inv);
+        if self.processed.len() < 64 {
+            self.processed.push(Processed {
+                word,
+                pdb: (u64::from(self.pdb_hi) << 32) | u64::from(self.pdb_lo),
+                dropped: dropped.min(u32::MAX as usize) as u32,
+            });
+        }
         self.stats.invalidates += 1;
         self.cost_due += self.costs.invalidate;
         self.queued = true;

@@ -136,6 +136,71 @@ pub enum Event {
     },
     /// The host reset the device (input).
     Reset,
+    /// Something the model did on its own while handling the previous input (output).
+    Model(ModelEvent),
+}
+
+/// What the model did inside the device: recorded so replay checks it and timelines show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelEvent {
+    /// A TLB invalidate was processed (the trigger word, the PDB registers, entries dropped).
+    Invalidate {
+        /// The word written to the trigger register.
+        word: u32,
+        /// The PDB registers (high << 32 | low).
+        pdb: u64,
+        /// TLB entries dropped.
+        dropped: u32,
+    },
+    /// A replayable fault was written to the fault buffer at `index`.
+    FaultWritten {
+        /// Ring index.
+        index: u32,
+        /// Faulting virtual address.
+        addr: u64,
+        /// `NV_PFAULT_FAULT_TYPE_*`.
+        fault_type: u8,
+        /// `NV_PFAULT_ACCESS_TYPE_*`.
+        access: u8,
+    },
+    /// A fault could not be written (ring full or disabled, or a bad buffer address).
+    FaultDropped {
+        /// Faulting virtual address.
+        addr: u64,
+        /// True for a bad buffer address, false for an overflow.
+        bad_buffer: bool,
+    },
+}
+
+impl fmt::Display for ModelEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelEvent::Invalidate { word, pdb, dropped } => {
+                write!(
+                    f,
+                    "invalidate {word:#010x} pdb {pdb:#x} ({dropped} TLB entries)"
+                )
+            }
+            ModelEvent::FaultWritten {
+                index,
+                addr,
+                fault_type,
+                access,
+            } => write!(
+                f,
+                "fault #{index} at {addr:#x} type {fault_type:#x} access {access}"
+            ),
+            ModelEvent::FaultDropped { addr, bad_buffer } => write!(
+                f,
+                "fault at {addr:#x} dropped ({})",
+                if *bad_buffer {
+                    "bad buffer address"
+                } else {
+                    "ring full or disabled"
+                }
+            ),
+        }
+    }
 }
 
 /// An event with the GPU clock (in GPU cycles, [`crate::Device::gpu_cycles`]) when the device
@@ -191,6 +256,7 @@ impl fmt::Display for Event {
                 write!(f, "irq {}", if *asserted { "raised" } else { "lowered" })
             }
             Event::Reset => f.write_str("reset"),
+            Event::Model(m) => write!(f, "model: {m}"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Chrome trace-event JSON (the format Perfetto UI and chrome://tracing open) from a trace:
-//! interrupts as a counter track, resets and DMA maps as instants, and BAR writes and refused
-//! accesses as instants on their own tracks. Timestamps are GPU cycles converted to
+//! interrupts as a counter track, resets and DMA maps as instants, TLB invalidates and fault
+//! reports on an "MMU and faults" track, and BAR writes and refused accesses as instants on
+//! their own tracks. Timestamps are GPU cycles converted to
 //! microseconds at [`crate::trace::perfetto::CYCLES_PER_US`].
 //!
 //! Format: "Trace Event Format" (Google, docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU).
@@ -44,6 +45,7 @@ pub fn export<R: Read, W: Write>(
         meta(4, "config space"),
         meta(5, "DMA and reset"),
         meta(6, "refused accesses"),
+        meta(7, "MMU and faults"),
     ];
     let mut damaged = None;
     loop {
@@ -96,6 +98,7 @@ pub fn export<R: Read, W: Write>(
             Event::DmaMap { .. } | Event::DmaUnmap { .. } | Event::Reset => {
                 Some(instant(5, r.event.to_string(), json!({"cycle": r.cycle})))
             }
+            Event::Model(m) => Some(instant(7, m.to_string(), json!({"cycle": r.cycle}))),
         };
         if let Some(e) = ev {
             events.push(e);

@@ -75,6 +75,10 @@ pub fn replay<R: Read>(
     let mut level = false;
     // A level change the model made that the recording must show next.
     let mut pending_irq: Option<bool> = None;
+    // Model events the model produced for the last input that the recording must show next.
+    let mut pending_model: std::collections::VecDeque<super::event::ModelEvent> =
+        std::collections::VecDeque::new();
+    dev.set_event_log(true);
     let mut buf = vec![0u8; port::MAX_CONFIG_ACCESS];
     let fail = |rec: &Record,
                 replayed: String,
@@ -99,7 +103,23 @@ pub fn replay<R: Read>(
             }
             Err(e) => return Err(e),
         };
-        let is_input = !matches!(rec.event, Event::Irq { .. });
+        let is_input = !matches!(rec.event, Event::Irq { .. } | Event::Model(_));
+        if !matches!(rec.event, Event::Model(_)) {
+            if let Some(m) = pending_model.front() {
+                let m = fail(
+                    &rec,
+                    format!("model: {m} (the model did this; the recording did not)"),
+                    &context,
+                    index,
+                );
+                return Ok(ReplayOutcome {
+                    events: index + 1,
+                    final_cycle: dev.gpu_cycles(),
+                    mismatch: Some(m),
+                    damaged: None,
+                });
+            }
+        }
         if is_input {
             if let Some(l) = pending_irq {
                 let m = fail(
@@ -163,6 +183,11 @@ pub fn replay<R: Read>(
                 level = false;
                 None
             }
+            Event::Model(m) => match pending_model.pop_front() {
+                Some(ours) if ours == *m => None,
+                Some(ours) => Some(format!("model: {ours}")),
+                None => Some("nothing (the model did not do this)".to_string()),
+            },
             Event::Irq { asserted } => {
                 if pending_irq == Some(*asserted) {
                     pending_irq = None;
@@ -188,6 +213,9 @@ pub fn replay<R: Read>(
                 damaged: None,
             });
         }
+        if is_input {
+            pending_model.extend(dev.take_events());
+        }
         if is_input && !matches!(rec.event, Event::Reset) {
             let now = dev.irq_asserted();
             if now != level {
@@ -200,6 +228,24 @@ pub fn replay<R: Read>(
         }
         context.push_back(rec);
         index += 1;
+    }
+    if let Some(m) = pending_model.front() {
+        let last = context.back().cloned().unwrap_or(Record {
+            cycle: 0,
+            event: Event::Reset,
+        });
+        let m = Mismatch {
+            index,
+            recorded: last,
+            replayed: format!("model: {m} after the last event; the recording ends without it"),
+            context: context.iter().cloned().collect(),
+        };
+        return Ok(ReplayOutcome {
+            events: index,
+            final_cycle: dev.gpu_cycles(),
+            mismatch: Some(m),
+            damaged: None,
+        });
     }
     if let Some(l) = pending_irq {
         let last = context.back().cloned().unwrap_or(Record {
@@ -243,14 +289,21 @@ impl Recorder {
         Self::default()
     }
 
-    /// The records for one access the device just handled: the access itself, then an
-    /// `Irq` record if the interrupt level changed.
-    pub fn after(&mut self, dev: &Device, event: Event, out: &mut Vec<Record>) {
+    /// The records for one access the device just handled: the access itself, what the
+    /// model did while handling it, then an `Irq` record if the interrupt level changed.
+    /// The device's event log must be on ([`Device::set_event_log`]).
+    pub fn after(&mut self, dev: &mut Device, event: Event, out: &mut Vec<Record>) {
         let reset = matches!(event, Event::Reset);
         out.push(Record {
             cycle: dev.gpu_cycles(),
             event,
         });
+        for m in dev.take_events() {
+            out.push(Record {
+                cycle: dev.gpu_cycles(),
+                event: Event::Model(m),
+            });
+        }
         if reset {
             self.level = false;
             return;
@@ -305,6 +358,7 @@ mod tests {
     /// A little session: config probing, BAR sizing, boot0, the vendor window, a bad access,
     /// interrupt enable and a reset.
     fn session(dev: &mut Device) -> Vec<Record> {
+        dev.set_event_log(true);
         let mut rec = Recorder::new();
         let mut out = Vec::new();
         let mut cfg = [0u8; 256];
@@ -328,6 +382,9 @@ mod tests {
         rec.after(dev, e, &mut out);
         let mut big = [0u8; 16];
         let e = read_event(dev, Space::Bar(0), 0, &mut big);
+        rec.after(dev, e, &mut out);
+        // A TLB invalidate: the model records what it processed.
+        let e = write_event(dev, Space::Bar(0), 0x100cbc, &0x8000_0001u32.to_le_bytes());
         rec.after(dev, e, &mut out);
         dev.reset();
         rec.after(dev, Event::Reset, &mut out);
@@ -415,6 +472,23 @@ mod tests {
         let reader = TraceReader::new(&bytes[..]).unwrap();
         let out = replay(reader, device_for(&h)).unwrap();
         assert_eq!(out.mismatch.unwrap().index, i as u64);
+    }
+
+    #[test]
+    fn model_events_are_recorded_and_checked() {
+        let h = header(256 << 20);
+        let mut recs = session(&mut device_for(&h));
+        let i = recs
+            .iter()
+            .position(|r| matches!(r.event, Event::Model(_)))
+            .expect("the invalidate is in the recording");
+        // Dropping the model event from the recording makes replay fail right there.
+        recs.remove(i);
+        let bytes = encode(&h, &recs);
+        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        let m = out.mismatch.expect("must diverge");
+        assert_eq!(m.index, i as u64, "{m}");
+        assert!(m.replayed.contains("invalidate"), "{m}");
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl Gp100Backend {
 
     /// Records every interaction into `writer` from now on.
     pub fn record_to(&mut self, writer: TraceWriter<BufWriter<File>>) {
+        self.device.set_event_log(true);
         self.trace = Some(Tracing {
             writer,
             recorder: Recorder::new(),
@@ -128,7 +129,7 @@ impl Gp100Backend {
             return;
         }
         t.pending.clear();
-        t.recorder.after(&self.device, event, &mut t.pending);
+        t.recorder.after(&mut self.device, event, &mut t.pending);
         for r in &t.pending {
             if let Err(e) = t.writer.push(r) {
                 warn!("trace recording stopped: {e}");
