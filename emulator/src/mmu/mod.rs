@@ -10,8 +10,10 @@
 //! each, and the invalidate registers (0x100c80/0x100cb8/0x100cbc/0x100cec) the device routes
 //! to it.
 //!
-//! NOT done yet (issue 2): a page-directory cache (walks always read every level), and replay
-//! of faulted accesses (REPLAY/CANCEL triggers are counted; there is no access engine to
+//! The walker reads directories through a page-directory cache ([`walk::PdeCache`]) that
+//! every invalidate clears.
+//!
+//! NOT done yet (issue 2): replay of faulted accesses (REPLAY/CANCEL triggers are counted; there is no access engine to
 //! re-issue anything yet). Nothing in the device translates addresses yet: BAR1/BAR2 and the
 //! access engine are the probe and SVM issues' work.
 

@@ -17,7 +17,7 @@ use crate::regs::Bar0Unit;
 use crate::timing::Costs;
 
 use super::tlb::{ClientKind, Hit, Invalidate, PdbKey, TlbConfig, TlbEntry, Tlbs};
-use super::walk::{translate, Access, PageSize, Pdb, Walk, WalkFault};
+use super::walk::{translate_cached, Access, PageSize, Pdb, PdeCache, Walk, WalkFault};
 use crate::fault::FaultType;
 
 /// Register offsets.
@@ -79,6 +79,7 @@ pub struct MmuStats {
 pub struct Mmu {
     cfg: TlbConfig,
     tlbs: Tlbs,
+    pde_cache: PdeCache,
     costs: Costs,
     pdb_lo: u32,
     pdb_hi: u32,
@@ -105,6 +106,7 @@ impl Mmu {
         Mmu {
             cfg,
             tlbs: Tlbs::new(cfg),
+            pde_cache: PdeCache::new(),
             costs,
             pdb_lo: 0,
             pdb_hi: 0,
@@ -155,6 +157,7 @@ impl Mmu {
             _ => {}
         }
         let dropped = self.tlbs.invalidate(&inv);
+        self.pde_cache.clear();
         if self.processed.len() < 64 {
             self.processed.push(Processed {
                 word,
@@ -210,7 +213,7 @@ impl Mmu {
             });
         }
         self.stats.walks += 1;
-        let r = translate(mem, pdb, va, access, privileged);
+        let r = translate_cached(mem, Some(&mut self.pde_cache), pdb, va, access, privileged);
         let (reads, sys) = match &r {
             Ok(Walk::Mapped {
                 reads, sys_reads, ..

@@ -170,14 +170,81 @@ fn pte_target(p: Pte) -> Target {
     }
 }
 
-struct Walker<'m, M: GpuMemory> {
+/// A page-directory cache: PDE words of PD3..PD0 by (memory, address). The MMU clears it
+/// on every invalidate (conservative: nothing stale can outlive an invalidate of any kind).
+/// Page-table (PTE) reads never go through it. Bounded: when full it is cleared.
+#[derive(Debug, Clone, Default)]
+pub struct PdeCache {
+    map: std::collections::HashMap<(u8, u64), u64>,
+    hits: u64,
+}
+
+/// Most PDE words held.
+pub const PDE_CACHE_ENTRIES: usize = 1024;
+
+fn target_tag(t: Target) -> u8 {
+    match t {
+        Target::Video => 0,
+        Target::Peer(p) => 0x10 | (p & 7),
+        Target::SysCoherent => 2,
+        Target::SysNoncoherent => 3,
+    }
+}
+
+impl PdeCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+    /// Reads served from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+    /// Words held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+struct Walker<'m, 'c, M: GpuMemory> {
     mem: &'m M,
+    cache: Option<&'c mut PdeCache>,
     reads: u32,
     sys_reads: u32,
 }
 
-impl<M: GpuMemory> Walker<'_, M> {
+impl<M: GpuMemory> Walker<'_, '_, M> {
     fn read(&mut self, level: Level, t: Target, addr: u64) -> Result<u64, WalkFault> {
+        let directory = !matches!(level, Level::BigPt | Level::SmallPt);
+        if directory {
+            if let Some(c) = self.cache.as_deref_mut() {
+                if let Some(v) = c.map.get(&(target_tag(t), addr)) {
+                    c.hits += 1;
+                    return Ok(*v);
+                }
+            }
+        }
+        let v = self.read_mem(level, t, addr)?;
+        if directory {
+            if let Some(c) = self.cache.as_deref_mut() {
+                if c.map.len() >= PDE_CACHE_ENTRIES {
+                    c.map.clear();
+                }
+                c.map.insert((target_tag(t), addr), v);
+            }
+        }
+        Ok(v)
+    }
+
+    fn read_mem(&mut self, level: Level, t: Target, addr: u64) -> Result<u64, WalkFault> {
         self.reads += 1;
         if matches!(t, Target::SysCoherent | Target::SysNoncoherent) {
             self.sys_reads += 1;
@@ -256,8 +323,22 @@ pub fn translate<M: GpuMemory>(
     access: Access,
     privileged: bool,
 ) -> Result<Walk, WalkFault> {
+    translate_cached(mem, None, pdb, va, access, privileged)
+}
+
+/// [`translate`] with directory reads through a [`PdeCache`]; `reads` then counts only the
+/// reads that reached memory.
+pub fn translate_cached<M: GpuMemory>(
+    mem: &M,
+    cache: Option<&mut PdeCache>,
+    pdb: Pdb,
+    va: u64,
+    access: Access,
+    privileged: bool,
+) -> Result<Walk, WalkFault> {
     let mut w = Walker {
         mem,
+        cache,
         reads: 0,
         sys_reads: 0,
     };
@@ -562,6 +643,39 @@ mod tests {
         );
         let f = t.walk(0, Access::Read).unwrap_err();
         assert!(f.mem_error.is_some());
+    }
+
+    #[test]
+    fn pde_cache_saves_directory_reads_and_clears() {
+        let mut t = Tree::new();
+        let va = 0x5_0000_0000u64;
+        let slot = t.pd0_slot(va);
+        let spt = t.alloc();
+        t.w(slot + 8, Pde::build(PdeAperture::Video, false, spt).0);
+        t.w(spt, Pte::pfn_vram(0x1000).0);
+        t.w(spt + 8, Pte::pfn_vram(0x2000).0);
+        let mut cache = PdeCache::new();
+        let m = Memory {
+            vid: &mut t.vid,
+            sys: &t.ram,
+        };
+        let reads = |r: Result<Walk, WalkFault>| match r.unwrap() {
+            Walk::Mapped { reads, .. } | Walk::Sparse { reads, .. } => reads,
+        };
+        let first = translate_cached(&m, Some(&mut cache), Tree::pdb(), va, Access::Read, false);
+        assert_eq!(reads(first), 6);
+        let second = translate_cached(
+            &m,
+            Some(&mut cache),
+            Tree::pdb(),
+            va + 0x1000,
+            Access::Read,
+            false,
+        );
+        assert_eq!(reads(second), 1, "only the PTE read reaches memory");
+        assert_eq!(cache.hits(), 5);
+        cache.clear();
+        assert!(cache.is_empty());
     }
 
     #[test]
