@@ -13,7 +13,14 @@ use crate::mem::VidMem;
 use crate::mmu::tlb::TlbConfig;
 use crate::mmu::unit::{regs as mmu_regs, Mmu};
 use crate::pci::{BarLayout, ConfigSpace};
+use crate::regs::devinit::{Devinit, DEVINIT_STATUS};
+use crate::regs::fifo::{FifoCfg, FIFO_CFG0, FIFO_CFG1};
+use crate::regs::fuse::Fuse;
 use crate::regs::pmc::Pmc;
+use crate::regs::prom::Prom;
+use crate::regs::ptimer::{Ptimer, INTR_PTIMER};
+use crate::regs::therm::{Therm, THERM_SENSOR};
+use crate::regs::top::Top;
 use crate::regs::window::VendorWindow;
 use crate::regs::{Bar0Unit, PRI_ERROR_NO_UNIT};
 use crate::timing::{Costs, GpuClock, P100};
@@ -62,6 +69,13 @@ pub struct Device {
     config: ConfigSpace,
     pmc: Pmc,
     window: VendorWindow,
+    prom: Prom,
+    fuse: Fuse,
+    devinit: Devinit,
+    ptimer: Ptimer,
+    top: Top,
+    therm: Therm,
+    fifo: FifoCfg,
     unknown_seen: BTreeSet<u32>,
     /// The GPU clock; see [`Device::gpu_cycles`].
     clock: GpuClock,
@@ -95,6 +109,13 @@ impl Device {
             config: ConfigSpace::new(layout),
             pmc: Pmc::new(),
             window: VendorWindow::new(),
+            prom: Prom::new(crate::vbios::build()),
+            fuse: Fuse,
+            devinit: Devinit,
+            ptimer: Ptimer::new(),
+            top: Top,
+            therm: Therm,
+            fifo: FifoCfg,
             unknown_seen: BTreeSet::new(),
             clock: GpuClock::new(),
             costs: P100,
@@ -133,6 +154,7 @@ impl Device {
         self.window.reset();
         self.mmu.reset();
         self.fault.reset();
+        self.ptimer.reset();
     }
 
     /// The MMU (TLBs, invalidate registers, counters).
@@ -179,7 +201,14 @@ impl Device {
 
     /// Interrupt lines follow the units' conditions after every access.
     fn update_interrupts(&mut self) {
-        let lines = if self.fault.pending() { INTR_FAULT } else { 0 };
+        self.ptimer.tick(self.clock.nanoseconds());
+        let mut lines = 0;
+        if self.fault.pending() {
+            lines |= INTR_FAULT;
+        }
+        if self.ptimer.pending() {
+            lines |= INTR_PTIMER;
+        }
         self.pmc.set_pending(lines);
     }
 
@@ -238,6 +267,21 @@ impl Device {
             Some(&mut self.window)
         } else if offset < 0x1000 {
             Some(&mut self.pmc)
+        } else if Prom::contains(offset) {
+            Some(&mut self.prom)
+        } else if Fuse::contains(offset) {
+            Some(&mut self.fuse)
+        } else if offset == DEVINIT_STATUS {
+            Some(&mut self.devinit)
+        } else if matches!(offset, FIFO_CFG0 | FIFO_CFG1) {
+            Some(&mut self.fifo)
+        } else if offset == THERM_SENSOR {
+            Some(&mut self.therm)
+        } else if Top::contains(offset) {
+            Some(&mut self.top)
+        } else if Ptimer::contains(offset) {
+            self.ptimer.tick(self.clock.nanoseconds());
+            Some(&mut self.ptimer)
         } else if (fault::ring::regs::ADDR_LO..=fault::ring::regs::PUT).contains(&offset) {
             Some(&mut self.fault)
         } else if matches!(
@@ -504,6 +548,21 @@ mod tests {
         assert_eq!(d.gpu_cycles() - t0, P100.pri_access + P100.invalidate);
         assert_ne!(d.bar0_read32(0x100c80) & 0x8000, 0);
         assert_eq!(d.mmu().stats().invalidates, 1);
+    }
+
+    #[test]
+    fn probe_units_answer_as_nouveau_expects() {
+        let mut d = Device::new();
+        // The VBIOS is in the PROM window, signature first.
+        assert_eq!(d.bar0_read32(0x300000) & 0xffff, 0xaa55);
+        // Display fused off, already posted.
+        assert_eq!(d.bar0_read32(0x021c04) & 1, 1);
+        assert_eq!(d.bar0_read32(0x02240c) & 2, 2);
+        // PTIMER moves between any two reads (nouveau declares 16 equal reads a stall).
+        let a = d.bar0_read32(0x009400);
+        let b = d.bar0_read32(0x009400);
+        assert_ne!(a, b);
+        assert!(d.unknown_offsets().next().is_none());
     }
 
     #[test]

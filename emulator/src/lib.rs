@@ -14,6 +14,7 @@
 //! - [`device`]: the GP100 as the transport sees it (BAR0 routing, interrupts, reset).
 //! - [`port`]: accesses by address space as transports deliver them (shared with replay).
 //! - [`trace`]: recording, replay, diff and timeline export of host-device interactions.
+//! - [`vbios`]: our synthetic VBIOS image, served through the PROM window.
 //! - [`decode`]: human-facing decoders for PTE/PDE/fault values (`gp100emu decode`).
 
 pub mod decode;
@@ -26,5 +27,6 @@ pub mod port;
 pub mod regs;
 pub mod timing;
 pub mod trace;
+pub mod vbios;
 
 pub use device::Device;

@@ -36,7 +36,7 @@ enum Command {
     /// Exit status: 0 all passed, 1 something failed, 2 the run could not be set up.
     Run {
         /// Suites to run, comma separated (see `gp100emu suites`).
-        #[arg(long, default_value = "smoke,hmm", value_delimiter = ',')]
+        #[arg(long, default_value = "smoke,probe,hmm", value_delimiter = ',')]
         suite: Vec<String>,
         /// Your kernel: a bzImage/vmlinux, a source tree (built out of tree with our config
         /// fragment) or a source tarball. Default: Debian's linux-source-6.12.

@@ -5,7 +5,14 @@
 //! offset to the unit that decodes it. An offset no unit decodes answers
 //! [`PRI_ERROR_NO_UNIT`], as GP100 does for a register behind no PRI station.
 
+pub mod devinit;
+pub mod fifo;
+pub mod fuse;
 pub mod pmc;
+pub mod prom;
+pub mod ptimer;
+pub mod therm;
+pub mod top;
 pub mod window;
 
 /// The value a BAR0 read returns when no unit decodes the offset.
