@@ -78,6 +78,10 @@ enum Command {
         /// Record the device's trace of the whole run into this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Keep the device's and QEMU's logs (in /tmp/gp100emu-run-<pid>/) even when the run
+        /// passes; the device log lists every BAR0 offset no unit decodes.
+        #[arg(long)]
+        keep_logs: bool,
     },
     /// List the guest suites the initramfs carries.
     Suites,
@@ -197,6 +201,7 @@ fn main() -> ExitCode {
             quiet,
             no_build,
             trace,
+            keep_logs,
         } => {
             let mut device_args: Vec<std::ffi::OsString> = Vec::new();
             if let Some(t) = &trace {
@@ -219,6 +224,7 @@ fn main() -> ExitCode {
                 echo_console: !quiet,
                 device_args,
                 build: !no_build,
+                keep_logs,
             };
             match qemu_glue::run::run(&o) {
                 Ok((verdict, times)) => {

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub echo_console: bool,
     /// Extra arguments for `gp100emu serve`.
     pub device_args: Vec<OsString>,
+    /// Keep the device's and QEMU's logs even when the run passes.
+    pub keep_logs: bool,
     /// Build the kernel (and install host packages) when the cache lacks it; when false, a
     /// missing kernel is an error that says how to build it.
     pub build: bool,
@@ -302,6 +304,8 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
                 g.device_log_tail
             );
         }
+        eprintln!("--- logs kept in {}", work_dir.display());
+    } else if o.keep_logs {
         eprintln!("--- logs kept in {}", work_dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&work_dir);
