@@ -1,28 +1,35 @@
-//! The GP100 as a transport sees it: BAR0 routed to the register-file units,
-//! the interrupt condition, and device reset.
+//! The GP100 as a transport sees it: BAR0 routed to the register-file units, the BAR1 and
+//! BAR3 apertures translated through their bound address spaces, the interrupt condition,
+//! and device reset.
 //!
-//! Transports (vfio-user in `qemu-glue`) and trace replay call only these entry
-//! points, so what a trace records is exactly what drives the model.
+//! Transports (vfio-user in `qemu-glue`) and trace replay call only these entry points, so
+//! what a trace records is exactly what drives the model. Guest RAM is reached through the
+//! [`SysMem`] the transport installs ([`Device::set_sysmem`]); every DMA is logged for traces.
 
 use std::collections::BTreeSet;
 
 use log::warn;
 
+use crate::bar::{Aperture, Bars, Binding};
 use crate::fault::{self, FaultEntry, FaultRing};
-use crate::mem::VidMem;
-use crate::mmu::tlb::TlbConfig;
-use crate::mmu::unit::{regs as mmu_regs, Mmu};
+use crate::mem::{GpuMemory, PhysMem, SysMem, Target, VidMem};
+use crate::mmu::tlb::{ClientKind, TlbConfig};
+use crate::mmu::unit::{regs as mmu_regs, Mmu, Translation};
+use crate::mmu::walk::Access;
 use crate::pci::{BarLayout, ConfigSpace};
 use crate::regs::devinit::{Devinit, DEVINIT_STATUS};
 use crate::regs::fifo::{FifoCfg, FIFO_CFG0, FIFO_CFG1};
 use crate::regs::fuse::Fuse;
 use crate::regs::pmc::Pmc;
+use crate::regs::pramin::{Pramin, BAR0_WINDOW};
 use crate::regs::prom::Prom;
 use crate::regs::ptimer::{Ptimer, INTR_PTIMER};
+use crate::regs::store::TableUnit;
 use crate::regs::therm::{Therm, THERM_SENSOR};
 use crate::regs::top::Top;
+use crate::regs::uflush::Uflush;
 use crate::regs::window::VendorWindow;
-use crate::regs::{Bar0Unit, PRI_ERROR_NO_UNIT};
+use crate::regs::{absent, fb, ltc, pbus, pextdev, pmgr, Bar0Unit, PRI_ERROR_NO_UNIT};
 use crate::timing::{Costs, GpuClock, P100};
 use crate::trace::event::ModelEvent;
 
@@ -41,6 +48,18 @@ pub const FAULT_BUFFER_ENTRIES: u32 = 1024;
 /// PMC_INTR_0 line of the replayable fault buffer on GP100 (`gp100_mc_intrs`).
 pub const INTR_FAULT: u32 = 0x0000_0200;
 
+/// The BAR0 mirror of PCI configuration space (nouveau `nv40_pci_rd32/wr32`: 0x088000 + n).
+pub const PCI_MIRROR: u32 = 0x088000;
+/// Size of the mirror (the 4 KiB of PCIe configuration space).
+pub const PCI_MIRROR_SIZE: u32 = 0x1000;
+/// MSI re-arm register (nouveau `gp100_pci_msi_rearm` writes 0 here from every interrupt).
+pub const PCI_MSI_REARM: u32 = 0x088704;
+
+/// TLB clients of the BAR apertures: HUB clients named after their MMU engine ids
+/// (gp100 `dev_fault.h`: NV_PFAULT_MMU_ENG_ID_BAR1 4, BAR2 5).
+const CLIENT_BAR1: ClientKind = ClientKind::Hub(4);
+const CLIENT_BAR2: ClientKind = ClientKind::Hub(5);
+
 /// The ceiling on distinct unknown offsets remembered for "logged once" (bounds
 /// the memory a hostile guest can make us spend on the log).
 const UNKNOWN_LOG_LIMIT: usize = 4096;
@@ -49,15 +68,16 @@ const UNKNOWN_LOG_LIMIT: usize = 4096;
 /// panics, and the guest still gets the hardware answer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
-    /// An access of a size the BAR does not support (BAR0 takes 1, 2, 4 or 8 bytes).
-    #[error("BAR0 access of {0} bytes is not supported (1, 2, 4 or 8)")]
+    /// An access of a size the BAR does not support (BARs take 1, 2, 4 or 8 bytes).
+    #[error("BAR access of {0} bytes is not supported (1, 2, 4 or 8)")]
     BadSize(usize),
     /// An access that runs past the end of the BAR.
-    #[error("BAR0 access at {offset:#x}+{len} runs past the 16 MiB BAR")]
-    OutOfRange { offset: u64, len: usize },
-    /// An access to a BAR whose contents the model does not serve yet.
-    #[error("BAR{bar} is not modelled yet (VRAM apertures arrive with the probe work); access at {offset:#x} answered with all-ones")]
-    BarNotModelled { bar: u32, offset: u64 },
+    #[error("BAR{bar} access at {offset:#x}+{len} runs past the end of the BAR")]
+    OutOfRange { bar: u32, offset: u64, len: usize },
+    /// An aperture access the bound address space does not map (the hardware reports an
+    /// MMU fault of engine BAR1/BAR2; reads return zero, writes are dropped: our choice).
+    #[error("BAR{bar} access at {offset:#x}: {why}")]
+    ApertureFault { bar: u32, offset: u64, why: String },
     /// An access to a BAR index this function does not have.
     #[error("the function has no BAR{0}")]
     NoSuchBar(u32),
@@ -76,13 +96,21 @@ pub struct Device {
     top: Top,
     therm: Therm,
     fifo: FifoCfg,
+    fb: TableUnit,
+    ltc: TableUnit,
+    pbus: TableUnit,
+    pmgr: TableUnit,
+    pextdev: TableUnit,
+    uflush: Uflush,
+    pramin: Pramin,
+    bars: Bars,
     unknown_seen: BTreeSet<u32>,
     /// The GPU clock; see [`Device::gpu_cycles`].
     clock: GpuClock,
     costs: Costs,
     mmu: Mmu,
     fault: FaultRing,
-    vid: VidMem,
+    phys: PhysMem,
     /// Model events since the last [`Device::take_events`], kept only while logging is on.
     events: Vec<ModelEvent>,
     log_events: bool,
@@ -116,33 +144,62 @@ impl Device {
             top: Top,
             therm: Therm,
             fifo: FifoCfg,
+            fb: fb::new(),
+            ltc: ltc::new(),
+            pbus: pbus::new(),
+            pmgr: pmgr::new(),
+            pextdev: pextdev::new(),
+            uflush: Uflush::default(),
+            pramin: Pramin::default(),
+            bars: Bars::new(),
             unknown_seen: BTreeSet::new(),
             clock: GpuClock::new(),
             costs: P100,
             mmu: Mmu::new(TlbConfig::default(), P100),
             fault: FaultRing::new(FAULT_BUFFER_ENTRIES),
-            vid: VidMem::new(DEFAULT_VRAM),
+            phys: PhysMem::new(DEFAULT_VRAM),
             events: Vec::new(),
             log_events: false,
         }
     }
 
-    /// Turns the model-event log on or off (tracing turns it on).
+    /// Replaces the guest RAM the device reaches by DMA (the transport calls this whenever
+    /// QEMU's DMA map changes; replay installs the recorded reads).
+    pub fn set_sysmem(&mut self, sys: Box<dyn SysMem + Send>) {
+        self.phys.set_sys(sys);
+    }
+
+    /// Turns the model-event log (DMA included) on or off (tracing turns it on).
     pub fn set_event_log(&mut self, on: bool) {
         self.log_events = on;
+        self.phys.set_log(on);
         if !on {
             self.events.clear();
         }
     }
 
-    /// The model events since the last call.
+    /// The model events since the last call, in the order they happened.
     pub fn take_events(&mut self) -> Vec<ModelEvent> {
+        self.flush_dma_log();
         std::mem::take(&mut self.events)
     }
 
+    fn flush_dma_log(&mut self) {
+        if self.log_events {
+            for e in self.phys.take_log() {
+                if self.events.len() < MAX_PENDING_EVENTS {
+                    self.events.push(e);
+                }
+            }
+        }
+    }
+
     fn log(&mut self, e: ModelEvent) {
-        if self.log_events && self.events.len() < MAX_PENDING_EVENTS {
-            self.events.push(e);
+        if self.log_events {
+            self.flush_dma_log();
+            if self.events.len() < MAX_PENDING_EVENTS {
+                self.events.push(e);
+            }
         }
     }
 
@@ -155,6 +212,12 @@ impl Device {
         self.mmu.reset();
         self.fault.reset();
         self.ptimer.reset();
+        self.fb.reset();
+        self.ltc.reset();
+        self.pbus.reset();
+        self.pmgr.reset();
+        self.pramin.reset();
+        self.bars.reset();
     }
 
     /// The MMU (TLBs, invalidate registers, counters).
@@ -169,15 +232,41 @@ impl Device {
 
     /// Video memory.
     pub fn vram(&self) -> &VidMem {
-        &self.vid
+        &self.phys.vid
+    }
+
+    /// The BAR bindings.
+    pub fn bars(&self) -> &Bars {
+        &self.bars
+    }
+
+    /// Writes `data` to video memory directly (tests and tools; not a guest path).
+    pub fn vram_write(&mut self, addr: u64, data: &[u8]) -> Result<(), crate::mem::MemError> {
+        self.phys.vid.write(addr, data)
+    }
+
+    /// Translates a BAR2 virtual address (what nouveau programs into engine registers such
+    /// as the fault buffer's) to memory, as the hub's BAR2 client does.
+    fn bar2_translate(&mut self, va: u64, access: Access) -> Result<Option<(Target, u64)>, String> {
+        self.aperture_translate(Aperture::Bar2, va, access)
     }
 
     /// A GPU client reports a replayable fault: the entry is stamped with the GPU clock and
-    /// written at PUT (or counted as an overflow), and the interrupt follows. This is the
-    /// entry point the access engine will use; tests use it today.
+    /// written at PUT through the BAR2 translation of the buffer address (or counted as an
+    /// overflow), and the interrupt follows.
     pub fn report_fault(&mut self, mut e: FaultEntry) -> fault::Report {
         e.timestamp = self.clock.now();
-        let r = self.fault.report(&mut self.vid, e);
+        let mut ring = std::mem::replace(&mut self.fault, FaultRing::new(2));
+        let r = ring.report(
+            |va, bytes| match self.bar2_translate(va, Access::Write) {
+                Ok(Some((t, pa))) if (pa & 0xfff) + 32 <= 0x1000 => {
+                    self.phys.write_bytes(t, pa, bytes).is_ok()
+                }
+                _ => false,
+            },
+            e,
+        );
+        self.fault = ring;
         match r {
             fault::Report::Written(index) => {
                 self.clock.advance(self.costs.fault_write);
@@ -238,14 +327,12 @@ impl Device {
     }
 
     /// A read from BAR `bar` (VFIO region index 0-5). Errors fill `data` with
-    /// all-ones, what a failed PCIe read returns.
+    /// all-ones (a failed PCIe read), except aperture faults, which read zero.
     pub fn bar_read(&mut self, bar: u32, offset: u64, data: &mut [u8]) -> Result<(), DeviceError> {
         match bar {
             0 => self.bar0_read(offset, data),
-            1 | 3 => {
-                data.fill(0xff);
-                Err(DeviceError::BarNotModelled { bar, offset })
-            }
+            1 => self.aperture_access(Aperture::Bar1, 1, offset, Buf::Read(data)),
+            3 => self.aperture_access(Aperture::Bar2, 3, offset, Buf::Read(data)),
             _ => {
                 data.fill(0xff);
                 Err(DeviceError::NoSuchBar(bar))
@@ -257,9 +344,112 @@ impl Device {
     pub fn bar_write(&mut self, bar: u32, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
         match bar {
             0 => self.bar0_write(offset, data),
-            1 | 3 => Err(DeviceError::BarNotModelled { bar, offset }),
+            1 => self.aperture_access(Aperture::Bar1, 1, offset, Buf::Write(data)),
+            3 => self.aperture_access(Aperture::Bar2, 3, offset, Buf::Write(data)),
             _ => Err(DeviceError::NoSuchBar(bar)),
         }
+    }
+
+    /// Where an aperture offset lands: Some((memory, address)), None for a sparse page, or
+    /// the reason it faults.
+    fn aperture_translate(
+        &mut self,
+        ap: Aperture,
+        offset: u64,
+        access: Access,
+    ) -> Result<Option<(Target, u64)>, String> {
+        match self.bars.binding(ap) {
+            Binding::Physical { target, base } => base
+                .checked_add(offset)
+                .map(|a| Some((target, a)))
+                .ok_or_else(|| "physical window address overflows".to_string()),
+            Binding::Broken { why } => Err(why.to_string()),
+            Binding::Virtual { pdb, limit, .. } => {
+                if offset > limit {
+                    return Err(format!("beyond the address space's limit {limit:#x}"));
+                }
+                let client = match ap {
+                    Aperture::Bar1 => CLIENT_BAR1,
+                    Aperture::Bar2 => CLIENT_BAR2,
+                };
+                match self
+                    .mmu
+                    .translate(&self.phys, client, pdb, offset, access, true)
+                {
+                    Ok(Translation::Mapped { target, pa, .. }) => Ok(Some((target, pa))),
+                    Ok(Translation::Sparse) => Ok(None),
+                    Err(f) => Err(format!(
+                        "MMU fault {:?} at level {:?}",
+                        f.fault_type, f.level
+                    )),
+                }
+            }
+        }
+    }
+
+    fn aperture_access(
+        &mut self,
+        ap: Aperture,
+        bar: u32,
+        offset: u64,
+        mut buf: Buf<'_>,
+    ) -> Result<(), DeviceError> {
+        let len = buf.len();
+        if !matches!(len, 1 | 2 | 4 | 8) {
+            buf.fail(0xff);
+            return Err(DeviceError::BadSize(len));
+        }
+        let size = self.config.layout().size_of(bar);
+        if offset.checked_add(len as u64).is_none_or(|e| e > size) {
+            buf.fail(0xff);
+            return Err(DeviceError::OutOfRange { bar, offset, len });
+        }
+        let access = match buf {
+            Buf::Read(_) => Access::Read,
+            Buf::Write(_) => Access::Write,
+        };
+        // An access is at most 8 bytes; it may straddle one 4 KiB page boundary.
+        let first = ((offset | 0xfff) + 1 - offset).min(len as u64) as usize;
+        let mut result = Ok(());
+        for (start, n) in [(0usize, first), (first, len - first)] {
+            if n == 0 {
+                continue;
+            }
+            let va = offset + start as u64;
+            match self.aperture_translate(ap, va, access) {
+                Ok(Some((t, pa))) => {
+                    let r = match &mut buf {
+                        Buf::Read(d) => self.phys.read_bytes(t, pa, &mut d[start..start + n]),
+                        Buf::Write(d) => self.phys.write_bytes(t, pa, &d[start..start + n]),
+                    };
+                    if let Err(e) = r {
+                        buf.fill_range(start, n, 0);
+                        result = Err(DeviceError::ApertureFault {
+                            bar,
+                            offset: va,
+                            why: e.to_string(),
+                        });
+                    }
+                }
+                Ok(None) => buf.fill_range(start, n, 0),
+                Err(why) => {
+                    buf.fill_range(start, n, 0);
+                    self.log(ModelEvent::ApertureFault {
+                        bar: bar as u8,
+                        offset: va,
+                    });
+                    result = Err(DeviceError::ApertureFault {
+                        bar,
+                        offset: va,
+                        why,
+                    });
+                }
+            }
+        }
+        let c = self.costs.pri_access + self.mmu.take_cost();
+        self.clock.advance(c);
+        self.update_interrupts();
+        result
     }
 
     fn unit_for(&mut self, offset: u32) -> Option<&mut dyn Bar0Unit> {
@@ -289,6 +479,18 @@ impl Device {
             mmu_regs::STATUS | mmu_regs::PDB_LO | mmu_regs::TRIGGER | mmu_regs::PDB_HI
         ) {
             Some(&mut self.mmu)
+        } else if Uflush::contains(offset) {
+            Some(&mut self.uflush)
+        } else if self.fb.contains(offset) {
+            Some(&mut self.fb)
+        } else if self.ltc.contains(offset) {
+            Some(&mut self.ltc)
+        } else if self.pbus.contains(offset) {
+            Some(&mut self.pbus)
+        } else if self.pmgr.contains(offset) {
+            Some(&mut self.pmgr)
+        } else if self.pextdev.contains(offset) {
+            Some(&mut self.pextdev)
         } else {
             None
         }
@@ -319,12 +521,42 @@ impl Device {
         }
         let c = self.costs.pri_access + self.mmu.take_cost();
         self.clock.advance(c);
+        for bit in BitIter(self.pmc.take_resets()) {
+            self.reset_unit(bit);
+        }
         self.update_interrupts();
+    }
+
+    /// A unit whose PMC_ENABLE bit was cleared goes back to its reset state.
+    fn reset_unit(&mut self, _bit: u32) {}
+
+    fn pramin_access(&mut self, offset: u32, write: Option<u32>) -> Option<u32> {
+        let (t, a) = self.pramin.resolve(offset)?;
+        match write {
+            Some(v) => {
+                // A write outside memory is dropped, as the hardware drops it.
+                let _ = self.phys.write_u32(t, a, v);
+                Some(0)
+            }
+            None => self.phys.read_u32(t, a).ok(),
+        }
     }
 
     /// Reads a 32-bit register at a 4-byte-aligned BAR0 offset.
     pub fn bar0_read32(&mut self, offset: u32) -> u32 {
-        let value = self.unit_for(offset).and_then(|u| u.read32(offset));
+        let value = if Pramin::contains(offset) {
+            self.pramin_access(offset, None)
+        } else if (PCI_MIRROR..PCI_MIRROR + PCI_MIRROR_SIZE).contains(&offset) {
+            Some(self.pci_mirror_read(offset))
+        } else if offset == BAR0_WINDOW {
+            Some(self.pramin.window())
+        } else if Bars::contains(offset) {
+            self.bars.read32(offset)
+        } else if absent::contains(offset) {
+            Some(PRI_ERROR_NO_UNIT)
+        } else {
+            self.unit_for(offset).and_then(|u| u.read32(offset))
+        };
         let v = value.unwrap_or_else(|| {
             self.note_unknown(offset, "read");
             PRI_ERROR_NO_UNIT
@@ -335,13 +567,45 @@ impl Device {
 
     /// Writes a 32-bit register at a 4-byte-aligned BAR0 offset.
     pub fn bar0_write32(&mut self, offset: u32, value: u32) {
-        let decoded = self
-            .unit_for(offset)
-            .is_some_and(|u| u.write32(offset, value));
+        let decoded = if Pramin::contains(offset) {
+            self.pramin_access(offset, Some(value)).is_some()
+        } else if (PCI_MIRROR..PCI_MIRROR + PCI_MIRROR_SIZE).contains(&offset) {
+            self.pci_mirror_write(offset, value);
+            true
+        } else if offset == BAR0_WINDOW {
+            self.pramin.set_window(value);
+            true
+        } else if Bars::contains(offset) {
+            self.bars.write32(offset, value, &self.phys)
+        } else if absent::contains(offset) {
+            true
+        } else {
+            self.unit_for(offset)
+                .is_some_and(|u| u.write32(offset, value))
+        };
         if !decoded {
             self.note_unknown(offset, "write");
         }
         self.after_register_access();
+    }
+
+    fn pci_mirror_read(&self, offset: u32) -> u32 {
+        match offset {
+            PCI_MSI_REARM => 0,
+            o => {
+                let mut b = [0u8; 4];
+                self.config_read(u64::from(o - PCI_MIRROR), &mut b);
+                u32::from_le_bytes(b)
+            }
+        }
+    }
+
+    fn pci_mirror_write(&mut self, offset: u32, value: u32) {
+        // The MSI re-arm: the function may signal again. Our MSI follows the interrupt
+        // condition's rising edges, which nouveau's unarm/rearm around the write produce.
+        if offset != PCI_MSI_REARM {
+            self.config_write(u64::from(offset - PCI_MIRROR), &value.to_le_bytes());
+        }
     }
 
     fn check(offset: u64, len: usize) -> Result<(), DeviceError> {
@@ -352,7 +616,11 @@ impl Device {
             .checked_add(len as u64)
             .is_none_or(|end| end > BAR0_SIZE)
         {
-            return Err(DeviceError::OutOfRange { offset, len });
+            return Err(DeviceError::OutOfRange {
+                bar: 0,
+                offset,
+                len,
+            });
         }
         Ok(())
     }
@@ -412,6 +680,46 @@ impl Device {
             self.bar0_write32(first as u32 + 4 * i as u32, v);
         }
         Ok(())
+    }
+}
+
+/// An access buffer: read into, or write from.
+enum Buf<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
+}
+
+impl Buf<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Buf::Read(d) => d.len(),
+            Buf::Write(d) => d.len(),
+        }
+    }
+    fn fail(&mut self, v: u8) {
+        if let Buf::Read(d) = self {
+            d.fill(v);
+        }
+    }
+    fn fill_range(&mut self, start: usize, n: usize, v: u8) {
+        if let Buf::Read(d) = self {
+            d[start..start + n].fill(v);
+        }
+    }
+}
+
+/// The set bits of a word, lowest first.
+struct BitIter(u32);
+
+impl Iterator for BitIter {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        if self.0 == 0 {
+            return None;
+        }
+        let b = self.0.trailing_zeros();
+        self.0 &= self.0 - 1;
+        Some(b)
     }
 }
 
@@ -485,21 +793,140 @@ mod tests {
     }
 
     #[test]
-    fn config_space_and_unmodelled_bars() {
+    fn config_space_and_bars_at_reset() {
         let mut d = Device::new();
         let mut id = [0u8; 4];
         d.config_read(0, &mut id);
         assert_eq!(u32::from_le_bytes(id), 0x15f8_10de);
+        // At reset BAR1 is in physical mode onto video memory from 0.
+        d.vram_write(0x10, &[1, 2, 3, 4]).unwrap();
         let mut b = [0u8; 4];
-        assert_eq!(
-            d.bar_read(1, 0, &mut b),
-            Err(DeviceError::BarNotModelled { bar: 1, offset: 0 })
-        );
-        assert_eq!(b, [0xff; 4]);
+        d.bar_read(1, 0x10, &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3, 4]);
         assert_eq!(d.bar_read(5, 0, &mut b), Err(DeviceError::NoSuchBar(5)));
+        assert!(matches!(
+            d.bar_read(3, 32 << 20, &mut b),
+            Err(DeviceError::OutOfRange { bar: 3, .. })
+        ));
+        assert_eq!(b, [0xff; 4]);
         let mut boot0 = [0u8; 4];
         d.bar_read(0, 0, &mut boot0).unwrap();
         assert_eq!(u32::from_le_bytes(boot0), 0x1300_00a1);
+    }
+
+    #[test]
+    fn pramin_window_reaches_video_memory_where_0x1700_points() {
+        let mut d = Device::new();
+        d.bar0_write32(BAR0_WINDOW, 0x0000_0123);
+        d.bar0_write32(0x700000 + 0x40, 0xcafe_f00d);
+        assert_eq!(d.vram().read_u32(0x123_0040).unwrap(), 0xcafe_f00d);
+        assert_eq!(d.bar0_read32(0x700040), 0xcafe_f00d);
+        // System-memory target with no guest RAM: the read fails like an absent unit.
+        d.bar0_write32(BAR0_WINDOW, 0x0200_0000);
+        assert_eq!(d.bar0_read32(0x700000), PRI_ERROR_NO_UNIT);
+        assert_eq!(d.bar0_read32(BAR0_WINDOW), 0x0200_0000);
+    }
+
+    /// Writes nouveau's BAR2 set-up through PRAMIN: an instance block at 0x20000 whose PDB
+    /// maps VA 0x1000 (4 KiB page) to video memory 0x50000, then binds BAR2.
+    fn bind_bar2(d: &mut Device) {
+        use crate::mmu::{DualPde, Pde, PdeAperture, Pte};
+        let w64 = |d: &mut Device, a: u64, v: u64| {
+            d.bar0_write32(BAR0_WINDOW, (a >> 16) as u32);
+            let o = 0x700000 + (a & 0xffff) as u32;
+            d.bar0_write32(o, v as u32);
+            d.bar0_write32(o + 4, (v >> 32) as u32);
+        };
+        let pd = |a: u64| Pde::build(PdeAperture::Video, false, a).0;
+        w64(d, 0x20000 + 0x200, 0x30000 | 1 << 10);
+        w64(d, 0x20000 + 0x208, (32 << 20) - 1);
+        w64(d, 0x30000, pd(0x31000)); // PD3[0]
+        w64(d, 0x31000, pd(0x32000)); // PD2[0]
+        w64(d, 0x32000, pd(0x33000)); // PD1[0]
+        let dual = DualPde::build(
+            (PdeAperture::Invalid, false, 0),
+            (PdeAperture::Video, false, 0x34000),
+        );
+        w64(d, 0x33000, dual.lo);
+        w64(d, 0x33008, dual.hi);
+        w64(d, 0x34000 + 8, Pte::pfn_vram(0x50000).0); // PT[1]: VA 0x1000
+        d.bar0_write32(crate::bar::regs::BAR2_BLOCK, 0x8000_0000 | 0x20);
+        assert_eq!(d.bar0_read32(crate::bar::regs::BIND_STATUS), 0);
+    }
+
+    #[test]
+    fn bar3_is_translated_through_the_bound_bar2_address_space() {
+        let mut d = Device::new();
+        bind_bar2(&mut d);
+        d.bar_write(3, 0x1008, &0x1122_3344u32.to_le_bytes())
+            .unwrap();
+        assert_eq!(d.vram().read_u32(0x50008).unwrap(), 0x1122_3344);
+        let mut b = [0u8; 4];
+        d.bar_read(3, 0x1008, &mut b).unwrap();
+        assert_eq!(u32::from_le_bytes(b), 0x1122_3344);
+        // An unmapped page faults: reads zero, the write is dropped, an event is logged.
+        d.set_event_log(true);
+        let e = d.bar_read(3, 0x3000, &mut b);
+        assert!(matches!(
+            e,
+            Err(DeviceError::ApertureFault {
+                bar: 3,
+                offset: 0x3000,
+                ..
+            })
+        ));
+        assert_eq!(b, [0; 4]);
+        assert!(d.take_events().contains(&ModelEvent::ApertureFault {
+            bar: 3,
+            offset: 0x3000
+        }));
+    }
+
+    #[test]
+    fn fault_entries_go_through_bar2() {
+        use crate::fault::ring::regs;
+        use crate::fault::{AccessType, FaultType};
+        let mut d = Device::new();
+        bind_bar2(&mut d);
+        d.bar0_write32(regs::ADDR_HI, 0);
+        d.bar0_write32(regs::ADDR_LO, 0x1000 | 1);
+        let r = d.report_fault(FaultEntry {
+            inst: 0x1000,
+            inst_aperture: 0,
+            addr: 0x7000,
+            timestamp: 0,
+            engine: 0,
+            valid: false,
+            gpc: 0,
+            hub: false,
+            access: AccessType::Read,
+            client: 0,
+            fault_type: FaultType::Pte,
+        });
+        assert_eq!(r, fault::Report::Written(0));
+        assert_eq!(
+            d.vram().read_u64(0x50008).unwrap(),
+            0x7000,
+            "VA lo/hi at +8"
+        );
+        // The CPU sees it through BAR3, as nouveau reads the buffer.
+        let mut b = [0u8; 8];
+        d.bar_read(3, 0x1008, &mut b).unwrap();
+        assert_eq!(u64::from_le_bytes(b), 0x7000);
+    }
+
+    #[test]
+    fn pci_config_is_mirrored_at_0x88000() {
+        let mut d = Device::new();
+        assert_eq!(d.bar0_read32(PCI_MIRROR), 0x15f8_10de);
+        // nvkm_pci_rom_shadow: clear bit 0 of config 0x50, then set it again.
+        let v = d.bar0_read32(PCI_MIRROR + 0x50);
+        d.bar0_write32(PCI_MIRROR + 0x50, v & !1);
+        assert_eq!(d.bar0_read32(PCI_MIRROR + 0x50) & 1, 0);
+        d.bar0_write32(PCI_MIRROR + 0x50, v | 1);
+        assert_eq!(d.bar0_read32(PCI_MIRROR + 0x50) & 1, 1);
+        d.bar0_write32(PCI_MSI_REARM, 0);
+        assert!(d.unknown_offsets().next().is_none());
     }
 
     #[test]
@@ -530,7 +957,8 @@ mod tests {
         assert!(d.irq_asserted());
         assert_eq!(d.bar0_read32(0x100) & INTR_FAULT, INTR_FAULT);
         assert_eq!(d.bar0_read32(regs::PUT), 1);
-        // The entry in VRAM carries the clock at report time and VALID.
+        // The entry (BAR2 in physical mode at reset: video memory) carries the clock at
+        // report time and VALID.
         let w3 = d.vram().read_u64(0x10_0000 + 24).unwrap();
         assert_eq!(w3 >> 63, 1, "VALID");
         assert_eq!(d.vram().read_u64(0x10_0000 + 16).unwrap(), before);

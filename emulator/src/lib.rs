@@ -8,7 +8,8 @@
 //! - [`mmu`]: page-table formats (PDE/PTE), walker, TLBs, invalidate/replay/cancel.
 //! - [`fault`]: the replayable fault buffer (MAXWELL_FAULT_BUFFER_A).
 //! - [`timing`]: the cycle model, one deterministic GPU clock.
-//! - [`mem`]: video memory and the memory interface the walker reads through.
+//! - [`mem`]: video memory, guest RAM (DMA, logged for traces) and the memory interface.
+//! - [`bar`]: PBUS BAR binding: what the BAR1 and BAR3 apertures show.
 //! - [`regs`]: the BAR0 register file, one module per unit, each with its offsets table.
 //! - [`pci`]: the PCI function: config space, BAR layout, capabilities.
 //! - [`device`]: the GP100 as the transport sees it (BAR0 routing, interrupts, reset).
@@ -17,6 +18,7 @@
 //! - [`vbios`]: our synthetic VBIOS image, served through the PROM window.
 //! - [`decode`]: human-facing decoders for PTE/PDE/fault values (`gp100emu decode`).
 
+pub mod bar;
 pub mod decode;
 pub mod device;
 pub mod fault;

@@ -56,9 +56,10 @@ log "installing missing host packages:$want"
 if [ $kernel_src_ok = 0 ]; then
     codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
     if [ "$codename" = bookworm ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        # The Debian mirror this machine's apt already uses.
-        mirror=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-                 | grep -v security | head -n1 || true)
+        # The Debian mirror this machine's apt already uses (active lines only).
+        mirror=$(grep -hsE '^[[:space:]]*(deb[[:space:]]|URIs:)' /etc/apt/sources.list \
+                     /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+                 | grep -oE 'https?://[^ ]+/debian/?' | grep -v security | head -n1 || true)
         mirror=${mirror:-http://deb.debian.org/debian}
         log "adding ${mirror%/} bookworm-backports to apt's sources (for linux-source-6.12)"
         echo "deb ${mirror%/} bookworm-backports main" > /etc/apt/sources.list.d/gp100emu-bookworm-backports.list

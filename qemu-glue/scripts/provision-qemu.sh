@@ -34,9 +34,12 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# The Debian mirror this machine's apt already uses, not a hard-coded one.
-mirror=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-         | grep -v security | head -n1 || true)
+# The Debian mirror this machine's apt already uses, not a hard-coded one: only the
+# active `deb` / `URIs:` lines of the files apt reads (a commented-out snapshot URL
+# or a *.disabled file must not win).
+mirror=$(grep -hsE '^[[:space:]]*(deb[[:space:]]|URIs:)' /etc/apt/sources.list \
+             /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+         | grep -oE 'https?://[^ ]+/debian/?' | grep -v security | head -n1 || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 mirror=${mirror%/}
 

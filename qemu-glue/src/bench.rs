@@ -158,7 +158,7 @@ pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
         rate(budget, 256, || {
             for _ in 0..256 {
                 n += 1;
-                ring.report(
+                ring.report_to(
                     &mut mem,
                     FaultEntry {
                         inst: 0x2000,

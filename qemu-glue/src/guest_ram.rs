@@ -8,6 +8,7 @@
 
 use std::fs::File;
 
+use emulator::mem::{MemError, SysMem, Target};
 use log::{debug, info};
 use vm_memory::{
     Address, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
@@ -161,6 +162,48 @@ impl GuestRam {
     pub fn mapped_bytes(&self) -> u64 {
         self.mem.iter().map(|r| r.len()).sum()
     }
+
+    /// A snapshot of the map for the device's DMA (cheap: the regions are shared). The
+    /// transport installs a new one after every `dma_map`/`dma_unmap`.
+    pub fn view(&self) -> RamView {
+        RamView {
+            ram: GuestRam {
+                mem: self.mem.clone(),
+                fdless: self.fdless.clone(),
+            },
+        }
+    }
+}
+
+/// Guest RAM as the device model reaches it: DMA is refused, with the reason logged, where
+/// QEMU mapped no fd or mapped nothing.
+#[derive(Debug)]
+pub struct RamView {
+    ram: GuestRam,
+}
+
+impl RamView {
+    fn checked(&self, addr: u64, len: usize) -> Result<(), MemError> {
+        self.ram.check_dma(addr, len as u64).map_err(|e| {
+            debug!("{e}");
+            MemError::OutOfRange {
+                target: Target::SysCoherent,
+                addr,
+            }
+        })
+    }
+}
+
+impl SysMem for RamView {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.checked(addr, buf.len())?;
+        SysMem::read(&self.ram.mem, addr, buf)
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        self.checked(addr, buf.len())?;
+        SysMem::write(&self.ram.mem, addr, buf)
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +245,22 @@ mod tests {
         ));
         ram.unmap(0x10_0000, 0x2000).unwrap();
         assert!(ram.check_dma(0x10_0000, 4).is_err());
+    }
+
+    #[test]
+    fn the_device_view_reads_mapped_ram_and_refuses_the_rest() {
+        let mut ram = GuestRam::new();
+        ram.map(0x1000, 0x1000, 0, Some(memfd(0x1000)), true)
+            .unwrap();
+        ram.map(0xfffc_0000, 0x1000, 0, None, false).unwrap();
+        let v = ram.view();
+        v.write(0x1ff0, &[5; 16]).unwrap();
+        let mut b = [0u8; 16];
+        v.read(0x1ff0, &mut b).unwrap();
+        assert_eq!(b, [5; 16]);
+        assert!(v.read(0x1ff8, &mut b).is_err(), "runs past the region");
+        assert!(v.read(0xfffc_0000, &mut b).is_err(), "no fd");
+        assert!(v.write(0x10_0000, &b).is_err(), "unmapped");
     }
 
     #[test]

@@ -37,10 +37,6 @@ pub mod regs {
 /// Bytes per entry (`NVB069_FAULT_BUF_SIZE` / clb069.h: 32).
 pub const ENTRY_BYTES: u64 = 32;
 
-/// Where the buffer lives. nouveau allocates it in video memory and maps it through BAR2;
-/// the address registers carry no aperture on GP100, so the ring is in video memory.
-const RING_TARGET: Target = Target::Video;
-
 /// What happened to one fault the GPU tried to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
@@ -135,8 +131,16 @@ impl FaultRing {
         true
     }
 
-    /// The GPU reports a fault: the entry is written at PUT with VALID set.
-    pub fn report<M: GpuMemory>(&mut self, mem: &mut M, mut e: FaultEntry) -> Report {
+    /// The GPU reports a fault: the entry is written at PUT with VALID set, through
+    /// `write(address, entry)`, where `address` is in the space the buffer registers name.
+    /// On GP100 that is a BAR2 virtual address (nouveau `gp100_fault_buffer_init` programs
+    /// `nvkm_memory_bar2()` of the buffer), so the device translates it; `write` returns
+    /// false when the entry could not be stored.
+    pub fn report(
+        &mut self,
+        mut write: impl FnMut(u64, &[u8; 32]) -> bool,
+        mut e: FaultEntry,
+    ) -> Report {
         let next = (self.put + 1) % self.entries;
         if !self.enabled() || next == self.get {
             self.overflows += 1;
@@ -144,31 +148,27 @@ impl FaultRing {
         }
         e.valid = true;
         let bytes = e.encode();
-        let base = match self
+        let Some(at) = self
             .address()
             .checked_add(u64::from(self.put) * ENTRY_BYTES)
-        {
-            Some(b) => b,
-            None => {
-                self.bad_writes += 1;
-                return Report::BadBuffer;
-            }
+        else {
+            self.bad_writes += 1;
+            return Report::BadBuffer;
         };
-        for i in 0..4u64 {
-            let w = u64::from_le_bytes(
-                bytes[8 * i as usize..8 * i as usize + 8]
-                    .try_into()
-                    .expect("8"),
-            );
-            if mem.write_u64(RING_TARGET, base + 8 * i, w).is_err() {
-                self.bad_writes += 1;
-                return Report::BadBuffer;
-            }
+        if !write(at, &bytes) {
+            self.bad_writes += 1;
+            return Report::BadBuffer;
         }
-        let at = self.put;
+        let index = self.put;
         self.put = next;
         self.written += 1;
-        Report::Written(at)
+        Report::Written(index)
+    }
+
+    /// [`FaultRing::report`] into physical video memory at the buffer address (for tests
+    /// and for memories without a BAR2 in front).
+    pub fn report_to<M: GpuMemory>(&mut self, mem: &mut M, e: FaultEntry) -> Report {
+        self.report(|a, b| mem.write_bytes(Target::Video, a, b).is_ok(), e)
     }
 }
 
@@ -234,7 +234,7 @@ mod tests {
                 vid: &mut vid,
                 sys: &ram,
             };
-            assert_eq!(r.report(&mut m, fault(1)), Report::Overflow);
+            assert_eq!(r.report_to(&mut m, fault(1)), Report::Overflow);
         }
         r.write32(regs::ADDR_HI, 0);
         r.write32(regs::ADDR_LO, 0x8000 | 1);
@@ -246,18 +246,18 @@ mod tests {
         // Three fit (one slot stays empty to tell full from empty).
         for i in 0..3 {
             assert_eq!(
-                r.report(&mut m, fault(0x1000 * (i + 1))),
+                r.report_to(&mut m, fault(0x1000 * (i + 1))),
                 Report::Written(i as u32)
             );
         }
-        assert_eq!(r.report(&mut m, fault(0x9000)), Report::Overflow);
+        assert_eq!(r.report_to(&mut m, fault(0x9000)), Report::Overflow);
         assert_eq!(r.overflows(), 2);
         assert!(r.pending());
         assert_eq!(r.read32(regs::PUT), Some(3));
         // The driver reads two, clears VALID and moves GET; the GPU wraps around.
         r.write32(regs::GET, 2);
-        assert_eq!(r.report(&mut m, fault(0xa000)), Report::Written(3));
-        assert_eq!(r.report(&mut m, fault(0xb000)), Report::Written(0));
+        assert_eq!(r.report_to(&mut m, fault(0xa000)), Report::Written(3));
+        assert_eq!(r.report_to(&mut m, fault(0xb000)), Report::Written(0));
         assert_eq!(r.read32(regs::PUT), Some(1));
         let e = read_entry(&vid, 0x8000, 0);
         assert!(e.valid);
@@ -280,7 +280,7 @@ mod tests {
             vid: &mut vid,
             sys: &ram,
         };
-        assert_eq!(r.report(&mut m, fault(1)), Report::BadBuffer);
+        assert_eq!(r.report_to(&mut m, fault(1)), Report::BadBuffer);
         assert_eq!(r.bad_writes(), 1);
         assert_eq!(r.read32(regs::PUT), Some(0));
         assert!(!r.write32(0x1234, 0));

@@ -1,10 +1,15 @@
-//! The memory the MMU reads page tables from and the access engine reaches: the GPU's own
-//! video memory ([`VidMem`], owned by the device, backed lazily) and system memory (guest RAM,
-//! reached only through `vm-memory`'s `Bytes<GuestAddress>`, so tests use anonymous memory).
+//! The memory the MMU reads page tables from and the engines reach: the GPU's own video
+//! memory ([`VidMem`], owned by the device, backed lazily) and system memory (guest RAM,
+//! reached only through [`SysMem`], which any `vm-memory` `Bytes<GuestAddress>` implements,
+//! so tests use anonymous memory).
 
-use std::collections::HashMap;
+pub mod phys;
+pub mod sys;
+pub mod vid;
 
-use vm_memory::{Bytes, GuestAddress};
+pub use phys::PhysMem;
+pub use sys::{NoSysMem, SysMem};
+pub use vid::VidMem;
 
 /// Which memory an address is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +22,13 @@ pub enum Target {
     SysCoherent,
     /// System memory, not snooped.
     SysNoncoherent,
+}
+
+impl Target {
+    /// Whether this is system memory (either kind).
+    pub fn is_sys(self) -> bool {
+        matches!(self, Target::SysCoherent | Target::SysNoncoherent)
+    }
 }
 
 /// A failed memory access (the MMU turns these into faults; nothing panics).
@@ -41,126 +53,117 @@ pub trait GpuMemory {
     fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError>;
     /// Writes a little-endian u64 at an 8-byte-aligned address.
     fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError>;
-}
+    /// Reads `buf.len()` bytes at any address.
+    fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError>;
+    /// Writes `buf` at any address.
+    fn write_bytes(&mut self, target: Target, addr: u64, buf: &[u8]) -> Result<(), MemError>;
 
-/// Bytes of video memory backed per chunk.
-const CHUNK: u64 = 64 * 1024;
-
-/// Video memory of a configurable size, backed lazily in 64 KiB chunks: never-written memory
-/// reads as zero and costs nothing, so the default 4 GiB is free until used.
-#[derive(Debug, Default, Clone)]
-pub struct VidMem {
-    size: u64,
-    chunks: HashMap<u64, Box<[u8]>>,
-}
-
-impl VidMem {
-    /// `size` bytes of video memory.
-    pub fn new(size: u64) -> Self {
-        VidMem {
-            size,
-            chunks: HashMap::new(),
+    /// Reads a little-endian u32 at a 4-byte-aligned address.
+    fn read_u32(&self, target: Target, addr: u64) -> Result<u32, MemError> {
+        if !addr.is_multiple_of(4) {
+            return Err(MemError::OutOfRange { target, addr });
         }
+        let mut b = [0u8; 4];
+        self.read_bytes(target, addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
     }
-
-    /// Its size in bytes.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Bytes actually backed.
-    pub fn backed_bytes(&self) -> u64 {
-        self.chunks.len() as u64 * CHUNK
-    }
-
-    fn check(&self, addr: u64) -> Result<(), MemError> {
-        if !addr.is_multiple_of(8) || addr.checked_add(8).is_none_or(|e| e > self.size) {
-            return Err(MemError::OutOfRange {
-                target: Target::Video,
-                addr,
-            });
+    /// Writes a little-endian u32 at a 4-byte-aligned address.
+    fn write_u32(&mut self, target: Target, addr: u64, value: u32) -> Result<(), MemError> {
+        if !addr.is_multiple_of(4) {
+            return Err(MemError::OutOfRange { target, addr });
         }
-        Ok(())
-    }
-
-    /// Reads a u64.
-    pub fn read_u64(&self, addr: u64) -> Result<u64, MemError> {
-        self.check(addr)?;
-        let Some(c) = self.chunks.get(&(addr / CHUNK)) else {
-            return Ok(0);
-        };
-        let o = (addr % CHUNK) as usize;
-        Ok(u64::from_le_bytes(c[o..o + 8].try_into().expect("8 bytes")))
-    }
-
-    /// Writes a u64.
-    pub fn write_u64(&mut self, addr: u64, v: u64) -> Result<(), MemError> {
-        self.check(addr)?;
-        let c = self
-            .chunks
-            .entry(addr / CHUNK)
-            .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
-        let o = (addr % CHUNK) as usize;
-        c[o..o + 8].copy_from_slice(&v.to_le_bytes());
-        Ok(())
+        self.write_bytes(target, addr, &value.to_le_bytes())
     }
 }
 
-/// Video memory alone (for units that only touch it, like the fault ring); system-memory
-/// accesses fail.
+fn video_only(target: Target, addr: u64) -> MemError {
+    match target {
+        Target::Peer(p) => MemError::Peer(p),
+        _ => MemError::OutOfRange { target, addr },
+    }
+}
+
+/// Video memory alone (for units that only touch it); system-memory accesses fail.
 impl GpuMemory for VidMem {
     fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError> {
         match target {
             Target::Video => VidMem::read_u64(self, addr),
-            _ => Err(MemError::OutOfRange { target, addr }),
+            _ => Err(video_only(target, addr)),
         }
     }
 
     fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError> {
         match target {
             Target::Video => VidMem::write_u64(self, addr, value),
-            _ => Err(MemError::OutOfRange { target, addr }),
+            _ => Err(video_only(target, addr)),
+        }
+    }
+
+    fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        match target {
+            Target::Video => VidMem::read(self, addr, buf),
+            _ => Err(video_only(target, addr)),
+        }
+    }
+
+    fn write_bytes(&mut self, target: Target, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        match target {
+            Target::Video => VidMem::write(self, addr, buf),
+            _ => Err(video_only(target, addr)),
         }
     }
 }
 
 /// Video memory plus guest RAM, as the GPU sees them.
-pub struct Memory<'a, M> {
+pub struct Memory<'a, M: SysMem + ?Sized> {
     /// Video memory.
     pub vid: &'a mut VidMem,
     /// Guest RAM.
     pub sys: &'a M,
 }
 
-impl<M: Bytes<GuestAddress>> GpuMemory for Memory<'_, M> {
+impl<M: SysMem + ?Sized> GpuMemory for Memory<'_, M> {
     fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError> {
-        match target {
-            Target::Video => self.vid.read_u64(addr),
-            Target::Peer(p) => Err(MemError::Peer(p)),
-            Target::SysCoherent | Target::SysNoncoherent => {
-                if !addr.is_multiple_of(8) {
-                    return Err(MemError::OutOfRange { target, addr });
-                }
-                self.sys
-                    .read_obj::<u64>(GuestAddress(addr))
-                    .map(u64::from_le)
-                    .map_err(|_| MemError::OutOfRange { target, addr })
-            }
+        if target == Target::Video {
+            return self.vid.read_u64(addr);
         }
+        if !addr.is_multiple_of(8) {
+            return Err(video_only(target, addr));
+        }
+        let mut b = [0u8; 8];
+        self.read_bytes(target, addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
     }
 
     fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError> {
+        if target == Target::Video {
+            return self.vid.write_u64(addr, value);
+        }
+        if !addr.is_multiple_of(8) {
+            return Err(video_only(target, addr));
+        }
+        self.write_bytes(target, addr, &value.to_le_bytes())
+    }
+
+    fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         match target {
-            Target::Video => self.vid.write_u64(addr, value),
+            Target::Video => self.vid.read(addr, buf),
             Target::Peer(p) => Err(MemError::Peer(p)),
-            Target::SysCoherent | Target::SysNoncoherent => {
-                if !addr.is_multiple_of(8) {
-                    return Err(MemError::OutOfRange { target, addr });
-                }
-                self.sys
-                    .write_obj::<u64>(value.to_le(), GuestAddress(addr))
-                    .map_err(|_| MemError::OutOfRange { target, addr })
-            }
+            Target::SysCoherent | Target::SysNoncoherent => self
+                .sys
+                .read(addr, buf)
+                .map_err(|_| MemError::OutOfRange { target, addr }),
+        }
+    }
+
+    fn write_bytes(&mut self, target: Target, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        match target {
+            Target::Video => self.vid.write(addr, buf),
+            Target::Peer(p) => Err(MemError::Peer(p)),
+            Target::SysCoherent | Target::SysNoncoherent => self
+                .sys
+                .write(addr, buf)
+                .map_err(|_| MemError::OutOfRange { target, addr }),
         }
     }
 }
@@ -168,20 +171,7 @@ impl<M: Bytes<GuestAddress>> GpuMemory for Memory<'_, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vm_memory::GuestMemoryMmap;
-
-    #[test]
-    fn vidmem_is_lazy_and_bounded() {
-        let mut v = VidMem::new(4 << 30);
-        assert_eq!(v.read_u64(0x1234_5678 & !7).unwrap(), 0);
-        assert_eq!(v.backed_bytes(), 0);
-        v.write_u64(0xffff_fff8, 42).unwrap();
-        assert_eq!(v.read_u64(0xffff_fff8).unwrap(), 42);
-        assert_eq!(v.backed_bytes(), CHUNK);
-        assert!(v.read_u64(4 << 30).is_err());
-        assert!(v.read_u64(u64::MAX - 7).is_err());
-        assert!(v.write_u64(3, 1).is_err());
-    }
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
 
     #[test]
     fn guest_ram_through_vm_memory() {
@@ -199,5 +189,21 @@ mod tests {
         );
         assert!(m.read_u64(Target::SysCoherent, 0x2_0000).is_err());
         assert_eq!(m.read_u64(Target::Peer(1), 0), Err(MemError::Peer(1)));
+        m.write_u32(Target::SysCoherent, 0x10010, 0xabcd).unwrap();
+        assert_eq!(m.read_u32(Target::SysCoherent, 0x10010).unwrap(), 0xabcd);
+        assert!(m.read_u32(Target::SysCoherent, 0x10011).is_err());
+        m.write_u32(Target::Video, 0x100, 5).unwrap();
+        assert_eq!(m.read_u64(Target::Video, 0x100).unwrap(), 5);
+    }
+
+    #[test]
+    fn no_sys_mem_behind_a_memory() {
+        let mut vid = VidMem::new(1 << 20);
+        let m = Memory {
+            vid: &mut vid,
+            sys: &NoSysMem as &dyn SysMem,
+        };
+        assert!(m.read_u64(Target::SysCoherent, 0).is_err());
+        assert_eq!(m.read_u64(Target::Video, 0).unwrap(), 0);
     }
 }

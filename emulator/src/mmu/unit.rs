@@ -4,7 +4,7 @@
 //!
 //! | offset | register | meaning |
 //! | --- | --- | --- |
-//! | 0x100c80 | status | bits 23:16 free flush slots (nouveau waits for non-zero), bit 15 the last flush was queued (nouveau waits for it after triggering) |
+//! | 0x100c80 | control/status | bits 23:16 free flush slots (nouveau waits for non-zero), bit 15 the last flush was queued (nouveau waits for it after triggering); the other bits are configuration nouveau read-modify-writes (`gm200_fb_init_page`: bits 12:11 and 0, big-page size), stored |
 //! | 0x100cb8 | PDB low | low 32 bits of `(pd_addr >> 12) << 4 \| aperture` |
 //! | 0x100cec | PDB high | high 32 bits of the same |
 //! | 0x100cbc | trigger | `0x80000000 \| type`: bit 0 ALL_VA, bit 1 ALL_PDB, bit 2 HUBTLB_ONLY, bits 5:3 REPLAY (1 start, 3 cancel targeted) |
@@ -35,6 +35,9 @@ pub mod regs {
 /// Flush slots the model reports (bits 23:16 of STATUS). Assumed: the count is undocumented;
 /// nouveau only needs it non-zero, and the model never queues.
 pub const FLUSH_SLOTS: u32 = 16;
+
+/// The read-only status fields of 0x100c80 (flush slots 23:16, queued 15).
+const STATUS_FIELDS: u32 = 0x00ff_8000;
 
 /// A translation ready to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +86,7 @@ pub struct Mmu {
     costs: Costs,
     pdb_lo: u32,
     pdb_hi: u32,
+    ctrl: u32,
     queued: bool,
     cost_due: u64,
     stats: MmuStats,
@@ -110,6 +114,7 @@ impl Mmu {
             costs,
             pdb_lo: 0,
             pdb_hi: 0,
+            ctrl: 0,
             queued: false,
             cost_due: 0,
             stats: MmuStats::default(),
@@ -265,7 +270,9 @@ impl Bar0Unit for Mmu {
 
     fn read32(&mut self, offset: u32) -> Option<u32> {
         Some(match offset {
-            regs::STATUS => FLUSH_SLOTS << 16 | u32::from(self.queued) << 15,
+            regs::STATUS => {
+                (self.ctrl & !STATUS_FIELDS) | FLUSH_SLOTS << 16 | u32::from(self.queued) << 15
+            }
             regs::PDB_LO => self.pdb_lo,
             regs::PDB_HI => self.pdb_hi,
             regs::TRIGGER => 0,
@@ -275,7 +282,7 @@ impl Bar0Unit for Mmu {
 
     fn write32(&mut self, offset: u32, value: u32) -> bool {
         match offset {
-            regs::STATUS => {}
+            regs::STATUS => self.ctrl = value & !STATUS_FIELDS,
             regs::PDB_LO => self.pdb_lo = value,
             regs::PDB_HI => self.pdb_hi = value,
             regs::TRIGGER => self.trigger(value),

@@ -49,6 +49,8 @@ const INTERRUPT_PIN: usize = 0x3d;
 
 /// Power-management capability offset.
 pub const CAP_PM: usize = 0x60;
+/// NVIDIA's ROM-shadow control dword (vendor-specific config space, below the capabilities).
+pub const ROM_SHADOW: usize = 0x50;
 /// MSI capability offset.
 pub const CAP_MSI: usize = 0x68;
 
@@ -177,6 +179,11 @@ impl ConfigSpace {
             self.mask32(reg, mask as u32 & !0xf);
             self.mask32(reg + 4, (mask >> 32) as u32);
         }
+        // NVIDIA's vendor-specific ROM-shadow control: bit 0 of the dword at 0x50
+        // (nouveau `nvkm_pci_rom_shadow` clears it before reading the PROM window and sets it
+        // after; the model serves the same ROM either way, so it is plain storage).
+        self.mask32(ROM_SHADOW, 0x1);
+        self.put32(ROM_SHADOW, 0x1);
         // No expansion ROM yet: the ROM BAR reads zero and is not writable
         // (a function without a ROM, §6.2.5.2).
         let _ = ROM_BAR;

@@ -5,14 +5,23 @@
 //! offset to the unit that decodes it. An offset no unit decodes answers
 //! [`PRI_ERROR_NO_UNIT`], as GP100 does for a register behind no PRI station.
 
+pub mod absent;
 pub mod devinit;
+pub mod fb;
 pub mod fifo;
 pub mod fuse;
+pub mod ltc;
+pub mod pbus;
+pub mod pextdev;
 pub mod pmc;
+pub mod pmgr;
+pub mod pramin;
 pub mod prom;
 pub mod ptimer;
+pub mod store;
 pub mod therm;
 pub mod top;
+pub mod uflush;
 pub mod window;
 
 /// The value a BAR0 read returns when no unit decodes the offset.

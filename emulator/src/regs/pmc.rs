@@ -13,26 +13,40 @@ pub const PMC_BOOT_0: u32 = 0x000000;
 /// NV_PMC_BOOT_42 (newer chips' identity register; nouveau reads it first only
 /// when BOOT_0 says "0x00000000"-style unknown: we answer BOOT_0's value).
 pub const PMC_BOOT_42: u32 = 0x000a00;
-/// NV_PMC_INTR(0): pending interrupt lines (read-only view of the units' lines).
+/// NV_PMC_BOOT_1: endianness and vGPU bits; 0 on a little-endian, bare-metal GPU
+/// (nouveau `nvkm_device_endianness` reads it and wants 0).
+pub const PMC_BOOT_1: u32 = 0x000004;
+/// NV_PMC_INTR(leaf): pending interrupt lines, leaf 0 stall and leaf 1 non-stall
+/// (nouveau `gp100_mc` has `intr_nonstall`; `nv04_mc_intr_stat` reads 0x100 + 4 * leaf).
 pub const PMC_INTR_0: u32 = 0x000100;
-/// NV_PMC_INTR_EN_SET(0) on GP100 (`gp100_mc_intr_unarm/rearm` use 0x160/0x180).
+/// NV_PMC_INTR_EN(leaf): the current enable mask of each leaf (read-only view).
+pub const PMC_INTR_EN_0: u32 = 0x000140;
+/// NV_PMC_INTR_EN_SET(leaf) on GP100 (`gp100_mc_intr_allow`/`rearm` write 0x160 + 4 * leaf).
 pub const PMC_INTR_EN_SET_0: u32 = 0x000160;
-/// NV_PMC_INTR_EN_CLEAR(0) on GP100.
+/// NV_PMC_INTR_EN_CLEAR(leaf) on GP100 (`gp100_mc_intr_block`/`unarm` write 0x180 + 4 * leaf).
 pub const PMC_INTR_EN_CLEAR_0: u32 = 0x000180;
-/// NV_PMC_ENABLE: per-unit enable bits.
+/// NV_PMC_ENABLE: per-unit enable bits (`nv04_mc_device_disable/enable` clear and set them
+/// to reset a unit; `nv50_mc_init` writes all ones).
 pub const PMC_ENABLE: u32 = 0x000200;
+/// NV_PMC_ENABLE_PB: PBDMAs in use (`gk104_fifo_init_pbdmas` writes the mask).
+pub const PMC_ENABLE_PB: u32 = 0x000204;
+/// Interrupt leaves (stall, non-stall).
+pub const LEAVES: usize = 2;
 
 /// GP100's identity as BOOT_0 reports it.
 pub const GP100_BOOT_0: u32 = 0x1300_00a1;
 
-/// PMC state: the enable word and the interrupt-enable mask. The pending
-/// interrupt lines themselves belong to the units that raise them and are
-/// gathered by the device into [`Pmc::set_pending`].
+/// PMC state: the enable words and the interrupt-enable masks. The pending interrupt
+/// lines themselves belong to the units that raise them and are gathered by the device
+/// into [`Pmc::set_pending`].
 #[derive(Debug, Clone, Default)]
 pub struct Pmc {
     enable: u32,
-    intr_en: u32,
-    pending: u32,
+    enable_pb: u32,
+    intr_en: [u32; LEAVES],
+    pending: [u32; LEAVES],
+    /// ENABLE bits that went from 1 to 0 since the last [`Pmc::take_resets`].
+    resets: u32,
 }
 
 impl Pmc {
@@ -41,14 +55,36 @@ impl Pmc {
         Self::default()
     }
 
-    /// Sets the level of the units' interrupt lines (a bit per unit, as in PMC_INTR_0).
+    /// Sets the level of the units' stall interrupt lines (a bit per unit, as in PMC_INTR_0).
     pub fn set_pending(&mut self, lines: u32) {
-        self.pending = lines;
+        self.pending[0] = lines;
     }
 
-    /// The interrupt condition the function's INTx/MSI follows: pending & enabled.
+    /// Sets the level of the non-stall lines (PMC_INTR_1).
+    pub fn set_pending_nonstall(&mut self, lines: u32) {
+        self.pending[1] = lines;
+    }
+
+    /// The interrupt condition the function's INTx/MSI follows: pending & enabled on
+    /// either leaf.
     pub fn irq_asserted(&self) -> bool {
-        self.pending & self.intr_en != 0
+        (0..LEAVES).any(|l| self.pending[l] & self.intr_en[l] != 0)
+    }
+
+    /// The ENABLE bits that were cleared (units put into reset) since the last call: the
+    /// device resets those units' state.
+    pub fn take_resets(&mut self) -> u32 {
+        std::mem::take(&mut self.resets)
+    }
+
+    /// Whether the unit with ENABLE bit `mask` is out of reset.
+    pub fn enabled(&self, mask: u32) -> bool {
+        self.enable & mask == mask
+    }
+
+    fn leaf(offset: u32, base: u32) -> Option<usize> {
+        let l = offset.checked_sub(base)? / 4;
+        (offset.is_multiple_of(4) && (l as usize) < LEAVES).then_some(l as usize)
     }
 }
 
@@ -60,20 +96,47 @@ impl Bar0Unit for Pmc {
     fn read32(&mut self, offset: u32) -> Option<u32> {
         Some(match offset {
             PMC_BOOT_0 | PMC_BOOT_42 => GP100_BOOT_0,
-            PMC_INTR_0 => self.pending,
-            PMC_INTR_EN_SET_0 | PMC_INTR_EN_CLEAR_0 => self.intr_en,
+            PMC_BOOT_1 => 0,
             PMC_ENABLE => self.enable,
-            _ => return None,
+            PMC_ENABLE_PB => self.enable_pb,
+            o => {
+                if let Some(l) = Self::leaf(o, PMC_INTR_0) {
+                    self.pending[l]
+                } else if let Some(l) = Self::leaf(o, PMC_INTR_EN_0)
+                    .or_else(|| Self::leaf(o, PMC_INTR_EN_SET_0))
+                    .or_else(|| Self::leaf(o, PMC_INTR_EN_CLEAR_0))
+                {
+                    self.intr_en[l]
+                } else {
+                    return None;
+                }
+            }
         })
     }
 
     fn write32(&mut self, offset: u32, value: u32) -> bool {
         match offset {
-            PMC_BOOT_0 | PMC_BOOT_42 | PMC_INTR_0 => {} // read-only: writes are dropped
-            PMC_INTR_EN_SET_0 => self.intr_en |= value,
-            PMC_INTR_EN_CLEAR_0 => self.intr_en &= !value,
-            PMC_ENABLE => self.enable = value,
-            _ => return false,
+            // Read-only identity: writes are dropped.
+            PMC_BOOT_0 | PMC_BOOT_42 | PMC_BOOT_1 => {}
+            PMC_ENABLE => {
+                self.resets |= self.enable & !value;
+                self.enable = value;
+            }
+            PMC_ENABLE_PB => self.enable_pb = value,
+            o => {
+                if let Some(l) = Self::leaf(o, PMC_INTR_EN_SET_0) {
+                    self.intr_en[l] |= value;
+                } else if let Some(l) = Self::leaf(o, PMC_INTR_EN_CLEAR_0) {
+                    self.intr_en[l] &= !value;
+                } else if Self::leaf(o, PMC_INTR_0)
+                    .or_else(|| Self::leaf(o, PMC_INTR_EN_0))
+                    .is_some()
+                {
+                    // Status and enable views are read-only on GP100.
+                } else {
+                    return false;
+                }
+            }
         }
         true
     }
@@ -114,7 +177,42 @@ mod tests {
     #[test]
     fn unknown_offset_is_not_decoded() {
         let mut pmc = Pmc::new();
-        assert_eq!(pmc.read32(0x4), None);
-        assert!(!pmc.write32(0x4, 1));
+        assert_eq!(pmc.read32(0x8), None);
+        assert!(!pmc.write32(0x8, 1));
+        assert_eq!(pmc.read32(0x108), None, "only two leaves");
+    }
+
+    #[test]
+    fn boot1_is_little_endian_bare_metal() {
+        let mut pmc = Pmc::new();
+        assert_eq!(pmc.read32(PMC_BOOT_1), Some(0));
+    }
+
+    #[test]
+    fn nonstall_leaf_has_its_own_enable() {
+        let mut pmc = Pmc::new();
+        pmc.set_pending_nonstall(0x4);
+        pmc.write32(PMC_INTR_EN_SET_0, 0x4);
+        assert!(!pmc.irq_asserted(), "leaf 0 enable does not cover leaf 1");
+        pmc.write32(PMC_INTR_EN_SET_0 + 4, 0x4);
+        assert!(pmc.irq_asserted());
+        assert_eq!(pmc.read32(PMC_INTR_0 + 4), Some(0x4));
+        assert_eq!(pmc.read32(PMC_INTR_EN_0 + 4), Some(0x4));
+        pmc.write32(PMC_INTR_EN_CLEAR_0 + 4, !0);
+        assert!(!pmc.irq_asserted());
+    }
+
+    #[test]
+    fn clearing_enable_bits_reports_unit_resets() {
+        let mut pmc = Pmc::new();
+        pmc.write32(PMC_ENABLE, 0xffff_ffff);
+        assert_eq!(pmc.take_resets(), 0);
+        // nvkm_mc_reset: mask off, then on, then read back.
+        pmc.write32(PMC_ENABLE, 0xffff_feff);
+        pmc.write32(PMC_ENABLE, 0xffff_ffff);
+        assert_eq!(pmc.read32(PMC_ENABLE), Some(0xffff_ffff));
+        assert_eq!(pmc.take_resets(), 0x100);
+        assert_eq!(pmc.take_resets(), 0);
+        assert!(pmc.enabled(0x100));
     }
 }

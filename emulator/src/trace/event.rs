@@ -141,8 +141,30 @@ pub enum Event {
 }
 
 /// What the model did inside the device: recorded so replay checks it and timelines show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelEvent {
+    /// The device read guest RAM (DMA). The bytes read are kept, so replay can serve the
+    /// same bytes again without the guest; `None` when the read failed (outside guest RAM).
+    DmaRead {
+        /// Guest-physical address.
+        addr: u64,
+        /// Bytes asked for.
+        len: u32,
+        /// What was read (an input to the model during replay).
+        data: Option<Data>,
+    },
+    /// The device wrote guest RAM (DMA): its address, length and a CRC-32 of the bytes
+    /// (an output replay checks).
+    DmaWrite {
+        /// Guest-physical address.
+        addr: u64,
+        /// Bytes written.
+        len: u32,
+        /// CRC-32 (IEEE) of the bytes.
+        crc: u32,
+        /// Whether the write reached guest RAM.
+        ok: bool,
+    },
     /// A TLB invalidate was processed (the trigger word, the PDB registers, entries dropped).
     Invalidate {
         /// The word written to the trigger register.
@@ -151,6 +173,14 @@ pub enum ModelEvent {
         pdb: u64,
         /// TLB entries dropped.
         dropped: u32,
+    },
+    /// A BAR1 or BAR3 access the bound address space does not map (the hardware reports a
+    /// BAR1/BAR2 MMU fault; the model reads zero and drops writes).
+    ApertureFault {
+        /// The PCI BAR (1, or 3 for nouveau's BAR2).
+        bar: u8,
+        /// Offset in the BAR (a virtual address of its address space).
+        offset: u64,
     },
     /// A replayable fault was written to the fault buffer at `index`.
     FaultWritten {
@@ -175,6 +205,22 @@ pub enum ModelEvent {
 impl fmt::Display for ModelEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ModelEvent::DmaRead { addr, len, data } => match data {
+                Some(d) => write!(f, "dma read {addr:#x}+{len:#x} -> {d}"),
+                None => write!(f, "dma read {addr:#x}+{len:#x} failed (outside guest RAM)"),
+            },
+            ModelEvent::ApertureFault { bar, offset } => {
+                write!(f, "BAR{bar} access at {offset:#x} not mapped (MMU fault)")
+            }
+            ModelEvent::DmaWrite { addr, len, crc, ok } => write!(
+                f,
+                "dma write {addr:#x}+{len:#x} crc {crc:#010x}{}",
+                if *ok {
+                    ""
+                } else {
+                    " failed (outside guest RAM)"
+                }
+            ),
             ModelEvent::Invalidate { word, pdb, dropped } => {
                 write!(
                     f,

@@ -1,14 +1,17 @@
 //! Replay: feed a trace's inputs to a fresh model and check every output against the
 //! recording, stopping at the first mismatch.
 
+use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::{Arc, Mutex};
 
 use crate::device::Device;
 use crate::pci::BarLayout;
 use crate::port;
 
-use super::event::{Data, Event, Record};
+use super::event::{Data, Event, ModelEvent, Record};
 use super::file::{TraceError, TraceReader};
+use crate::mem::{MemError, SysMem, Target};
 
 /// Where replay and recording parted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,116 @@ impl ReplayOutcome {
 
 const CONTEXT: usize = 6;
 
+/// Reads records with lookahead over the model events that follow an input.
+struct Lookahead<R: Read> {
+    reader: TraceReader<R>,
+    buf: VecDeque<Record>,
+    err: Option<TraceError>,
+}
+
+impl<R: Read> Lookahead<R> {
+    fn next(&mut self) -> Result<Option<Record>, TraceError> {
+        if let Some(r) = self.buf.pop_front() {
+            return Ok(Some(r));
+        }
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        self.reader.next_record()
+    }
+
+    /// The model events recorded right after the current input (without consuming them).
+    fn following_models(&mut self) -> impl Iterator<Item = &ModelEvent> {
+        while self.err.is_none()
+            && self
+                .buf
+                .back()
+                .is_none_or(|r| matches!(r.event, Event::Model(_)))
+        {
+            match self.reader.next_record() {
+                Ok(Some(r)) => self.buf.push_back(r),
+                Ok(None) => break,
+                Err(e) => self.err = Some(e),
+            }
+        }
+        self.buf.iter().map_while(|r| match &r.event {
+            Event::Model(m) => Some(m),
+            _ => None,
+        })
+    }
+}
+
+/// One DMA access the recording says the device made, in order.
+#[derive(Debug)]
+enum RecordedDma {
+    Read {
+        addr: u64,
+        len: u32,
+        data: Option<Vec<u8>>,
+    },
+    Write {
+        ok: bool,
+    },
+}
+
+/// Guest RAM during replay: serves the reads the recording holds for the current input, in
+/// order, and answers writes as they were answered. An access the recording does not have
+/// next fails, and the model's changed DMA event then shows the divergence.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayMem {
+    queue: Arc<Mutex<VecDeque<RecordedDma>>>,
+}
+
+impl ReplayMem {
+    fn load<'a>(&self, models: impl Iterator<Item = &'a ModelEvent>) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.clear();
+        for m in models {
+            match m {
+                ModelEvent::DmaRead { addr, len, data } => q.push_back(RecordedDma::Read {
+                    addr: *addr,
+                    len: *len,
+                    data: data.as_ref().map(Data::to_vec),
+                }),
+                ModelEvent::DmaWrite { ok, .. } => q.push_back(RecordedDma::Write { ok: *ok }),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl SysMem for ReplayMem {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let fail = Err(MemError::OutOfRange {
+            target: Target::SysCoherent,
+            addr,
+        });
+        match q.pop_front() {
+            Some(RecordedDma::Read {
+                addr: a,
+                len,
+                data: Some(d),
+            }) if a == addr && len as usize == buf.len() && d.len() == buf.len() => {
+                buf.copy_from_slice(&d);
+                Ok(())
+            }
+            _ => fail,
+        }
+    }
+
+    fn write(&self, addr: u64, _buf: &[u8]) -> Result<(), MemError> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        match q.pop_front() {
+            Some(RecordedDma::Write { ok: true }) => Ok(()),
+            _ => Err(MemError::OutOfRange {
+                target: Target::SysCoherent,
+                addr,
+            }),
+        }
+    }
+}
+
 /// Builds the model a trace was recorded against.
 pub fn device_for(header: &super::file::TraceHeader) -> Device {
     Device::with_layout(BarLayout {
@@ -67,9 +180,16 @@ pub fn device_for(header: &super::file::TraceHeader) -> Device {
 
 /// Replays `reader` through `dev`.
 pub fn replay<R: Read>(
-    mut reader: TraceReader<R>,
+    reader: TraceReader<R>,
     mut dev: Device,
 ) -> Result<ReplayOutcome, TraceError> {
+    let mut reader = Lookahead {
+        reader,
+        buf: VecDeque::new(),
+        err: None,
+    };
+    let sys = ReplayMem::default();
+    dev.set_sysmem(Box::new(sys.clone()));
     let mut context: std::collections::VecDeque<Record> = std::collections::VecDeque::new();
     let mut index = 0u64;
     let mut level = false;
@@ -90,7 +210,7 @@ pub fn replay<R: Read>(
         context: context.iter().cloned().collect(),
     };
     loop {
-        let rec = match reader.next_record() {
+        let rec = match reader.next() {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e @ TraceError::Corrupt { .. }) => {
@@ -104,6 +224,9 @@ pub fn replay<R: Read>(
             Err(e) => return Err(e),
         };
         let is_input = !matches!(rec.event, Event::Irq { .. } | Event::Model(_));
+        if is_input {
+            sys.load(reader.following_models());
+        }
         if !matches!(rec.event, Event::Model(_)) {
             if let Some(m) = pending_model.front() {
                 let m = fail(
@@ -175,8 +298,9 @@ pub fn replay<R: Read>(
                     )
                 })
             }
-            // The model does no DMA yet, so maps change nothing it computes; they are kept
-            // for the record and the timeline.
+            // Guest RAM is served from the recorded DMA reads, so the map itself changes
+            // nothing the replayed model computes; maps are kept for the record and the
+            // timeline.
             Event::DmaMap { .. } | Event::DmaUnmap { .. } => None,
             Event::Reset => {
                 dev.reset();
@@ -516,5 +640,76 @@ mod tests {
         assert!(out.mismatch.is_none());
         assert!(out.damaged.is_some());
         assert!(!out.exact());
+    }
+
+    /// A session whose device reads and writes guest RAM through PRAMIN.
+    fn dma_session(dev: &mut Device, ram_word: u32) -> Vec<Record> {
+        use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x20_0000)]).unwrap();
+        ram.write_obj(ram_word, GuestAddress(0x10_0040)).unwrap();
+        dev.set_sysmem(Box::new(ram));
+        dev.set_event_log(true);
+        let mut rec = Recorder::new();
+        let mut out = Vec::new();
+        // Window onto system memory at 1 MiB, then a read and a write through it.
+        let e = write_event(dev, Space::Bar(0), 0x1700, &0x0200_0010u32.to_le_bytes());
+        rec.after(dev, e, &mut out);
+        let mut b = [0u8; 4];
+        let e = read_event(dev, Space::Bar(0), 0x700040, &mut b);
+        rec.after(dev, e, &mut out);
+        let e = write_event(dev, Space::Bar(0), 0x700044, &7u32.to_le_bytes());
+        rec.after(dev, e, &mut out);
+        out
+    }
+
+    #[test]
+    fn dma_reads_replay_from_the_recording_without_the_guest() {
+        let h = header(256 << 20);
+        let recs = dma_session(&mut device_for(&h), 0x1234_5678);
+        assert!(recs.iter().any(|r| matches!(
+            r.event,
+            Event::Model(ModelEvent::DmaRead {
+                addr: 0x10_0040,
+                ..
+            })
+        )));
+        assert!(recs.iter().any(|r| matches!(
+            r.event,
+            Event::Model(ModelEvent::DmaWrite {
+                addr: 0x10_0044,
+                ok: true,
+                ..
+            })
+        )));
+        let bytes = encode(&h, &recs);
+        let reader = TraceReader::new(&bytes[..]).unwrap();
+        let out = replay(reader, device_for(&h)).unwrap();
+        assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
+    }
+
+    #[test]
+    fn an_edited_dma_read_is_caught_at_the_read() {
+        let h = header(256 << 20);
+        let mut recs = dma_session(&mut device_for(&h), 0x1234_5678);
+        // The guest's memory "had" another value: the register read that returned it must
+        // now differ from the recorded answer.
+        for r in &mut recs {
+            if let Event::Model(ModelEvent::DmaRead { data: Some(d), .. }) = &mut r.event {
+                *d = Data::from_slice(&0x0bad_0bad_u32.to_le_bytes());
+            }
+        }
+        let bytes = encode(&h, &recs);
+        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        let m = out.mismatch.expect("divergence");
+        assert!(
+            matches!(
+                m.recorded.event,
+                Event::Read {
+                    offset: 0x700040,
+                    ..
+                }
+            ),
+            "{m}"
+        );
     }
 }

@@ -228,6 +228,7 @@ impl ServerBackend for Gp100Backend {
             .ram
             .map(address, size, offset, fd, writable)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+        self.device.set_sysmem(Box::new(self.ram.view()));
         self.record(Event::DmaMap {
             iova: address,
             size,
@@ -242,6 +243,7 @@ impl ServerBackend for Gp100Backend {
             .ram
             .unmap(address, size)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+        self.device.set_sysmem(Box::new(self.ram.view()));
         self.record(Event::DmaUnmap {
             iova: address,
             size,

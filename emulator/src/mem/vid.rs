@@ -1,0 +1,187 @@
+//! Video memory: the GPU's own memory, owned by the device and backed lazily.
+//!
+//! The P100 has 16 GiB of HBM2; the model's size is configurable (default 4 GiB,
+//! [`crate::device::DEFAULT_VRAM`]). Memory is backed in 64 KiB chunks on first write, so
+//! never-written memory reads as zero and costs nothing.
+
+use std::collections::HashMap;
+
+use super::{MemError, Target};
+
+/// Bytes of video memory backed per chunk.
+pub(crate) const CHUNK: u64 = 64 * 1024;
+
+/// Video memory of a configurable size, backed lazily in 64 KiB chunks.
+#[derive(Debug, Default, Clone)]
+pub struct VidMem {
+    size: u64,
+    chunks: HashMap<u64, Box<[u8]>>,
+}
+
+impl VidMem {
+    /// `size` bytes of video memory.
+    pub fn new(size: u64) -> Self {
+        VidMem {
+            size,
+            chunks: HashMap::new(),
+        }
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes actually backed.
+    pub fn backed_bytes(&self) -> u64 {
+        self.chunks.len() as u64 * CHUNK
+    }
+
+    fn check_range(&self, addr: u64, len: usize) -> Result<(), MemError> {
+        if addr
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.size)
+        {
+            return Err(MemError::OutOfRange {
+                target: Target::Video,
+                addr,
+            });
+        }
+        Ok(())
+    }
+
+    fn check(&self, addr: u64) -> Result<(), MemError> {
+        if !addr.is_multiple_of(8) {
+            return Err(MemError::OutOfRange {
+                target: Target::Video,
+                addr,
+            });
+        }
+        self.check_range(addr, 8)
+    }
+
+    /// Reads a u64 at an 8-byte-aligned address.
+    pub fn read_u64(&self, addr: u64) -> Result<u64, MemError> {
+        self.check(addr)?;
+        let Some(c) = self.chunks.get(&(addr / CHUNK)) else {
+            return Ok(0);
+        };
+        let o = (addr % CHUNK) as usize;
+        Ok(u64::from_le_bytes(c[o..o + 8].try_into().expect("8 bytes")))
+    }
+
+    /// Writes a u64 at an 8-byte-aligned address.
+    pub fn write_u64(&mut self, addr: u64, v: u64) -> Result<(), MemError> {
+        self.check(addr)?;
+        let c = self
+            .chunks
+            .entry(addr / CHUNK)
+            .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
+        let o = (addr % CHUNK) as usize;
+        c[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes at any address (chunk boundaries included).
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.check_range(addr, buf.len())?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = addr + done as u64;
+            let o = (a % CHUNK) as usize;
+            let n = (CHUNK as usize - o).min(buf.len() - done);
+            match self.chunks.get(&(a / CHUNK)) {
+                Some(c) => buf[done..done + n].copy_from_slice(&c[o..o + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` at any address (chunk boundaries included).
+    pub fn write(&mut self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        self.check_range(addr, buf.len())?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = addr + done as u64;
+            let o = (a % CHUNK) as usize;
+            let n = (CHUNK as usize - o).min(buf.len() - done);
+            let src = &buf[done..done + n];
+            match self.chunks.get_mut(&(a / CHUNK)) {
+                Some(c) => c[o..o + n].copy_from_slice(src),
+                // Writing zeros to never-written memory needs no backing.
+                None if src.iter().all(|&b| b == 0) => {}
+                None => {
+                    let mut c = vec![0u8; CHUNK as usize].into_boxed_slice();
+                    c[o..o + n].copy_from_slice(src);
+                    self.chunks.insert(a / CHUNK, c);
+                }
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reads a little-endian u32 at a 4-byte-aligned address.
+    pub fn read_u32(&self, addr: u64) -> Result<u32, MemError> {
+        let mut b = [0u8; 4];
+        if !addr.is_multiple_of(4) {
+            return Err(MemError::OutOfRange {
+                target: Target::Video,
+                addr,
+            });
+        }
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian u32 at a 4-byte-aligned address.
+    pub fn write_u32(&mut self, addr: u64, v: u32) -> Result<(), MemError> {
+        if !addr.is_multiple_of(4) {
+            return Err(MemError::OutOfRange {
+                target: Target::Video,
+                addr,
+            });
+        }
+        self.write(addr, &v.to_le_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vidmem_is_lazy_and_bounded() {
+        let mut v = VidMem::new(4 << 30);
+        assert_eq!(v.read_u64(0x1234_5678 & !7).unwrap(), 0);
+        assert_eq!(v.backed_bytes(), 0);
+        v.write_u64(0xffff_fff8, 42).unwrap();
+        assert_eq!(v.read_u64(0xffff_fff8).unwrap(), 42);
+        assert_eq!(v.backed_bytes(), CHUNK);
+        assert!(v.read_u64(4 << 30).is_err());
+        assert!(v.read_u64(u64::MAX - 7).is_err());
+        assert!(v.write_u64(3, 1).is_err());
+    }
+
+    #[test]
+    fn byte_ranges_cross_chunks_and_zero_writes_stay_unbacked() {
+        let mut v = VidMem::new(1 << 20);
+        v.write(CHUNK - 3, &[0; 64]).unwrap();
+        assert_eq!(v.backed_bytes(), 0, "zeros need no backing");
+        let data: Vec<u8> = (0..200u8).collect();
+        v.write(CHUNK - 100, &data).unwrap();
+        let mut back = vec![0u8; 200];
+        v.read(CHUNK - 100, &mut back).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(v.backed_bytes(), 2 * CHUNK);
+        v.write_u32(0x40, 0xdead_beef).unwrap();
+        assert_eq!(v.read_u32(0x40).unwrap(), 0xdead_beef);
+        assert_eq!(v.read_u64(0x40).unwrap(), 0xdead_beef);
+        assert!(v.read_u32(0x41).is_err());
+        assert!(v.read(1 << 20, &mut [0u8; 1]).is_err());
+        assert!(v.write(u64::MAX, &[1]).is_err());
+        assert!(v.read((1 << 20) - 4, &mut [0u8; 4]).is_ok());
+    }
+}
