@@ -11,14 +11,15 @@ use std::collections::BTreeSet;
 use log::warn;
 
 use crate::bar::{Aperture, Bars, Binding};
+use crate::engine::Hw;
 use crate::fault::{self, FaultEntry, FaultRing};
+use crate::fifo::{Fifo, BUDGET_PER_ACCESS};
 use crate::mem::{GpuMemory, PhysMem, SysMem, Target, VidMem};
 use crate::mmu::tlb::{ClientKind, TlbConfig};
 use crate::mmu::unit::{regs as mmu_regs, Mmu, Translation};
 use crate::mmu::walk::Access;
 use crate::pci::{BarLayout, ConfigSpace};
 use crate::regs::devinit::{Devinit, DEVINIT_STATUS};
-use crate::regs::fifo::{FifoCfg, FIFO_CFG0, FIFO_CFG1};
 use crate::regs::fuse::Fuse;
 use crate::regs::pmc::Pmc;
 use crate::regs::pramin::{Pramin, BAR0_WINDOW};
@@ -47,6 +48,11 @@ pub const FAULT_BUFFER_ENTRIES: u32 = 1024;
 
 /// PMC_INTR_0 line of the replayable fault buffer on GP100 (`gp100_mc_intrs`).
 pub const INTR_FAULT: u32 = 0x0000_0200;
+/// PMC_INTR_0 line of PFIFO (`gp100_mc_intrs`: 0x00000100) and its PMC_ENABLE bit
+/// (gp100 `dev_pmc.h` NV_PMC_ENABLE_PFIFO 8:8).
+pub const INTR_FIFO: u32 = 0x0000_0100;
+/// PMC_ENABLE bit of PFIFO.
+const ENABLE_PFIFO: u32 = 8;
 
 /// The BAR0 mirror of PCI configuration space (nouveau `nv40_pci_rd32/wr32`: 0x088000 + n).
 pub const PCI_MIRROR: u32 = 0x088000;
@@ -95,7 +101,7 @@ pub struct Device {
     ptimer: Ptimer,
     top: Top,
     therm: Therm,
-    fifo: FifoCfg,
+    fifo: Fifo,
     fb: TableUnit,
     ltc: TableUnit,
     pbus: TableUnit,
@@ -105,6 +111,9 @@ pub struct Device {
     pramin: Pramin,
     bars: Bars,
     unknown_seen: BTreeSet<u32>,
+    undecoded_index: u32,
+    host_gp_entries: u64,
+    runlists_submitted: u64,
     /// The GPU clock; see [`Device::gpu_cycles`].
     clock: GpuClock,
     costs: Costs,
@@ -143,7 +152,7 @@ impl Device {
             ptimer: Ptimer::new(),
             top: Top,
             therm: Therm,
-            fifo: FifoCfg,
+            fifo: Fifo::new(),
             fb: fb::new(),
             ltc: ltc::new(),
             pbus: pbus::new(),
@@ -153,6 +162,9 @@ impl Device {
             pramin: Pramin::default(),
             bars: Bars::new(),
             unknown_seen: BTreeSet::new(),
+            undecoded_index: 0,
+            host_gp_entries: 0,
+            runlists_submitted: 0,
             clock: GpuClock::new(),
             costs: P100,
             mmu: Mmu::new(TlbConfig::default(), P100),
@@ -218,6 +230,7 @@ impl Device {
         self.pmgr.reset();
         self.pramin.reset();
         self.bars.reset();
+        self.fifo.reset();
     }
 
     /// The MMU (TLBs, invalidate registers, counters).
@@ -238,6 +251,11 @@ impl Device {
     /// The BAR bindings.
     pub fn bars(&self) -> &Bars {
         &self.bars
+    }
+
+    /// The host (channels, runlists).
+    pub fn fifo(&self) -> &Fifo {
+        &self.fifo
     }
 
     /// Writes `data` to video memory directly (tests and tools; not a guest path).
@@ -297,6 +315,9 @@ impl Device {
         }
         if self.ptimer.pending() {
             lines |= INTR_PTIMER;
+        }
+        if self.fifo.pending() {
+            lines |= INTR_FIFO;
         }
         self.pmc.set_pending(lines);
     }
@@ -448,6 +469,11 @@ impl Device {
         }
         let c = self.costs.pri_access + self.mmu.take_cost();
         self.clock.advance(c);
+        if matches!(buf, Buf::Write(_)) {
+            // The host watches USERD: a write may have been a GP_PUT.
+            self.fifo.kick();
+        }
+        self.run_host();
         self.update_interrupts();
         result
     }
@@ -463,8 +489,6 @@ impl Device {
             Some(&mut self.fuse)
         } else if offset == DEVINIT_STATUS {
             Some(&mut self.devinit)
-        } else if matches!(offset, FIFO_CFG0 | FIFO_CFG1) {
-            Some(&mut self.fifo)
         } else if offset == THERM_SENSOR {
             Some(&mut self.therm)
         } else if Top::contains(offset) {
@@ -524,11 +548,87 @@ impl Device {
         for bit in BitIter(self.pmc.take_resets()) {
             self.reset_unit(bit);
         }
+        self.drain_fifo_events();
+        self.run_host();
         self.update_interrupts();
     }
 
-    /// A unit whose PMC_ENABLE bit was cleared goes back to its reset state.
-    fn reset_unit(&mut self, _bit: u32) {}
+    /// A unit whose PMC_ENABLE bit was cleared goes back to its reset state. The copy
+    /// engines keep no state outside their channels, so only PFIFO has any to lose.
+    fn reset_unit(&mut self, bit: u32) {
+        if bit == ENABLE_PFIFO {
+            self.fifo.reset();
+        }
+    }
+
+    fn drain_fifo_events(&mut self) {
+        for e in self.fifo.take_events() {
+            if matches!(e, ModelEvent::RunlistSubmitted { .. }) {
+                self.runlists_submitted += 1;
+            }
+            self.log(e);
+        }
+    }
+
+    /// The window's status registers (device-wide state; see [`crate::regs::window`]).
+    fn window_status(&mut self, offset: u32, write: Option<u32>) -> Option<u32> {
+        use crate::regs::window::*;
+        let reg = offset.checked_sub(WINDOW_BASE)?;
+        if let Some(v) = write {
+            return (reg == WINDOW_UNDECODED_INDEX).then(|| {
+                self.undecoded_index = v;
+                0
+            });
+        }
+        Some(match reg {
+            WINDOW_UNDECODED_COUNT => self.unknown_seen.len() as u32,
+            WINDOW_UNDECODED_INDEX => self.undecoded_index,
+            WINDOW_UNDECODED_OFFSET => self
+                .unknown_seen
+                .iter()
+                .nth(self.undecoded_index as usize)
+                .copied()
+                .unwrap_or(u32::MAX),
+            WINDOW_CHANNELS_ACTIVE => self.fifo.active_channels().len() as u32,
+            WINDOW_HOST_GP_ENTRIES => self.host_gp_entries as u32,
+            WINDOW_RUNLISTS_SUBMITTED => self.runlists_submitted as u32,
+            _ => return None,
+        })
+    }
+
+    /// Gives the host a bounded budget of work if something may have kicked a channel,
+    /// and accounts for what it did.
+    fn run_host(&mut self) {
+        if !self.fifo.wants_run() {
+            return;
+        }
+        let now_ns = self.ptimer.time_ns(self.clock.nanoseconds());
+        let mut hw = Hw {
+            phys: &mut self.phys,
+            mmu: &mut self.mmu,
+            now_ns,
+        };
+        let r = self.fifo.run(&mut hw, BUDGET_PER_ACCESS);
+        let fx = r.effects;
+        if fx.tlb_invalidate {
+            self.mmu.invalidate_everything();
+        }
+        self.host_gp_entries += fx.gp_entries;
+        self.drain_fifo_events();
+        if fx.dwords > 0 || fx.gp_entries > 0 {
+            self.log(ModelEvent::HostRan {
+                dwords: fx.dwords,
+                gp_entries: fx.gp_entries,
+                ce_bytes: fx.ce_bytes,
+                releases: fx.releases,
+                nonstall: fx.nonstall,
+            });
+        }
+        let c = fx.dwords * self.costs.pbdma_dword
+            + fx.ce_bytes / self.costs.ce_bytes_per_cycle.max(1)
+            + self.mmu.take_cost();
+        self.clock.advance(c);
+    }
 
     fn pramin_access(&mut self, offset: u32, write: Option<u32>) -> Option<u32> {
         let (t, a) = self.pramin.resolve(offset)?;
@@ -536,6 +636,7 @@ impl Device {
             Some(v) => {
                 // A write outside memory is dropped, as the hardware drops it.
                 let _ = self.phys.write_u32(t, a, v);
+                self.fifo.kick();
                 Some(0)
             }
             None => self.phys.read_u32(t, a).ok(),
@@ -546,12 +647,19 @@ impl Device {
     pub fn bar0_read32(&mut self, offset: u32) -> u32 {
         let value = if Pramin::contains(offset) {
             self.pramin_access(offset, None)
+        } else if let Some(v) = VendorWindow::contains(offset)
+            .then(|| self.window_status(offset, None))
+            .flatten()
+        {
+            Some(v)
         } else if (PCI_MIRROR..PCI_MIRROR + PCI_MIRROR_SIZE).contains(&offset) {
             Some(self.pci_mirror_read(offset))
         } else if offset == BAR0_WINDOW {
             Some(self.pramin.window())
         } else if Bars::contains(offset) {
             self.bars.read32(offset)
+        } else if Fifo::contains(offset) && !Self::is_fault_reg(offset) {
+            self.fifo.read32(offset)
         } else if absent::contains(offset) {
             Some(PRI_ERROR_NO_UNIT)
         } else {
@@ -569,6 +677,10 @@ impl Device {
     pub fn bar0_write32(&mut self, offset: u32, value: u32) {
         let decoded = if Pramin::contains(offset) {
             self.pramin_access(offset, Some(value)).is_some()
+        } else if VendorWindow::contains(offset)
+            && self.window_status(offset, Some(value)).is_some()
+        {
+            true
         } else if (PCI_MIRROR..PCI_MIRROR + PCI_MIRROR_SIZE).contains(&offset) {
             self.pci_mirror_write(offset, value);
             true
@@ -577,6 +689,8 @@ impl Device {
             true
         } else if Bars::contains(offset) {
             self.bars.write32(offset, value, &self.phys)
+        } else if Fifo::contains(offset) && !Self::is_fault_reg(offset) {
+            self.fifo.write32(offset, value, &self.phys)
         } else if absent::contains(offset) {
             true
         } else {
@@ -587,6 +701,10 @@ impl Device {
             self.note_unknown(offset, "write");
         }
         self.after_register_access();
+    }
+
+    fn is_fault_reg(offset: u32) -> bool {
+        (fault::ring::regs::ADDR_LO..=fault::ring::regs::PUT).contains(&offset)
     }
 
     fn pci_mirror_read(&self, offset: u32) -> u32 {
@@ -749,6 +867,19 @@ mod tests {
         assert_eq!(
             d.unknown_offsets().collect::<Vec<_>>(),
             vec![0x12_3450, 0x12_3454]
+        );
+        // The guest can list them through the window.
+        use crate::regs::window::*;
+        assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_UNDECODED_COUNT), 2);
+        d.bar0_write32(WINDOW_BASE + WINDOW_UNDECODED_INDEX, 1);
+        assert_eq!(
+            d.bar0_read32(WINDOW_BASE + WINDOW_UNDECODED_OFFSET),
+            0x12_3454
+        );
+        d.bar0_write32(WINDOW_BASE + WINDOW_UNDECODED_INDEX, 2);
+        assert_eq!(
+            d.bar0_read32(WINDOW_BASE + WINDOW_UNDECODED_OFFSET),
+            u32::MAX
         );
     }
 
@@ -1000,5 +1131,127 @@ mod tests {
         d.bar0_write32(reg, 7);
         d.reset();
         assert_eq!(d.bar0_read32(reg), 0);
+    }
+
+    #[test]
+    fn a_channel_runs_its_pushbuffer_when_gp_put_is_written_through_bar1() {
+        use crate::engine::testutil::Space;
+        use crate::mmu::format::Pte;
+        let mut d = Device::new();
+        let mut s = Space::new(0x100_0000);
+        let map = |d: &mut Device, s: &mut Space, va: u64, pa: u64, pages: u64| {
+            for p in 0..pages {
+                s.map(&mut d.phys, va + p * 0x1000, Pte::pfn_vram(pa + p * 0x1000));
+            }
+        };
+        map(&mut d, &mut s, 0, 0x20_0000, 1); // USERD (BAR1 VA 0)
+        map(&mut d, &mut s, 0x10_0000, 0x30_0000, 0x12); // pushbuffer + GPFIFO at +0x10000
+        map(&mut d, &mut s, 0x40_0000, 0x50_0000, 1); // fence
+        map(&mut d, &mut s, 0x60_0000, 0x60_0000, 0x12); // copy source and destination
+        let w32 = |d: &mut Device, a: u64, v: u32| d.vram_write(a, &v.to_le_bytes()).unwrap();
+        let pdb = s.pdb.addr | 1 << 10;
+        // BAR1's instance block, then the channel's (RAMFC + PDB).
+        w32(&mut d, 0x80_0200, pdb as u32);
+        w32(&mut d, 0x80_0208, 0x0fff_ffff);
+        let chid = 1u32;
+        let inst = 0x81_0000u64;
+        w32(&mut d, inst + 0x08, 0x20_0000 + chid * 0x200); // USERD, VRAM
+        w32(&mut d, inst + 0x48, 0x11_0000); // GP_BASE
+        w32(&mut d, inst + 0x4c, 10 << 16); // LIMIT2: 1024 entries
+        w32(&mut d, inst + 0xe4, 0x20); // HCE privileged
+        w32(&mut d, inst + 0x200, pdb as u32);
+        // The runlist nouveau writes: a TSG of one, then the channel.
+        w32(&mut d, 0x82_0000, 1 << 26 | 128 << 18 | 3 << 14 | 0x2000);
+        w32(&mut d, 0x82_0008, chid);
+        w32(&mut d, 0x82_000c, (inst >> 12) as u32);
+        d.bar0_write32(crate::bar::regs::BAR1_BLOCK, 0x8000_0000 | 0x800);
+        d.bar0_write32(0x800000 + 8 * chid, 0x8000_0000 | (inst >> 12) as u32);
+        d.bar0_write32(0x800004 + 8 * chid, 0x400); // ENABLE_SET
+        assert_eq!(d.bar0_read32(0x800004 + 8 * chid) & 1, 1);
+        d.bar0_write32(0x2270, 0x820);
+        d.bar0_write32(0x2274, 1 << 20 | 2);
+        assert_eq!(d.bar0_read32(0x2284 + 8) & 0x0010_0000, 0, "not pending");
+        assert_eq!(d.fifo().active_channels(), &[1]);
+        // A fence release + non-stall interrupt (nvc0_fence_emit32), the copy class on
+        // subchannel 4 (nve0_bo_move_init), and one page copied (nve0_bo_move_copy).
+        let pb: [u32; 19] = [
+            0x2005_0004,
+            0,
+            0x40_0000,
+            42,
+            0x2,
+            0,
+            0x2001_8000,
+            0xc0b5,
+            0x2008_8100,
+            0,
+            0x60_0000,
+            0,
+            0x61_0000,
+            0x1000,
+            0x1000,
+            0x1000,
+            1,
+            0x2001_80c0,
+            0x386,
+        ];
+        for (i, w) in pb.iter().enumerate() {
+            w32(&mut d, 0x30_0000 + 4 * i as u64, *w);
+        }
+        w32(&mut d, 0x31_0000, 0x10_0000); // GP entry 0
+        w32(&mut d, 0x31_0004, (pb.len() as u32) << 10);
+        d.vram_write(0x60_0000, &[0xab; 0x1000]).unwrap();
+        d.bar0_write32(0x2140, 0x8000_0000); // non-stall allowed
+        d.bar0_write32(0x160, INTR_FIFO);
+        assert!(!d.irq_asserted());
+        // nouveau's kick: GP_PUT through BAR1.
+        d.set_event_log(true);
+        d.bar_write(1, u64::from(chid) * 0x200 + 0x8c, &1u32.to_le_bytes())
+            .unwrap();
+        assert_eq!(d.vram().read_u32(0x50_0000).unwrap(), 42, "fence released");
+        assert_ne!(d.vram().read_u64(0x50_0008).unwrap(), 0, "with a timestamp");
+        assert_eq!(d.vram().read_u32(0x61_0000).unwrap(), 0xabab_abab, "copied");
+        let mut b = [0u8; 4];
+        d.bar_read(1, u64::from(chid) * 0x200 + 0x88, &mut b)
+            .unwrap();
+        assert_eq!(u32::from_le_bytes(b), 1, "GP_GET caught up");
+        d.bar_read(1, u64::from(chid) * 0x200 + 0x44, &mut b)
+            .unwrap();
+        assert_eq!(
+            u32::from_le_bytes(b),
+            0x10_0000 + 4 * pb.len() as u32,
+            "GET"
+        );
+        assert!(d.irq_asserted(), "PMC bit 8 for the non-stall interrupt");
+        assert_eq!(d.bar0_read32(0x2100) & 0x8000_0000, 0x8000_0000);
+        d.bar0_write32(0x2100, 0x8000_0000);
+        assert!(!d.irq_asserted());
+        use crate::regs::window::*;
+        assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_CHANNELS_ACTIVE), 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_HOST_GP_ENTRIES), 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_RUNLISTS_SUBMITTED), 1);
+        assert!(d.take_events().iter().any(|e| matches!(
+            e,
+            ModelEvent::HostRan {
+                gp_entries: 1,
+                ce_bytes: 4096,
+                releases: 1,
+                nonstall: true,
+                ..
+            }
+        )));
+        // A pushbuffer word to an engine we do not have stops the channel, with the reason.
+        w32(&mut d, 0x30_1000, 0x2001_0100); // subchannel 0 (no class), method 0x400
+        w32(&mut d, 0x30_1004, 7);
+        w32(&mut d, 0x31_0008, 0x10_1000);
+        w32(&mut d, 0x31_000c, 2 << 10);
+        d.bar_write(1, u64::from(chid) * 0x200 + 0x8c, &2u32.to_le_bytes())
+            .unwrap();
+        assert!(d
+            .take_events()
+            .iter()
+            .any(|e| matches!(e, ModelEvent::ChannelError { chid: 1, .. })));
+        assert!(d.fifo().active_channels().is_empty());
+        assert!(d.unknown_offsets().next().is_none());
     }
 }

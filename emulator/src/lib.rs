@@ -7,6 +7,9 @@
 //! Rooms, one per hardware unit or concern:
 //! - [`mmu`]: page-table formats (PDE/PTE), walker, TLBs, invalidate/replay/cancel.
 //! - [`fault`]: the replayable fault buffer (MAXWELL_FAULT_BUFFER_A).
+//! - [`fifo`]: the host: channels, runlists, the PBDMAs that run pushbuffers.
+//! - [`ce`]: the copy engine (PASCAL_DMA_COPY_A).
+//! - [`engine`]: what memory-accessing units share (virtual accesses through the MMU).
 //! - [`timing`]: the cycle model, one deterministic GPU clock.
 //! - [`mem`]: video memory, guest RAM (DMA, logged for traces) and the memory interface.
 //! - [`bar`]: PBUS BAR binding: what the BAR1 and BAR3 apertures show.
@@ -19,9 +22,12 @@
 //! - [`decode`]: human-facing decoders for PTE/PDE/fault values (`gp100emu decode`).
 
 pub mod bar;
+pub mod ce;
 pub mod decode;
 pub mod device;
+pub mod engine;
 pub mod fault;
+pub mod fifo;
 pub mod mem;
 pub mod mmu;
 pub mod pci;

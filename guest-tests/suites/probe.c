@@ -1,13 +1,16 @@
-/* gp100emu suite "probe": how far the stock nouveau's probe gets on the emulated GP100
- * (issue 5). Not in the default run while the probe is incomplete: `gp100emu run --suite probe`.
+/* gp100emu suite "probe": stock nouveau's probe of the emulated GP100 completes (issue 5).
  *
  * 1. the VBIOS was found (bios: version ..., no "unable to locate usable image");
- * 2. VRAM was sized (drm: VRAM: <n> MiB);
+ * 2. VRAM was sized and its type read from the VBIOS (fb: <n> MiB HBM2; drm: VRAM);
  * 3. DRM initialised ([drm] Initialized nouveau);
  * 4. /dev/dri/card0 and /dev/dri/renderD128 exist;
  * 5. the replayable fault buffer is enabled (BAR0 0x002a70 bit 0, a buffer address, SIZE);
  * 6. nouveau logged no error (kernel log level err or worse from nouveau);
- * 7. nouveau created its kernel channels (not reached yet: FIFO runlists are not modelled). */
+ * 7. nouveau created its kernel channel where it does on a GR-less GP100: the copy-engine
+ *    channel behind "MM: using COPY for buffer copies" (the device reports a runlist
+ *    submitted and a channel bound, enabled and scheduled);
+ * 8. nouveau touched no register the model does not decode (the device lists them; the
+ *    smoke suite's deliberate probe of an absent unit is the only one allowed). */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -79,11 +82,11 @@ static int exists(const char *p)
 int main(void)
 {
 	char dir[300];
-	ktap_plan(7);
+	ktap_plan(8);
 
 	ktap_result(kmsg_has("bios: version") && !kmsg_has("unable to locate usable image"),
 		    "vbios_found");
-	ktap_result(kmsg_has("drm: VRAM: "), "vram_sized");
+	ktap_result(kmsg_has("drm: VRAM: ") && kmsg_has(" MiB HBM2"), "vram_sized_hbm2");
 	ktap_result(kmsg_has("[drm] Initialized nouveau"), "drm_initialized");
 	ktap_result(exists("/dev/dri/card0") && exists("/dev/dri/renderD128"), "dri_nodes");
 
@@ -101,6 +104,34 @@ int main(void)
 	kmsg_each(errors_fn, &errors);
 	ktap_result(errors == 0, "no_nouveau_errors");
 
-	ktap_skip("kernel_channels", "not reached yet: FIFO runlists and channels are not modelled (issue 5)");
+	if (fb) {
+		volatile uint32_t *w = gp100_map(dir, 0, WINDOW_BASE);
+		if (w) {
+			uint32_t active = w[WINDOW_CHANNELS_ACTIVE / 4];
+			uint32_t runlists = w[WINDOW_RUNLISTS_SUBMITTED / 4];
+			ktap_diag("device: %u channels active, %u runlist submissions, %u GP entries run",
+				  active, runlists, w[WINDOW_HOST_GP_ENTRIES / 4]);
+			ktap_result(kmsg_has("MM: using COPY for buffer copies") &&
+					    !kmsg_has("failed to create ce channel") && active >= 1 &&
+					    runlists >= 1,
+				    "kernel_ce_channel");
+			uint32_t n = w[WINDOW_UNDECODED_COUNT / 4], bad = 0;
+			for (uint32_t i = 0; i < n && i < 4096; i++) {
+				w[WINDOW_UNDECODED_INDEX / 4] = i;
+				uint32_t off = w[WINDOW_UNDECODED_OFFSET / 4];
+				if (off == SMOKE_UNDECODED_PROBE)
+					continue;
+				bad++;
+				ktap_diag("undecoded BAR0 offset 0x%06x", off);
+			}
+			ktap_result(bad == 0, "no_undecoded_registers");
+		} else {
+			ktap_result(0, "kernel_ce_channel");
+			ktap_result(0, "no_undecoded_registers");
+		}
+	} else {
+		ktap_result(0, "kernel_ce_channel");
+		ktap_result(0, "no_undecoded_registers");
+	}
 	return ktap_exit_code();
 }

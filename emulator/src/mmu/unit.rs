@@ -175,6 +175,16 @@ impl Mmu {
         self.queued = true;
     }
 
+    /// Drops every cached translation and directory word (what a host MEM_OP TLB invalidate
+    /// asks for; the model does not narrow it, so nothing stale can survive).
+    pub fn invalidate_everything(&mut self) {
+        let inv = Invalidate::from_trigger(0x8000_0003, PdbKey(0), 0);
+        self.tlbs.invalidate(&inv);
+        self.pde_cache.clear();
+        self.stats.invalidates += 1;
+        self.cost_due += self.costs.invalidate;
+    }
+
     /// Translates `va` for `client`: TLBs first, then a walk (whose result fills the TLBs).
     /// Permission checks apply to cached translations exactly as to walked ones.
     pub fn translate<M: GpuMemory>(

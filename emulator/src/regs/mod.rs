@@ -8,7 +8,6 @@
 pub mod absent;
 pub mod devinit;
 pub mod fb;
-pub mod fifo;
 pub mod fuse;
 pub mod ltc;
 pub mod pbus;

@@ -68,6 +68,12 @@ impl Ptimer {
         }
     }
 
+    /// The time TIME_1:TIME_0 read when the GPU clock says `now_ns` (what the host writes
+    /// into semaphore releases).
+    pub fn time_ns(&self, now_ns: u64) -> u64 {
+        now_ns.wrapping_add(self.offset)
+    }
+
     /// The interrupt condition (PMC line [`INTR_PTIMER`]).
     pub fn pending(&self) -> bool {
         self.intr & self.intr_en & 1 != 0

@@ -11,9 +11,16 @@
 //! | 0x004 | `VERSION` | RO | layout version, [`WINDOW_VERSION_VALUE`] |
 //! | 0x010..0x01c | `SCRATCH[0..4]` | RW | plain storage; cleared by reset |
 //! | 0x020 | `WRITES` | RO | number of guest writes this window has taken since reset |
+//! | 0x030 | `UNDECODED_COUNT` | RO | distinct BAR0 offsets touched that no unit decodes |
+//! | 0x034 | `UNDECODED_INDEX` | RW | selects one of them (sorted by offset) |
+//! | 0x038 | `UNDECODED_OFFSET` | RO | the selected offset, or 0xffffffff past the end |
+//! | 0x040 | `CHANNELS_ACTIVE` | RO | channels bound, enabled and on a runlist |
+//! | 0x044 | `HOST_GP_ENTRIES` | RO | GPFIFO entries the host has executed (low 32 bits) |
+//! | 0x048 | `RUNLISTS_SUBMITTED` | RO | runlist submissions the host accepted |
 //!
-//! Later issues add the access engine (0x100..) and the PTE checker's mailbox
-//! (0x200..) here.
+//! The status registers (0x030..0x048) report device-wide state, so the device answers
+//! them ([`crate::device::Device`]); this unit holds the scratch storage. Later issues add
+//! the access engine (0x100..) and the PTE checker's mailbox (0x200..) here.
 
 use super::Bar0Unit;
 
@@ -32,6 +39,19 @@ pub const WINDOW_SCRATCH0: u32 = 0x010;
 pub const WINDOW_SCRATCH_COUNT: usize = 4;
 /// `WRITES` register.
 pub const WINDOW_WRITES: u32 = 0x020;
+
+/// `UNDECODED_COUNT` register.
+pub const WINDOW_UNDECODED_COUNT: u32 = 0x030;
+/// `UNDECODED_INDEX` register.
+pub const WINDOW_UNDECODED_INDEX: u32 = 0x034;
+/// `UNDECODED_OFFSET` register.
+pub const WINDOW_UNDECODED_OFFSET: u32 = 0x038;
+/// `CHANNELS_ACTIVE` register.
+pub const WINDOW_CHANNELS_ACTIVE: u32 = 0x040;
+/// `HOST_GP_ENTRIES` register.
+pub const WINDOW_HOST_GP_ENTRIES: u32 = 0x044;
+/// `RUNLISTS_SUBMITTED` register.
+pub const WINDOW_RUNLISTS_SUBMITTED: u32 = 0x048;
 
 /// "GPEM" (0x47 0x50 0x45 0x4d), most significant byte first.
 pub const WINDOW_ID_VALUE: u32 = 0x4750_454d;

@@ -27,6 +27,11 @@ pub struct Costs {
     pub fault_write: u64,
     /// Processing one TLB invalidate. Assumed.
     pub invalidate: u64,
+    /// The host decoding one pushbuffer dword (a method header or data). Assumed.
+    pub pbdma_dword: u64,
+    /// Bytes the copy engine moves per cycle. Assumed: about 11 GB/s at the base clock,
+    /// the order of a PCIe 3.0 x16 link's practical bandwidth.
+    pub ce_bytes_per_cycle: u64,
 }
 
 /// The default profile for the Tesla P100 (every value assumed; see the module doc).
@@ -39,6 +44,8 @@ pub const P100: Costs = Costs {
     walk_read_sysmem: 1000,
     fault_write: 300,
     invalidate: 200,
+    pbdma_dword: 4,
+    ce_bytes_per_cycle: 10,
 };
 
 /// GPU clock frequency the model reports time at (PTIMER, trace timelines): the Tesla P100

@@ -182,6 +182,40 @@ pub enum ModelEvent {
         /// Offset in the BAR (a virtual address of its address space).
         offset: u64,
     },
+    /// The host accepted a runlist submission.
+    RunlistSubmitted {
+        /// Runlist id.
+        runlist: u8,
+        /// Channels on it.
+        channels: u32,
+    },
+    /// The host rejected a runlist submission (the scheduler's SCHED_ERROR).
+    RunlistRejected {
+        /// Runlist id.
+        runlist: u8,
+        /// Why.
+        why: String,
+    },
+    /// A channel stopped on an error (a fault, a bad method, an unreadable context).
+    ChannelError {
+        /// Channel id.
+        chid: u16,
+        /// What happened.
+        why: String,
+    },
+    /// The host executed pushbuffer work.
+    HostRan {
+        /// Pushbuffer dwords consumed.
+        dwords: u64,
+        /// GP entries consumed.
+        gp_entries: u64,
+        /// Bytes the copy engine wrote.
+        ce_bytes: u64,
+        /// Semaphores released.
+        releases: u64,
+        /// Whether a non-stall interrupt was raised.
+        nonstall: bool,
+    },
     /// A replayable fault was written to the fault buffer at `index`.
     FaultWritten {
         /// Ring index.
@@ -209,6 +243,24 @@ impl fmt::Display for ModelEvent {
                 Some(d) => write!(f, "dma read {addr:#x}+{len:#x} -> {d}"),
                 None => write!(f, "dma read {addr:#x}+{len:#x} failed (outside guest RAM)"),
             },
+            ModelEvent::RunlistSubmitted { runlist, channels } => {
+                write!(f, "runlist {runlist} submitted with {channels} channels")
+            }
+            ModelEvent::RunlistRejected { runlist, why } => {
+                write!(f, "runlist {runlist} rejected: {why}")
+            }
+            ModelEvent::ChannelError { chid, why } => write!(f, "channel {chid} stopped: {why}"),
+            ModelEvent::HostRan {
+                dwords,
+                gp_entries,
+                ce_bytes,
+                releases,
+                nonstall,
+            } => write!(
+                f,
+                "host ran {gp_entries} GP entries, {dwords} dwords; CE wrote {ce_bytes} bytes; {releases} semaphore releases{}",
+                if *nonstall { "; non-stall interrupt" } else { "" }
+            ),
             ModelEvent::ApertureFault { bar, offset } => {
                 write!(f, "BAR{bar} access at {offset:#x} not mapped (MMU fault)")
             }

@@ -8,8 +8,8 @@
 //! | --- | --- |
 //! | 0x000 | 0x55 0xAA, size/512 at +2, PCIR pointer at +0x18, DCB pointer at +0x36 |
 //! | 0x080 | PCIR: vendor 10de, device 15f8, class 030200, length 8×512, code type 0 (x86), last image |
-//! | 0x100 | BIT header `FF B8 'B' 'I' 'T'`, entries 'i', 'I', 'p', 'P' (6 bytes each) |
-//! | 0x200.. | the tables the entries point at: 'i' (version), 'I' (init pointers, all empty), 'p' → PMU table with a DEVINIT (type 4) and a PRE_OS (type 1) app header, 'P' → rammap table v0x10 with no entries, a DCB 4.1 header with no outputs |
+//! | 0x100 | BIT header `FF B8 'B' 'I' 'T'`, entries 'i', 'I', 'p', 'P', 'M' (6 bytes each) |
+//! | 0x200.. | the tables the entries point at: 'i' (version), 'I' (init pointers, all empty), 'p' → PMU table with a DEVINIT (type 4) and a PRE_OS (type 1) app header, 'P' → rammap table v0x10 with no entries, a DCB 4.1 header with no outputs, 'M' → the M0203 memory-type table (strap 0 = HBM2) |
 //! | 0xfff | checksum byte: the image sums to 0 mod 256 |
 //!
 //! What nouveau does with it when the device is already posted (0x2240c bit 1, see
@@ -34,6 +34,8 @@ const PMU_APP_PREOS: usize = 0x340;
 const TBL_P_UPPER: usize = 0x380; // 'P'
 const RAMMAP: usize = 0x400;
 const DCB: usize = 0x440;
+const TBL_M: usize = 0x460; // 'M'
+const M0203: usize = 0x470;
 
 fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_le_bytes());
@@ -67,11 +69,12 @@ pub fn build() -> Vec<u8> {
     b[PCIR + 0x15] = 0x80; // last image
 
     // BIT header: FF B8 'B' 'I' 'T', version 0x0100, header 12, entry 6, count, checksum.
-    let entries: [(u8, u8, u16, usize); 4] = [
+    let entries: [(u8, u8, u16, usize); 5] = [
         (b'i', 2, 0x0f, TBL_I_LOWER),
         (b'I', 1, 0x1c, TBL_I_UPPER),
         (b'p', 2, 0x04, TBL_P_LOWER),
         (b'P', 2, 0x5c, TBL_P_UPPER),
+        (b'M', 2, 0x05, TBL_M),
     ];
     b[BIT..BIT + 5].copy_from_slice(&[0xff, 0xb8, b'B', b'I', b'T']);
     put16(&mut b, BIT + 6, 0x0100);
@@ -116,6 +119,14 @@ pub fn build() -> Vec<u8> {
     // count 0 (gp100_ram_init then runs nothing).
     b[RAMMAP] = 0x10;
     b[RAMMAP + 1] = 0x15;
+
+    // 'M' v2 (nouveau `nvbios_M0203Te`; DRM's `parse_bit_M_tbl_entry` reads +0 and +1 as
+    // the RAM-restrict group count and table, both empty): +3 u16 → the memory-type table
+    // M0203 v0x10: header 7 bytes (+1 header length, +2 entry length, +3 count, +4 type 0 =
+    // RAMCFG strap match), one 2-byte entry: strap 0 (our PEXTDEV_BOOT_0), type 6 = HBM2.
+    put16(&mut b, TBL_M + 3, M0203 as u16);
+    b[M0203..M0203 + 5].copy_from_slice(&[0x10, 7, 2, 1, 0x00]);
+    b[M0203 + 7] = 0x06;
 
     // DCB 4.1 header with no outputs and no CCB/GPIO tables.
     b[DCB] = 0x41;
@@ -204,7 +215,17 @@ mod tests {
         assert!(b[r + 1] >= 0x15);
         assert_eq!(b[r + 0x14], 0);
         // Every table offset is 16-bit addressable and inside the image.
-        for id in [b'i', b'I', b'p', b'P'] {
+        // 'M': the M0203 entry for strap 0 says HBM2 (type 6), as on a P100.
+        let (ver, len, off) = bit_entry(&b, b'M').unwrap();
+        assert_eq!((ver, len), (2, 5));
+        let t = rd16(&b, off + 3);
+        assert_eq!(
+            (b[t], b[t + 1], b[t + 2], b[t + 3], b[t + 4]),
+            (0x10, 7, 2, 1, 0)
+        );
+        assert_eq!(b[t + 7] & 0xf, 6, "HBM2");
+        assert_eq!(b[t + 7] >> 4, 0, "strap 0");
+        for id in [b'i', b'I', b'p', b'P', b'M'] {
             let (_, len, off) = bit_entry(&b, id).unwrap();
             assert!(off + len <= b.len(), "{}", id as char);
         }

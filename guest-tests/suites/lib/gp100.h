@@ -20,6 +20,14 @@
 #define WINDOW_ID_VALUE 0x4750454du
 #define WINDOW_SCRATCH0 0x010u
 #define WINDOW_WRITES 0x020u
+#define WINDOW_UNDECODED_COUNT 0x030u
+#define WINDOW_UNDECODED_INDEX 0x034u
+#define WINDOW_UNDECODED_OFFSET 0x038u
+#define WINDOW_CHANNELS_ACTIVE 0x040u
+#define WINDOW_HOST_GP_ENTRIES 0x044u
+#define WINDOW_RUNLISTS_SUBMITTED 0x048u
+/* The undecoded offset the smoke suite reads on purpose (an absent unit's PRI error). */
+#define SMOKE_UNDECODED_PROBE 0x123450u
 
 static inline unsigned long read_hex_file(const char *path)
 {

@@ -1,0 +1,404 @@
+//! The PBDMA: fetches a channel's GPFIFO entries and pushbuffer segments through the
+//! channel's address space, decodes method headers and executes host methods, handing
+//! engine methods to the engine bound on the subchannel.
+//!
+//! Formats (NVIDIA `clc06f.h`, PASCAL_CHANNEL_GPFIFO_A; what nouveau 6.12 emits is in
+//! `nouveau_dma.c` `nv50_dma_push` and `include/nvif/push906f.h`):
+//! - GP entry, 8 bytes: word 0 = segment address bits 31:2; word 1 = address bits 39:32 in
+//!   7:0, PRIV 8, LEVEL 9, LENGTH in dwords 30:10 (0: a control entry), SYNC 31.
+//! - Method header: address >> 2 in 11:0, SUBCHANNEL 15:13, COUNT (or 13-bit immediate
+//!   data) 28:16, SEC_OP 31:29 (1 INC, 3 NON_INC, 4 IMMD, 5 ONE_INC, 7 END_PB_SEGMENT;
+//!   0x00000000 is a NOP).
+//! - USERD (512 bytes): GET 0x44, REF 0x48, GET_HI 0x60, GP_GET 0x88, GP_PUT 0x8c. The host
+//!   writes GP_GET, GET and GET_HI back as it consumes work; nouveau polls them for space.
+//! - Host methods (method < 0x100, any subchannel): SET_OBJECT 0x0, NOP 0x8, SEMAPHOREA-D
+//!   0x10-0x1c (D: OPERATION 4:0 = 1 ACQUIRE, 2 RELEASE, 4 ACQ_GEQ, 8 ACQ_AND;
+//!   RELEASE_SIZE 24 = 0 sixteen bytes: payload, 0, PTIMER ns), NON_STALL_INTERRUPT 0x20,
+//!   FB_FLUSH 0x24, MEM_OP_A-D 0x28-0x34, SET_REFERENCE 0x50, WFI 0x78, YIELD 0x80.
+//!
+//! Every step is bounded by the caller's budget; an acquire that does not hold leaves the
+//! channel blocked at that method, to be retried, never spun on.
+
+use crate::ce::{CeCtx, CeState, CLASS_PASCAL_DMA_COPY_A};
+use crate::engine::Hw;
+use crate::mem::{GpuMemory, Target};
+use crate::mmu::tlb::ClientKind;
+use crate::mmu::walk::Pdb;
+
+/// USERD offsets.
+pub mod userd {
+    /// PB GET, low word (byte address).
+    pub const GET: u64 = 0x44;
+    /// SET_REFERENCE value.
+    pub const REF: u64 = 0x48;
+    /// PB GET, high word.
+    pub const GET_HI: u64 = 0x60;
+    /// GP_GET (entry index).
+    pub const GP_GET: u64 = 0x88;
+    /// GP_PUT (entry index; the driver's kick).
+    pub const GP_PUT: u64 = 0x8c;
+}
+
+/// The hub client the host fetches as (`NV_PFAULT_CLIENT_HUB_HOST`, gp100 `dev_fault.h`).
+pub const CLIENT_HOST: ClientKind = ClientKind::Hub(0x06);
+
+/// Dwords fetched from a segment at a time.
+const FETCH: usize = 512;
+
+/// Where a channel is, as its instance block and RAMFC say.
+#[derive(Debug, Clone, Copy)]
+pub struct ChanCtx {
+    /// Channel id.
+    pub chid: u16,
+    /// Its address space.
+    pub pdb: Pdb,
+    /// USERD location.
+    pub userd: (Target, u64),
+    /// GPFIFO virtual address.
+    pub gp_base: u64,
+    /// GPFIFO entries (a power of two).
+    pub gp_entries: u32,
+    /// HCE privileged (RAMFC HCE_CTRL bit 5): physical copies allowed.
+    pub privileged: bool,
+    /// The copy-engine client methods ≥ 0x100 reach (by the channel's runlist).
+    pub ce_client: ClientKind,
+}
+
+/// What running a channel did that the rest of the device must see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// NON_STALL_INTERRUPT was executed.
+    pub nonstall: bool,
+    /// Bytes the copy engine wrote.
+    pub ce_bytes: u64,
+    /// Dwords of pushbuffer consumed.
+    pub dwords: u64,
+    /// GP entries consumed.
+    pub gp_entries: u64,
+    /// Semaphores released.
+    pub releases: u64,
+    /// A MEM_OP asked for a TLB invalidate.
+    pub tlb_invalidate: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// GP_GET caught up with GP_PUT.
+    Idle,
+    /// Waiting on a semaphore acquire.
+    Blocked,
+    /// The budget ran out with work left.
+    Budget,
+    /// The channel hit an error and stopped (the reason).
+    Error(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    #[default]
+    Inc,
+    NonInc,
+    OneInc,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    va: u64,
+    len: u32,
+    pos: u32,
+}
+
+/// One channel's PBDMA state (kept while the channel lives).
+#[derive(Debug, Clone, Default)]
+pub struct Exec {
+    mthd: u32,
+    subc: u8,
+    count: u32,
+    mode: Mode,
+    seg: Option<Segment>,
+    subch_class: [u32; 8],
+    sem: [u32; 3],
+    mem_op: [u32; 3],
+    ce: CeState,
+}
+
+enum Step {
+    Continue,
+    Block,
+    EndSegment,
+}
+
+impl Exec {
+    fn userd_read(hw: &Hw<'_>, ctx: &ChanCtx, off: u64) -> Result<u32, String> {
+        hw.phys
+            .read_u32(ctx.userd.0, ctx.userd.1 + off)
+            .map_err(|e| format!("USERD unreadable: {e}"))
+    }
+
+    fn userd_write(hw: &mut Hw<'_>, ctx: &ChanCtx, off: u64, v: u32) -> Result<(), String> {
+        hw.phys
+            .write_u32(ctx.userd.0, ctx.userd.1 + off, v)
+            .map_err(|e| format!("USERD unwritable: {e}"))
+    }
+
+    /// Whether the channel has GP entries it has not consumed (or a segment in progress).
+    pub fn has_work(&self, hw: &Hw<'_>, ctx: &ChanCtx) -> bool {
+        self.seg.is_some()
+            || matches!(
+                (
+                    Self::userd_read(hw, ctx, userd::GP_GET),
+                    Self::userd_read(hw, ctx, userd::GP_PUT)
+                ),
+                (Ok(g), Ok(p)) if g != p
+            )
+    }
+
+    /// Runs the channel until it is idle, blocked, out of budget (dwords) or in error.
+    pub fn run(
+        &mut self,
+        hw: &mut Hw<'_>,
+        ctx: &ChanCtx,
+        budget: &mut u64,
+        fx: &mut Effects,
+    ) -> Outcome {
+        match self.run_inner(hw, ctx, budget, fx) {
+            Ok(o) => o,
+            Err(e) => Outcome::Error(e),
+        }
+    }
+
+    fn run_inner(
+        &mut self,
+        hw: &mut Hw<'_>,
+        ctx: &ChanCtx,
+        budget: &mut u64,
+        fx: &mut Effects,
+    ) -> Result<Outcome, String> {
+        let mut buf = [0u8; FETCH * 4];
+        loop {
+            if *budget == 0 {
+                return Ok(Outcome::Budget);
+            }
+            if let Some(mut seg) = self.seg {
+                while seg.pos < seg.len {
+                    let n = ((seg.len - seg.pos) as usize).min(FETCH);
+                    let va = seg.va.wrapping_add(u64::from(seg.pos) * 4);
+                    hw.vm_read(CLIENT_HOST, ctx.pdb, va, &mut buf[..n * 4], ctx.privileged)
+                        .map_err(|e| format!("pushbuffer fetch: {e}"))?;
+                    let mut i = 0;
+                    while i < n {
+                        if *budget == 0 {
+                            self.seg = Some(seg);
+                            return Ok(Outcome::Budget);
+                        }
+                        let d = u32::from_le_bytes(buf[4 * i..4 * i + 4].try_into().expect("4"));
+                        match self.feed(hw, ctx, d, fx)? {
+                            Step::Continue => {}
+                            Step::Block => {
+                                self.seg = Some(seg);
+                                return Ok(Outcome::Blocked);
+                            }
+                            Step::EndSegment => {
+                                seg.pos = seg.len;
+                                break;
+                            }
+                        }
+                        *budget -= 1;
+                        fx.dwords += 1;
+                        seg.pos += 1;
+                        i += 1;
+                    }
+                }
+                self.seg = None;
+                let end = seg.va.wrapping_add(u64::from(seg.len) * 4);
+                Self::userd_write(hw, ctx, userd::GET, end as u32)?;
+                Self::userd_write(hw, ctx, userd::GET_HI, (end >> 32) as u32)?;
+                let gp_get = (Self::userd_read(hw, ctx, userd::GP_GET)? + 1) % ctx.gp_entries;
+                Self::userd_write(hw, ctx, userd::GP_GET, gp_get)?;
+                fx.gp_entries += 1;
+            }
+            let gp_get = Self::userd_read(hw, ctx, userd::GP_GET)?;
+            let gp_put = Self::userd_read(hw, ctx, userd::GP_PUT)?;
+            if gp_put >= ctx.gp_entries || gp_get >= ctx.gp_entries {
+                return Err(format!(
+                    "GP_GET {gp_get} / GP_PUT {gp_put} outside the {}-entry GPFIFO",
+                    ctx.gp_entries
+                ));
+            }
+            if gp_get == gp_put {
+                return Ok(Outcome::Idle);
+            }
+            let mut e = [0u8; 8];
+            let at = ctx.gp_base.wrapping_add(u64::from(gp_get) * 8);
+            hw.vm_read(CLIENT_HOST, ctx.pdb, at, &mut e, ctx.privileged)
+                .map_err(|e| format!("GPFIFO fetch: {e}"))?;
+            let e0 = u32::from_le_bytes(e[..4].try_into().expect("4"));
+            let e1 = u32::from_le_bytes(e[4..].try_into().expect("4"));
+            let len = (e1 >> 10) & 0x1f_ffff;
+            *budget = budget.saturating_sub(1);
+            if len == 0 {
+                // A control entry (NOP/CRC opcodes): nothing to fetch.
+                Self::userd_write(hw, ctx, userd::GP_GET, (gp_get + 1) % ctx.gp_entries)?;
+                fx.gp_entries += 1;
+                continue;
+            }
+            self.seg = Some(Segment {
+                va: (u64::from(e1 & 0xff) << 32) | u64::from(e0 & !3),
+                len,
+                pos: 0,
+            });
+        }
+    }
+
+    fn feed(
+        &mut self,
+        hw: &mut Hw<'_>,
+        ctx: &ChanCtx,
+        d: u32,
+        fx: &mut Effects,
+    ) -> Result<Step, String> {
+        if self.count > 0 {
+            if let Step::Block = self.method(hw, ctx, self.subc, self.mthd, d, fx)? {
+                return Ok(Step::Block);
+            }
+            self.count -= 1;
+            match self.mode {
+                Mode::Inc => self.mthd = (self.mthd + 4) & 0x3ffc,
+                Mode::NonInc => {}
+                Mode::OneInc => {
+                    self.mthd = (self.mthd + 4) & 0x3ffc;
+                    self.mode = Mode::NonInc;
+                }
+            }
+            return Ok(Step::Continue);
+        }
+        let mthd = (d & 0xfff) << 2;
+        let subc = ((d >> 13) & 7) as u8;
+        let count = (d >> 16) & 0x1fff;
+        let mut start = |mode| {
+            self.mthd = mthd;
+            self.subc = subc;
+            self.count = count;
+            self.mode = mode;
+            Ok(Step::Continue)
+        };
+        match d >> 29 {
+            // 0x00000000 is a NOP; the subdevice-mask control entries concern SLI only.
+            0 => Ok(Step::Continue),
+            1 => start(Mode::Inc),
+            3 => start(Mode::NonInc),
+            5 => start(Mode::OneInc),
+            4 => self.method(hw, ctx, subc, mthd, count, fx),
+            7 => Ok(Step::EndSegment),
+            op => Err(format!(
+                "pushbuffer header {d:#010x}: SEC_OP {op} is illegal"
+            )),
+        }
+    }
+
+    fn method(
+        &mut self,
+        hw: &mut Hw<'_>,
+        ctx: &ChanCtx,
+        subc: u8,
+        mthd: u32,
+        data: u32,
+        fx: &mut Effects,
+    ) -> Result<Step, String> {
+        if mthd >= 0x100 {
+            return self.engine_method(hw, ctx, subc, mthd, data, fx);
+        }
+        match mthd {
+            0x00 => self.subch_class[subc as usize] = data & 0xffff,
+            0x08 | 0x24 | 0x78 | 0x7c | 0x80 => {}
+            0x10 => self.sem[0] = data,
+            0x14 => self.sem[1] = data,
+            0x18 => self.sem[2] = data,
+            0x1c => return self.semaphore(hw, ctx, data, fx),
+            0x20 => fx.nonstall = true,
+            0x28 => self.mem_op[0] = data,
+            0x2c => self.mem_op[1] = data,
+            0x30 => self.mem_op[2] = data,
+            0x34 => {
+                // MEM_OP_D OPERATION 31:27: 9 MMU_TLB_INVALIDATE, 0xa TARGETED. The model
+                // drops every cached translation (a superset: nothing stale survives).
+                if matches!(data >> 27, 9 | 0xa) {
+                    fx.tlb_invalidate = true;
+                }
+            }
+            0x50 => Self::userd_write(hw, ctx, userd::REF, data)?,
+            0x04 => return Err("ILLEGAL method".into()),
+            m => return Err(format!("host method {m:#x} is not modelled")),
+        }
+        Ok(Step::Continue)
+    }
+
+    fn semaphore(
+        &mut self,
+        hw: &mut Hw<'_>,
+        ctx: &ChanCtx,
+        d: u32,
+        fx: &mut Effects,
+    ) -> Result<Step, String> {
+        let addr = (u64::from(self.sem[0] & 0xff) << 32) | u64::from(self.sem[1] & !3);
+        let payload = self.sem[2];
+        let read = |hw: &mut Hw<'_>| {
+            hw.vm_read_u32(CLIENT_HOST, ctx.pdb, addr, ctx.privileged)
+                .map_err(|e| format!("semaphore acquire: {e}"))
+        };
+        let holds = match d & 0x1f {
+            1 => read(hw)? == payload,
+            4 => (read(hw)?.wrapping_sub(payload) as i32) >= 0,
+            8 => read(hw)? & payload != 0,
+            2 => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&payload.to_le_bytes());
+                b[8..].copy_from_slice(&hw.now_ns.to_le_bytes());
+                let n = if d & (1 << 24) == 0 { 16 } else { 4 };
+                hw.vm_write(CLIENT_HOST, ctx.pdb, addr, &b[..n], ctx.privileged)
+                    .map_err(|e| format!("semaphore release: {e}"))?;
+                fx.releases += 1;
+                true
+            }
+            op => return Err(format!("semaphore operation {op:#x} is not modelled")),
+        };
+        Ok(if holds { Step::Continue } else { Step::Block })
+    }
+
+    fn engine_method(
+        &mut self,
+        hw: &mut Hw<'_>,
+        ctx: &ChanCtx,
+        subc: u8,
+        mthd: u32,
+        data: u32,
+        fx: &mut Effects,
+    ) -> Result<Step, String> {
+        let class = self.subch_class[subc as usize];
+        if subc > 4 {
+            return Err(format!(
+                "software method {mthd:#x} on subchannel {subc}: no software engine"
+            ));
+        }
+        if class != CLASS_PASCAL_DMA_COPY_A {
+            return Err(format!(
+                "method {mthd:#x} to subchannel {subc} (class {class:#06x}): that engine is not modelled"
+            ));
+        }
+        let cctx = CeCtx {
+            pdb: ctx.pdb,
+            client: ctx.ce_client,
+            privileged: ctx.privileged,
+        };
+        if let Some(l) = self
+            .ce
+            .method(hw, &cctx, mthd, data)
+            .map_err(|e| e.to_string())?
+        {
+            fx.ce_bytes += l.bytes;
+            fx.releases += u64::from(l.semaphore);
+        }
+        Ok(Step::Continue)
+    }
+}
