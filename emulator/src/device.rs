@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 
 use log::warn;
 
+use crate::access::{self, AccessEngine};
 use crate::bar::{Aperture, Bars, Binding};
+use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject};
 use crate::engine::Hw;
 use crate::fault::{self, FaultEntry, FaultRing};
 use crate::fifo::{Fifo, BUDGET_PER_ACCESS};
@@ -102,6 +104,9 @@ pub struct Device {
     top: Top,
     therm: Therm,
     fifo: Fifo,
+    access: AccessEngine,
+    checker: Checker,
+    chk_regs: CheckRegs,
     fb: TableUnit,
     ltc: TableUnit,
     pbus: TableUnit,
@@ -153,6 +158,9 @@ impl Device {
             top: Top,
             therm: Therm,
             fifo: Fifo::new(),
+            access: AccessEngine::default(),
+            checker: Checker::new(Inject::None),
+            chk_regs: CheckRegs::default(),
             fb: fb::new(),
             ltc: ltc::new(),
             pbus: pbus::new(),
@@ -231,6 +239,26 @@ impl Device {
         self.pramin.reset();
         self.bars.reset();
         self.fifo.reset();
+        self.access = AccessEngine::default();
+        let inject = self.checker.inject();
+        self.checker = Checker::new(inject);
+        self.chk_regs = CheckRegs::default();
+    }
+
+    /// Makes the device inject a seeded bug into the PTEs nouveau writes (see
+    /// [`crate::check::Inject`]); the PTE checker must then report violations.
+    pub fn set_inject(&mut self, inject: Inject) {
+        self.checker = Checker::new(inject);
+    }
+
+    /// The PTE checker.
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The access engine.
+    pub fn access_engine(&self) -> &AccessEngine {
+        &self.access
     }
 
     /// The MMU (TLBs, invalidate registers, counters).
@@ -542,6 +570,7 @@ impl Device {
                 pdb: inv.pdb,
                 dropped: inv.dropped,
             });
+            self.after_invalidate(inv.word, inv.pdb);
         }
         let c = self.costs.pri_access + self.mmu.take_cost();
         self.clock.advance(c);
@@ -551,6 +580,101 @@ impl Device {
         self.drain_fifo_events();
         self.run_host();
         self.update_interrupts();
+    }
+
+    /// What an invalidate sets off beyond the TLBs: the PTE checker scans the space it
+    /// covers (nouveau flushes after every PTE update), and the REPLAY/CANCEL field
+    /// (bits 5:3: 1 START, 2 START_ACK_ALL, 3 CANCEL_TARGETED, 4 CANCEL_GLOBAL; gp100
+    /// `dev_fb.h`) resumes or ends the access engine's waiting operation.
+    fn after_invalidate(&mut self, word: u32, pdb_regs: u64) {
+        if let Some(s) = self.checker.space() {
+            if word & 2 != 0 || (pdb_regs >> 4) << 12 == s.pdb.addr {
+                self.checker.scan(&mut self.phys);
+                self.drain_checker_events();
+            }
+        }
+        let replay = (word >> 3) & 7;
+        if matches!(replay, 1 | 2) && self.access.replay() {
+            self.log(ModelEvent::Replay);
+            self.step_access();
+        } else if replay == 3 {
+            let hub = word & (1 << 20) != 0;
+            let gpc = ((word >> 15) & 0x1f) as u8;
+            let client = ((word >> 9) & 0x3f) as u8;
+            if self.access.cancel(Some((hub, gpc, client))) {
+                self.log(ModelEvent::Cancel);
+            }
+        } else if replay == 4 && self.access.cancel(None) {
+            self.log(ModelEvent::Cancel);
+        }
+    }
+
+    fn drain_checker_events(&mut self) {
+        for e in self.checker.take_events() {
+            self.log(e);
+        }
+    }
+
+    /// Resolves a channel id to the access engine's view of it: the PCCSR instance
+    /// pointer, then the instance block's PDB word.
+    fn access_channel(&self, chid: u32) -> Result<access::Channel, String> {
+        let w = self
+            .fifo
+            .channel_inst(chid)
+            .ok_or_else(|| format!("channel {chid} is not bound"))?;
+        let aperture = ((w >> 28) & 3) as u8;
+        let target = match aperture {
+            0 => Target::Video,
+            2 => Target::SysCoherent,
+            3 => Target::SysNoncoherent,
+            _ => return Err("instance block target 1".into()),
+        };
+        let inst = u64::from(w & 0x0fff_ffff) << 12;
+        let pdb_word = self
+            .phys
+            .read_u64(target, inst + crate::bar::INST_PDB)
+            .map_err(|e| format!("instance block unreadable: {e}"))?;
+        let pdb = crate::mmu::walk::Pdb::from_instance_word(pdb_word)
+            .ok_or("the instance block has no VER2 page directory")?;
+        Ok(access::Channel {
+            pdb,
+            pdb_word,
+            inst: (inst, aperture),
+        })
+    }
+
+    /// Runs the access engine's operation until it completes, faults or fails.
+    fn step_access(&mut self) {
+        let mut hw = Hw {
+            phys: &mut self.phys,
+            mmu: &mut self.mmu,
+            now_ns: 0,
+        };
+        let r = self.access.step(&mut hw);
+        for u in self.access.take_uses() {
+            let cost = if u.target.is_sys() {
+                self.costs.walk_read_sysmem
+            } else {
+                self.costs.walk_read_vidmem
+            };
+            self.clock.advance(cost);
+            self.checker
+                .check_use(&self.phys, u.va, u.target, u.pa, u.write);
+        }
+        self.drain_checker_events();
+        let c = self.mmu.take_cost();
+        self.clock.advance(c);
+        match r {
+            access::StepResult::Done => self.log(ModelEvent::AccessDone {
+                op: self.access.last_op() as u8,
+                va: self.access.va,
+                faults: self.access.faults(),
+            }),
+            access::StepResult::Fault(e) => {
+                self.report_fault(e);
+            }
+            access::StepResult::Error(why) => self.log(ModelEvent::AccessError { why }),
+        }
     }
 
     /// A unit whose PMC_ENABLE bit was cleared goes back to its reset state. The copy
@@ -574,6 +698,12 @@ impl Device {
     fn window_status(&mut self, offset: u32, write: Option<u32>) -> Option<u32> {
         use crate::regs::window::*;
         let reg = offset.checked_sub(WINDOW_BASE)?;
+        if (AE_BASE..AE_END).contains(&reg) {
+            return self.access_regs(reg, write);
+        }
+        if (CHK_BASE..CHK_END).contains(&reg) {
+            return self.check_regs(reg, write);
+        }
         if let Some(v) = write {
             return (reg == WINDOW_UNDECODED_INDEX).then(|| {
                 self.undecoded_index = v;
@@ -594,6 +724,141 @@ impl Device {
             WINDOW_RUNLISTS_SUBMITTED => self.runlists_submitted as u32,
             _ => return None,
         })
+    }
+
+    fn access_regs(&mut self, reg: u32, write: Option<u32>) -> Option<u32> {
+        use crate::regs::window::*;
+        let lo = |x: u64| x as u32;
+        let hi = |x: u64| (x >> 32) as u32;
+        let set_lo = |x: &mut u64, v: u32| *x = (*x & !0xffff_ffff) | u64::from(v);
+        let set_hi = |x: &mut u64, v: u32| *x = (*x & 0xffff_ffff) | u64::from(v) << 32;
+        let a = &mut self.access;
+        if let Some(v) = write {
+            match reg {
+                AE_CHID => a.chid = v,
+                AE_VA_LO => set_lo(&mut a.va, v),
+                AE_VA_HI => set_hi(&mut a.va, v),
+                AE_LEN => a.len = v,
+                AE_DATA_LO => set_lo(&mut a.data, v),
+                AE_DATA_HI => set_hi(&mut a.data, v),
+                AE_OP => {
+                    let chan = self.access_channel(self.access.chid);
+                    match self.access.start(v, chan) {
+                        Ok(()) => self.step_access(),
+                        Err(why) => self.log(ModelEvent::AccessError { why }),
+                    }
+                }
+                AE_STATUS | AE_FAULTS | AE_REPLAYS | AE_RESULT => {}
+                _ => return None,
+            }
+            return Some(0);
+        }
+        Some(match reg {
+            AE_CHID => a.chid,
+            AE_VA_LO => lo(a.va),
+            AE_VA_HI => hi(a.va),
+            AE_LEN => a.len,
+            AE_DATA_LO => lo(a.data),
+            AE_DATA_HI => hi(a.data),
+            AE_OP => a.last_op(),
+            AE_STATUS => a.status_word(),
+            AE_FAULTS => a.faults(),
+            AE_REPLAYS => a.replays(),
+            AE_RESULT => a.result,
+            _ => return None,
+        })
+    }
+
+    fn check_regs(&mut self, reg: u32, write: Option<u32>) -> Option<u32> {
+        use crate::regs::window::*;
+        let r = &mut self.chk_regs;
+        if let Some(v) = write {
+            let set = |x: &mut u64, v: u32, high: bool| {
+                *x = if high {
+                    (*x & 0xffff_ffff) | u64::from(v) << 32
+                } else {
+                    (*x & !0xffff_ffff) | u64::from(v)
+                }
+            };
+            match reg {
+                CHK_CHID => r.chid = v,
+                CHK_ROOT_LO => set(&mut r.root, v, false),
+                CHK_ROOT_HI => set(&mut r.root, v, true),
+                CHK_FLAGS => r.flags = v,
+                CHK_EXCL_LO => set(&mut r.excl, v, false),
+                CHK_EXCL_HI => set(&mut r.excl, v, true),
+                CHK_EXCL_SIZE_LO => set(&mut r.excl_size, v, false),
+                CHK_EXCL_SIZE_HI => set(&mut r.excl_size, v, true),
+                CHK_CTRL => self.check_ctrl(v),
+                _ if reg < CHK_END => {}
+                _ => return None,
+            }
+            return Some(0);
+        }
+        let st = self.checker.stats();
+        let last = self.checker.last();
+        let lo = |x: u64| x as u32;
+        let hi = |x: u64| (x >> 32) as u32;
+        let r = &self.chk_regs;
+        Some(match reg {
+            CHK_CHID => r.chid,
+            CHK_ROOT_LO => lo(r.root),
+            CHK_ROOT_HI => hi(r.root),
+            CHK_FLAGS => r.flags,
+            CHK_EXCL_LO => lo(r.excl),
+            CHK_EXCL_HI => hi(r.excl),
+            CHK_EXCL_SIZE_LO => lo(r.excl_size),
+            CHK_EXCL_SIZE_HI => hi(r.excl_size),
+            CHK_CTRL => u32::from(self.checker.space().is_some()),
+            CHK_VIOLATIONS => st.violations as u32,
+            CHK_CHECKED => st.checked as u32,
+            CHK_SCANS => st.scans as u32,
+            CHK_LAST_VA_LO => last.map_or(0, |v| lo(v.va)),
+            CHK_LAST_VA_HI => last.map_or(0, |v| hi(v.va)),
+            CHK_LAST_GPU_PTE_LO => last.map_or(0, |v| lo(v.gpu_pte)),
+            CHK_LAST_GPU_PTE_HI => last.map_or(0, |v| hi(v.gpu_pte)),
+            CHK_LAST_CPU_PTE_LO => last.map_or(0, |v| lo(v.cpu_pte)),
+            CHK_LAST_CPU_PTE_HI => last.map_or(0, |v| hi(v.cpu_pte)),
+            CHK_LAST_REASON => last.map_or(0, |v| v.reason as u32 | u32::from(v.at_use) << 8),
+            CHK_LAST_INST => last.map_or(0, |v| (v.inst >> 12) as u32),
+            CHK_INJECT => self.checker.inject().code(),
+            CHK_ERROR => r.error,
+            _ if reg < CHK_END => 0,
+            _ => return None,
+        })
+    }
+
+    fn check_ctrl(&mut self, v: u32) {
+        match v {
+            1 => match self.access_channel(self.chk_regs.chid) {
+                Ok(c) => {
+                    let r = &self.chk_regs;
+                    let space = CheckedSpace {
+                        pdb: c.pdb,
+                        inst: c.inst.0,
+                        cpu: CpuSpace {
+                            root: r.root,
+                            la57: r.flags & 1 != 0,
+                        },
+                        exclude: (r.excl, r.excl.saturating_add(r.excl_size)),
+                    };
+                    self.chk_regs.error = 0;
+                    self.checker.register(space);
+                    self.checker.scan(&mut self.phys);
+                    self.drain_checker_events();
+                }
+                Err(why) => {
+                    log::warn!("PTE checker not armed: {why}");
+                    self.chk_regs.error = 1;
+                }
+            },
+            2 => self.checker.unregister(),
+            3 => {
+                self.checker.scan(&mut self.phys);
+                self.drain_checker_events();
+            }
+            _ => {}
+        }
     }
 
     /// Gives the host a bounded budget of work if something may have kicked a channel,
@@ -799,6 +1064,17 @@ impl Device {
         }
         Ok(())
     }
+}
+
+/// The checker's registration registers in the window.
+#[derive(Debug, Clone, Default)]
+struct CheckRegs {
+    chid: u32,
+    root: u64,
+    flags: u32,
+    excl: u64,
+    excl_size: u64,
+    error: u32,
 }
 
 /// An access buffer: read into, or write from.
@@ -1252,6 +1528,100 @@ mod tests {
             .iter()
             .any(|e| matches!(e, ModelEvent::ChannelError { chid: 1, .. })));
         assert!(d.fifo().active_channels().is_empty());
+        assert!(d.unknown_offsets().next().is_none());
+    }
+
+    /// The SVM loop as nouveau drives it, register by register: an access faults, the entry
+    /// lands in the BAR2-mapped buffer with PMC bit 9, the driver maps the page (a PFN PTE),
+    /// flushes, consumes the entry (GET) and replays; the access completes against guest RAM,
+    /// and the checker judged the PTE at the flush and the translation at its use.
+    #[test]
+    fn svm_fault_service_replay_and_check_through_registers() {
+        use crate::engine::testutil::Space;
+        use crate::mmu::format::Pte;
+        use crate::regs::window::*;
+        use vm_memory::{GuestAddress, GuestMemoryMmap};
+        let mut d = Device::new();
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        d.set_sysmem(Box::new(ram));
+        bind_bar2(&mut d); // BAR2 VA 0x1000 -> VRAM 0x50000: the fault buffer
+        d.bar0_write32(fault::ring::regs::ADDR_LO, 0x1000 | 1);
+        d.bar0_write32(0x160, INTR_FAULT);
+        // The SVM channel: instance block with a replayable (bits 4/5) VER2 PDB.
+        let mut s = Space::new(0x100_0000);
+        let inst = 0x90_0000u64;
+        d.vram_write(inst + 0x200, &(s.pdb.addr | 1 << 10 | 0x30).to_le_bytes())
+            .unwrap();
+        d.bar0_write32(0x800000 + 8 * 3, 0x8000_0000 | (inst >> 12) as u32);
+        // The process: CPU page tables in guest RAM mapping VA 0x40_0000 -> 0x80_0000.
+        let put = |d: &mut Device, a: u64, v: u64| d.phys.sys_write(a, &v.to_le_bytes()).unwrap();
+        put(&mut d, 0x1000, 0x2000 | 7);
+        put(&mut d, 0x2000, 0x3000 | 7);
+        put(&mut d, 0x3000 + 2 * 8, 0x4000 | 7);
+        put(&mut d, 0x4000, 0x80_0000 | 7);
+        put(&mut d, 0x80_0010, 0x1234_5678);
+        // Arm the checker for channel 3 and the process's root.
+        let w = |d: &mut Device, r: u32, v: u32| d.bar0_write32(WINDOW_BASE + r, v);
+        w(&mut d, CHK_CHID, 3);
+        w(&mut d, CHK_ROOT_LO, 0x1000);
+        w(&mut d, CHK_CTRL, 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + CHK_CTRL), 1);
+        // The GPU reads 4 bytes at VA 0x40_0010.
+        d.set_event_log(true);
+        w(&mut d, AE_CHID, 3);
+        w(&mut d, AE_VA_LO, 0x40_0010);
+        w(&mut d, AE_LEN, 4);
+        w(&mut d, AE_OP, 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + AE_STATUS) & 3, 2, "waiting");
+        assert!(d.irq_asserted(), "PMC bit 9");
+        assert_eq!(d.bar0_read32(fault::ring::regs::PUT), 1);
+        // nouveau reads the entry through BAR3 (the buffer's BAR2 VA).
+        let mut e = [0u8; 8];
+        d.bar_read(3, 0x1000, &mut e).unwrap();
+        assert_eq!(u64::from_le_bytes(e), inst, "inst lo/hi: VRAM, aperture 0");
+        d.bar_read(3, 0x1008, &mut e).unwrap();
+        assert_eq!(u64::from_le_bytes(e), 0x40_0000, "the page");
+        // Service: PFNMAP writes the PTE, flush (PAGE_ALL for this PDB), GET, REPLAY.
+        s.map(
+            &mut d.phys,
+            0x40_0000,
+            Pte::pfn_system(0x80_0000, true, false),
+        );
+        d.bar0_write32(0x100cb8, ((s.pdb.addr >> 12) << 4) as u32);
+        d.bar0_write32(0x100cec, 0);
+        d.bar0_write32(0x100cbc, 0x8000_0001);
+        d.bar0_write32(fault::ring::regs::GET, 1);
+        assert!(!d.irq_asserted());
+        d.bar0_write32(0x100cbc, 0x8000_000b);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + AE_STATUS) & 3, 1, "done");
+        assert_eq!(d.bar0_read32(WINDOW_BASE + AE_DATA_LO), 0x1234_5678);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + AE_REPLAYS), 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + CHK_VIOLATIONS), 0);
+        assert!(
+            d.bar0_read32(WINDOW_BASE + CHK_CHECKED) >= 2,
+            "at the flush and the use"
+        );
+        let ev = d.take_events();
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, ModelEvent::PteWrite { va: 0x40_0000, .. })));
+        assert!(ev.contains(&ModelEvent::Replay));
+        // munmap without nouveau clearing the PTE (no flush): the next GPU use is caught.
+        put(&mut d, 0x4000, 0);
+        w(&mut d, AE_OP, 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + CHK_VIOLATIONS), 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + CHK_LAST_VA_LO), 0x40_0000);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + CHK_LAST_REASON), 1 | 1 << 8);
+        assert_eq!(
+            d.bar0_read32(WINDOW_BASE + CHK_LAST_INST),
+            (inst >> 12) as u32
+        );
+        // A targeted cancel at our GPC client ends a waiting access.
+        w(&mut d, AE_VA_LO, 0x60_0000);
+        w(&mut d, AE_OP, 1);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + AE_STATUS) & 3, 2);
+        d.bar0_write32(0x100cbc, 0x8000_001b | 1 << 9);
+        assert_eq!(d.bar0_read32(WINDOW_BASE + AE_STATUS) & 3, 3);
         assert!(d.unknown_offsets().next().is_none());
     }
 }

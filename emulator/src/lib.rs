@@ -9,6 +9,8 @@
 //! - [`fault`]: the replayable fault buffer (MAXWELL_FAULT_BUFFER_A).
 //! - [`fifo`]: the host: channels, runlists, the PBDMAs that run pushbuffers.
 //! - [`ce`]: the copy engine (PASCAL_DMA_COPY_A).
+//! - [`access`]: the access engine (our own unit: loads/stores in a channel's address space).
+//! - [`check`]: the PTE checker (GPU PTEs against the guest process's CPU page tables).
 //! - [`engine`]: what memory-accessing units share (virtual accesses through the MMU).
 //! - [`timing`]: the cycle model, one deterministic GPU clock.
 //! - [`mem`]: video memory, guest RAM (DMA, logged for traces) and the memory interface.
@@ -21,8 +23,10 @@
 //! - [`vbios`]: our synthetic VBIOS image, served through the PROM window.
 //! - [`decode`]: human-facing decoders for PTE/PDE/fault values (`gp100emu decode`).
 
+pub mod access;
 pub mod bar;
 pub mod ce;
+pub mod check;
 pub mod decode;
 pub mod device;
 pub mod engine;

@@ -493,6 +493,12 @@ impl Fifo {
         self.refresh_active();
     }
 
+    /// The PCCSR instance word of channel `chid` (PTR 27:0, TARGET 29:28, BIND 31).
+    pub fn channel_inst(&self, chid: u32) -> Option<u32> {
+        let c = self.chans.get(&u16::try_from(chid).ok()?)?;
+        (c.inst & 0x8000_0000 != 0).then_some(c.inst)
+    }
+
     /// Channels bound, enabled and on a runlist.
     pub fn active_channels(&self) -> &[u16] {
         &self.active

@@ -18,9 +18,43 @@
 //! | 0x044 | `HOST_GP_ENTRIES` | RO | GPFIFO entries the host has executed (low 32 bits) |
 //! | 0x048 | `RUNLISTS_SUBMITTED` | RO | runlist submissions the host accepted |
 //!
-//! The status registers (0x030..0x048) report device-wide state, so the device answers
-//! them ([`crate::device::Device`]); this unit holds the scratch storage. Later issues add
-//! the access engine (0x100..) and the PTE checker's mailbox (0x200..) here.
+//!
+//! The access engine ([`crate::access`]), 0x100..0x12c: a load/store unit in a channel's
+//! address space.
+//!
+//! | offset | name | access | meaning |
+//! | --- | --- | --- | --- |
+//! | 0x100 | `AE_CHID` | RW | the channel whose address space (instance block) is used |
+//! | 0x104 / 0x108 | `AE_VA_LO/HI` | RW | virtual address |
+//! | 0x10c | `AE_LEN` | RW | bytes (1..=2 MiB) |
+//! | 0x110 / 0x114 | `AE_DATA_LO/HI` | RW | write data, atomic operand; read data and old atomic value come back here |
+//! | 0x118 | `AE_OP` | RW | writing starts: 1 read (> 8 bytes: CRC-32 into `AE_RESULT`), 2 write (> 8 bytes: u32 word k = `DATA_LO + k`), 3 atomic add (u32), 4 prefetch |
+//! | 0x11c | `AE_STATUS` | RO | 1:0 = 0 idle, 1 done, 2 faulted and waiting for a replay, 3 error; 12:8 last fault type |
+//! | 0x120 | `AE_FAULTS` | RO | faults the operation reported |
+//! | 0x124 | `AE_REPLAYS` | RO | replays that resumed it |
+//! | 0x128 | `AE_RESULT` | RO | CRC-32 of a long read |
+//!
+//! The PTE checker ([`crate::check`]), 0x200..0x250:
+//!
+//! | offset | name | access | meaning |
+//! | --- | --- | --- | --- |
+//! | 0x200 | `CHK_CHID` | RW | the channel whose address space to check |
+//! | 0x204 / 0x208 | `CHK_ROOT_LO/HI` | RW | physical address of the process's top-level page table (`__pa(mm->pgd)`) |
+//! | 0x20c | `CHK_FLAGS` | RW | bit 0: 5-level paging |
+//! | 0x210 / 0x214 | `CHK_EXCL_LO/HI` | RW | start of the unmanaged window (not checked) |
+//! | 0x218 / 0x21c | `CHK_EXCL_SIZE_LO/HI` | RW | its size |
+//! | 0x220 | `CHK_CTRL` | RW | write 1 arm (and scan), 2 disarm, 3 scan now; reads 1 while armed |
+//! | 0x224 | `CHK_VIOLATIONS` | RO | violations found |
+//! | 0x228 | `CHK_CHECKED` | RO | pages judged |
+//! | 0x22c | `CHK_SCANS` | RO | scans made |
+//! | 0x230..0x244 | `CHK_LAST_*` | RO | the last violation: VA, GPU PTE, CPU PTE (lo/hi pairs) |
+//! | 0x248 | `CHK_LAST_REASON` | RO | reason code, bit 8 set if found at a GPU use |
+//! | 0x24c | `CHK_LAST_INST` | RO | its instance block >> 12 |
+//! | 0x250 | `CHK_INJECT` | RO | the seeded bug the device injects (0 none, 1 wrong-page, 2 writable-ro, 3 stale-after-munmap) |
+//! | 0x254 | `CHK_ERROR` | RO | 1 when arming failed (channel not bound or no page directory) |
+//!
+//! The status, access-engine and checker registers report device-wide state, so the
+//! device answers them ([`crate::device::Device`]); this unit holds the scratch storage.
 
 use super::Bar0Unit;
 
@@ -52,6 +86,82 @@ pub const WINDOW_CHANNELS_ACTIVE: u32 = 0x040;
 pub const WINDOW_HOST_GP_ENTRIES: u32 = 0x044;
 /// `RUNLISTS_SUBMITTED` register.
 pub const WINDOW_RUNLISTS_SUBMITTED: u32 = 0x048;
+
+/// First access-engine register.
+pub const AE_BASE: u32 = 0x100;
+/// `AE_CHID`.
+pub const AE_CHID: u32 = 0x100;
+/// `AE_VA_LO`.
+pub const AE_VA_LO: u32 = 0x104;
+/// `AE_VA_HI`.
+pub const AE_VA_HI: u32 = 0x108;
+/// `AE_LEN`.
+pub const AE_LEN: u32 = 0x10c;
+/// `AE_DATA_LO`.
+pub const AE_DATA_LO: u32 = 0x110;
+/// `AE_DATA_HI`.
+pub const AE_DATA_HI: u32 = 0x114;
+/// `AE_OP`.
+pub const AE_OP: u32 = 0x118;
+/// `AE_STATUS`.
+pub const AE_STATUS: u32 = 0x11c;
+/// `AE_FAULTS`.
+pub const AE_FAULTS: u32 = 0x120;
+/// `AE_REPLAYS`.
+pub const AE_REPLAYS: u32 = 0x124;
+/// `AE_RESULT`.
+pub const AE_RESULT: u32 = 0x128;
+/// End of the access-engine registers.
+pub const AE_END: u32 = 0x12c;
+
+/// First checker register.
+pub const CHK_BASE: u32 = 0x200;
+/// `CHK_CHID`.
+pub const CHK_CHID: u32 = 0x200;
+/// `CHK_ROOT_LO`.
+pub const CHK_ROOT_LO: u32 = 0x204;
+/// `CHK_ROOT_HI`.
+pub const CHK_ROOT_HI: u32 = 0x208;
+/// `CHK_FLAGS`.
+pub const CHK_FLAGS: u32 = 0x20c;
+/// `CHK_EXCL_LO`.
+pub const CHK_EXCL_LO: u32 = 0x210;
+/// `CHK_EXCL_HI`.
+pub const CHK_EXCL_HI: u32 = 0x214;
+/// `CHK_EXCL_SIZE_LO`.
+pub const CHK_EXCL_SIZE_LO: u32 = 0x218;
+/// `CHK_EXCL_SIZE_HI`.
+pub const CHK_EXCL_SIZE_HI: u32 = 0x21c;
+/// `CHK_CTRL`.
+pub const CHK_CTRL: u32 = 0x220;
+/// `CHK_VIOLATIONS`.
+pub const CHK_VIOLATIONS: u32 = 0x224;
+/// `CHK_CHECKED`.
+pub const CHK_CHECKED: u32 = 0x228;
+/// `CHK_SCANS`.
+pub const CHK_SCANS: u32 = 0x22c;
+/// `CHK_LAST_VA_LO`.
+pub const CHK_LAST_VA_LO: u32 = 0x230;
+/// `CHK_LAST_VA_HI`.
+pub const CHK_LAST_VA_HI: u32 = 0x234;
+/// `CHK_LAST_GPU_PTE_LO`.
+pub const CHK_LAST_GPU_PTE_LO: u32 = 0x238;
+/// `CHK_LAST_GPU_PTE_HI`.
+pub const CHK_LAST_GPU_PTE_HI: u32 = 0x23c;
+/// `CHK_LAST_CPU_PTE_LO`.
+pub const CHK_LAST_CPU_PTE_LO: u32 = 0x240;
+/// `CHK_LAST_CPU_PTE_HI`.
+pub const CHK_LAST_CPU_PTE_HI: u32 = 0x244;
+/// `CHK_LAST_REASON`.
+pub const CHK_LAST_REASON: u32 = 0x248;
+/// `CHK_LAST_INST`.
+pub const CHK_LAST_INST: u32 = 0x24c;
+/// `CHK_INJECT`.
+pub const CHK_INJECT: u32 = 0x250;
+/// `CHK_ERROR`.
+pub const CHK_ERROR: u32 = 0x254;
+/// End of the checker registers.
+pub const CHK_END: u32 = 0x258;
 
 /// "GPEM" (0x47 0x50 0x45 0x4d), most significant byte first.
 pub const WINDOW_ID_VALUE: u32 = 0x4750_454d;

@@ -216,6 +216,47 @@ pub enum ModelEvent {
         /// Whether a non-stall interrupt was raised.
         nonstall: bool,
     },
+    /// A PTE of the checked address space changed (seen by the checker's scan at a flush;
+    /// `pte` 0 means it is no longer valid).
+    PteWrite {
+        /// GPU virtual address.
+        va: u64,
+        /// The new PTE.
+        pte: u64,
+        /// Page size as a shift (12, 16 or 21).
+        page_shift: u8,
+    },
+    /// The PTE checker found a GPU mapping that disagrees with the CPU's.
+    CheckViolation {
+        /// GPU virtual address.
+        va: u64,
+        /// The GPU PTE.
+        gpu_pte: u64,
+        /// The CPU entry.
+        cpu_pte: u64,
+        /// [`crate::check::Reason`] code.
+        reason: u8,
+        /// Found at a GPU use rather than a scan.
+        at_use: bool,
+    },
+    /// A REPLAY resumed the access engine's waiting operation.
+    Replay,
+    /// A CANCEL ended the access engine's waiting operation.
+    Cancel,
+    /// The access engine finished an operation.
+    AccessDone {
+        /// The operation code.
+        op: u8,
+        /// Its virtual address.
+        va: u64,
+        /// Faults it took.
+        faults: u32,
+    },
+    /// The access engine could not do an operation.
+    AccessError {
+        /// Why.
+        why: String,
+    },
     /// A replayable fault was written to the fault buffer at `index`.
     FaultWritten {
         /// Ring index.
@@ -261,6 +302,39 @@ impl fmt::Display for ModelEvent {
                 "host ran {gp_entries} GP entries, {dwords} dwords; CE wrote {ce_bytes} bytes; {releases} semaphore releases{}",
                 if *nonstall { "; non-stall interrupt" } else { "" }
             ),
+            ModelEvent::PteWrite { va, pte, page_shift } => {
+                if *pte == 0 {
+                    write!(f, "pte {va:#x} ({} KiB) no longer valid", (1u64 << page_shift) >> 10)
+                } else {
+                    let p = crate::mmu::format::Pte(*pte);
+                    write!(
+                        f,
+                        "pte {va:#x} ({} KiB) = {pte:#018x}: {:?} {:#x}{}{}",
+                        (1u64 << page_shift) >> 10,
+                        p.aperture(),
+                        p.address(),
+                        if p.read_only() { " ro" } else { " rw" },
+                        if p.atomic_disable() { "" } else { " atomic" }
+                    )
+                }
+            }
+            ModelEvent::CheckViolation {
+                va,
+                gpu_pte,
+                cpu_pte,
+                reason,
+                at_use,
+            } => write!(
+                f,
+                "PTE CHECK VIOLATION at {va:#x}: reason {reason}, GPU PTE {gpu_pte:#018x}, CPU PTE {cpu_pte:#018x}{}",
+                if *at_use { " (at a GPU use)" } else { "" }
+            ),
+            ModelEvent::Replay => f.write_str("replay: the waiting access is re-issued"),
+            ModelEvent::Cancel => f.write_str("cancel: the waiting access ends in error"),
+            ModelEvent::AccessDone { op, va, faults } => {
+                write!(f, "access op {op} at {va:#x} done after {faults} faults")
+            }
+            ModelEvent::AccessError { why } => write!(f, "access error: {why}"),
             ModelEvent::ApertureFault { bar, offset } => {
                 write!(f, "BAR{bar} access at {offset:#x} not mapped (MMU fault)")
             }

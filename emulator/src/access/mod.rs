@@ -1,0 +1,578 @@
+//! The access engine: **gp100emu's own unit, not NVIDIA hardware.** It performs reads,
+//! writes and atomics at virtual addresses of a channel's address space through the MMU,
+//! exactly where a shader's loads and stores would go, and reports misses as replayable
+//! faults with the identity of a real replayable source: GPC 0, client `GPC_T1_0` (a
+//! texture unit; gp100 `dev_fault.h` NV_PFAULT_CLIENT_GPC_T1_0 = 1), MMU engine GRAPHICS (0),
+//! the channel's instance block. A faulted operation waits; REPLAY (0x100cbc with
+//! REPLAY=START, what nouveau's `gp100_vmm_fault_replay` writes) re-issues it from the page
+//! that faulted; CANCEL (targeted at our GPC/client, or global) ends it with an error.
+//!
+//! Guest tests drive it through the vendor window (see [`crate::regs::window`]); traces drive
+//! it the same way, since the window is BAR0.
+//!
+//! Only address spaces whose instance block enables replayable faults (PDB word bit 4
+//! FAULT_REPLAY_TEX, set by nouveau's `gp100_vmm_join` for SVM address spaces) take
+//! replayable faults: on any other the GPU would raise a fatal (non-replayable) MMU fault,
+//! which the engine reports as an error instead of writing the replayable buffer.
+
+use crate::engine::Hw;
+use crate::fault::{AccessType, FaultEntry};
+use crate::mem::{GpuMemory, Target};
+use crate::mmu::tlb::ClientKind;
+use crate::mmu::unit::Translation;
+use crate::mmu::walk::{Access, Pdb};
+
+/// The TLB client the engine uses (a GPC client: HUBTLB_ONLY invalidates do not touch it).
+pub const CLIENT: ClientKind = ClientKind::Gpc(0);
+/// Fault-entry client id: GPC_T1_0.
+pub const FAULT_CLIENT: u8 = 1;
+/// Fault-entry GPC.
+pub const FAULT_GPC: u8 = 0;
+/// Longest operation (bytes).
+pub const MAX_LEN: u32 = 2 << 20;
+/// PDB word bit: FAULT_REPLAY_TEX.
+const REPLAY_TEX: u64 = 1 << 4;
+
+/// Operations (the OP register).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Read LEN bytes: up to 8 land in DATA, more are summarised as a CRC-32 in RESULT.
+    Read = 1,
+    /// Write LEN bytes: up to 8 from DATA; more as the pattern `u32 word k = DATA_LO + k`.
+    Write = 2,
+    /// 32-bit atomic add of DATA_LO at VA; DATA_LO returns the old value.
+    AtomicAdd = 3,
+    /// Translate only (a prefetch): faults are reported, no data moves.
+    Prefetch = 4,
+}
+
+impl Op {
+    fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Op::Read,
+            2 => Op::Write,
+            3 => Op::AtomicAdd,
+            4 => Op::Prefetch,
+            _ => return None,
+        })
+    }
+    fn access(self) -> Access {
+        match self {
+            Op::Read => Access::Read,
+            Op::Write => Access::Write,
+            Op::AtomicAdd => Access::Atomic,
+            Op::Prefetch => Access::Prefetch,
+        }
+    }
+    fn fault_access(self) -> AccessType {
+        match self {
+            Op::Read => AccessType::Read,
+            Op::Write => AccessType::Write,
+            Op::AtomicAdd => AccessType::Atomic,
+            Op::Prefetch => AccessType::Prefetch,
+        }
+    }
+}
+
+/// STATUS values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing started since reset.
+    Idle = 0,
+    /// The last operation completed.
+    Done = 1,
+    /// Faulted; waiting for a replay.
+    Pending = 2,
+    /// Ended with an error (cancelled, bad arguments, non-replayable space, memory error).
+    Error = 3,
+}
+
+/// The channel an operation runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    /// Its address space.
+    pub pdb: Pdb,
+    /// The full PDB word (for the replay bits).
+    pub pdb_word: u64,
+    /// Instance block address and aperture (0 video, 2/3 system).
+    pub inst: (u64, u8),
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    op: Op,
+    chan: Channel,
+    va: u64,
+    len: u32,
+    done: u32,
+    data: u64,
+    crc: crc32fast::Hasher,
+    read: [u8; 8],
+}
+
+/// What a step wants the device to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepResult {
+    /// Finished (or nothing to do).
+    Done,
+    /// Report this fault; the operation waits.
+    Fault(FaultEntry),
+    /// Ended with an error.
+    Error(String),
+}
+
+/// A GPU use of a translation, for the PTE checker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Use {
+    /// Virtual address.
+    pub va: u64,
+    /// Memory.
+    pub target: Target,
+    /// Physical address.
+    pub pa: u64,
+    /// Whether the access wrote.
+    pub write: bool,
+}
+
+/// The engine's registers and the operation in flight.
+#[derive(Debug, Clone, Default)]
+pub struct AccessEngine {
+    /// CHID register.
+    pub chid: u32,
+    /// VA register.
+    pub va: u64,
+    /// LEN register.
+    pub len: u32,
+    /// DATA register (operand / result).
+    pub data: u64,
+    /// RESULT register (CRC-32 of a long read).
+    pub result: u32,
+    status: u32,
+    last_op: u32,
+    faults: u32,
+    replays: u32,
+    last_fault_type: u8,
+    last_error: String,
+    inflight: Option<InFlight>,
+    uses: Vec<Use>,
+}
+
+impl AccessEngine {
+    /// STATUS: bits 1:0 [`Status`], bits 12:8 the last fault type reported.
+    pub fn status_word(&self) -> u32 {
+        self.status | u32::from(self.last_fault_type) << 8
+    }
+
+    /// Faults reported for the current operation.
+    pub fn faults(&self) -> u32 {
+        self.faults
+    }
+
+    /// Replays that resumed the current operation.
+    pub fn replays(&self) -> u32 {
+        self.replays
+    }
+
+    /// The OP register (the last operation started).
+    pub fn last_op(&self) -> u32 {
+        self.last_op
+    }
+
+    /// Why the last operation failed.
+    pub fn last_error(&self) -> &str {
+        &self.last_error
+    }
+
+    /// Translations used since the last call (for the checker).
+    pub fn take_uses(&mut self) -> Vec<Use> {
+        std::mem::take(&mut self.uses)
+    }
+
+    /// Whether an operation is waiting for a replay.
+    pub fn pending(&self) -> bool {
+        self.inflight.is_some()
+    }
+
+    /// Starts operation `op` in `chan` (None: the channel could not be resolved, with why).
+    pub fn start(&mut self, op: u32, chan: Result<Channel, String>) -> Result<(), String> {
+        self.last_op = op;
+        self.faults = 0;
+        self.replays = 0;
+        self.last_fault_type = 0;
+        self.inflight = None;
+        let fail = |s: &mut Self, why: String| {
+            s.status = Status::Error as u32;
+            s.last_error = why.clone();
+            Err(why)
+        };
+        let Some(op) = Op::from_u32(op) else {
+            return fail(self, format!("unknown operation {op}"));
+        };
+        let chan = match chan {
+            Ok(c) => c,
+            Err(why) => return fail(self, why),
+        };
+        let len = match op {
+            Op::AtomicAdd => 4,
+            _ => self.len,
+        };
+        if len == 0 || len > MAX_LEN {
+            return fail(self, format!("length {len} outside 1..={MAX_LEN}"));
+        }
+        if op == Op::AtomicAdd && !self.va.is_multiple_of(4) {
+            return fail(self, "atomic address not 4-byte aligned".into());
+        }
+        self.inflight = Some(InFlight {
+            op,
+            chan,
+            va: self.va,
+            len,
+            done: 0,
+            data: self.data,
+            crc: crc32fast::Hasher::new(),
+            read: [0; 8],
+        });
+        Ok(())
+    }
+
+    /// Runs the operation in flight until it completes or faults.
+    pub fn step(&mut self, hw: &mut Hw<'_>) -> StepResult {
+        let Some(mut f) = self.inflight.take() else {
+            return StepResult::Done;
+        };
+        while f.done < f.len {
+            let va = f.va.wrapping_add(u64::from(f.done));
+            let n = ((va | 0xfff) - va + 1).min(u64::from(f.len - f.done)) as u32;
+            let t = hw
+                .mmu
+                .translate(&*hw.phys, CLIENT, f.chan.pdb, va, f.op.access(), false);
+            let (target, pa) = match t {
+                Ok(Translation::Mapped { target, pa, .. }) => (Some(target), pa),
+                Ok(Translation::Sparse) => (None, 0),
+                Err(w) => {
+                    if f.chan.pdb_word & REPLAY_TEX == 0 {
+                        self.status = Status::Error as u32;
+                        self.last_error = format!(
+                            "MMU fault {:?} at {va:#x} in an address space without replayable faults (fatal on the GPU)",
+                            w.fault_type
+                        );
+                        return StepResult::Error(self.last_error.clone());
+                    }
+                    self.faults += 1;
+                    self.last_fault_type = w.fault_type.bits() as u8;
+                    self.status = Status::Pending as u32;
+                    let e = FaultEntry {
+                        inst: f.chan.inst.0,
+                        inst_aperture: f.chan.inst.1,
+                        addr: va & !0xfff,
+                        timestamp: 0,
+                        engine: 0,
+                        valid: false,
+                        gpc: FAULT_GPC,
+                        hub: false,
+                        access: f.op.fault_access(),
+                        client: FAULT_CLIENT,
+                        fault_type: w.fault_type,
+                    };
+                    self.inflight = Some(f);
+                    return StepResult::Fault(e);
+                }
+            };
+            if let Some(tg) = target {
+                self.uses.push(Use {
+                    va,
+                    target: tg,
+                    pa,
+                    write: matches!(f.op, Op::Write | Op::AtomicAdd),
+                });
+            }
+            if let Err(why) = Self::move_data(hw, &mut f, target, pa, n) {
+                self.status = Status::Error as u32;
+                self.last_error = why.clone();
+                return StepResult::Error(why);
+            }
+            f.done += n;
+        }
+        // Completed.
+        match f.op {
+            Op::Read if f.len <= 8 => self.data = u64::from_le_bytes(f.read),
+            Op::Read => self.result = f.crc.clone().finalize(),
+            Op::AtomicAdd => self.data = f.data,
+            _ => {}
+        }
+        self.status = Status::Done as u32;
+        StepResult::Done
+    }
+
+    fn move_data(
+        hw: &mut Hw<'_>,
+        f: &mut InFlight,
+        target: Option<Target>,
+        pa: u64,
+        n: u32,
+    ) -> Result<(), String> {
+        let mem_err = |e: crate::mem::MemError| format!("memory error: {e}");
+        match f.op {
+            Op::Prefetch => Ok(()),
+            Op::Read => {
+                let mut buf = vec![0u8; n as usize];
+                if let Some(t) = target {
+                    hw.phys.read_bytes(t, pa, &mut buf).map_err(mem_err)?;
+                }
+                if f.len <= 8 {
+                    let at = f.done as usize;
+                    f.read[at..at + n as usize].copy_from_slice(&buf);
+                } else {
+                    f.crc.update(&buf);
+                }
+                Ok(())
+            }
+            Op::Write => {
+                let buf: Vec<u8> = if f.len <= 8 {
+                    let b = f.data.to_le_bytes();
+                    b[f.done as usize..(f.done + n) as usize].to_vec()
+                } else {
+                    (f.done..f.done + n)
+                        .map(|i| {
+                            let word = (f.data as u32).wrapping_add(i / 4);
+                            word.to_le_bytes()[(i % 4) as usize]
+                        })
+                        .collect()
+                };
+                if let Some(t) = target {
+                    hw.phys.write_bytes(t, pa, &buf).map_err(mem_err)?;
+                }
+                Ok(())
+            }
+            Op::AtomicAdd => {
+                let Some(t) = target else {
+                    // Sparse: reads zero, the write is dropped.
+                    f.data = 0;
+                    return Ok(());
+                };
+                let old = hw.phys.read_u32(t, pa).map_err(mem_err)?;
+                hw.phys
+                    .write_u32(t, pa, old.wrapping_add(f.data as u32))
+                    .map_err(mem_err)?;
+                f.data = u64::from(old);
+                Ok(())
+            }
+        }
+    }
+
+    /// A REPLAY: re-issues the waiting operation. Returns whether there was one.
+    pub fn replay(&mut self) -> bool {
+        if self.inflight.is_some() {
+            self.replays += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A CANCEL (targeted at `gpc`/`client` of a GPC client, or global with None).
+    pub fn cancel(&mut self, target: Option<(bool, u8, u8)>) -> bool {
+        let ours = match target {
+            None => true,
+            Some((hub, gpc, client)) => !hub && gpc == FAULT_GPC && client == FAULT_CLIENT,
+        };
+        if ours && self.inflight.take().is_some() {
+            self.status = Status::Error as u32;
+            self.last_error = "cancelled".into();
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::Space;
+    use crate::fault::FaultType;
+    use crate::mem::PhysMem;
+    use crate::mmu::format::Pte;
+    use crate::mmu::tlb::TlbConfig;
+    use crate::mmu::unit::Mmu;
+    use crate::timing::P100;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    fn rig() -> (PhysMem, Mmu, Space) {
+        let mut phys = PhysMem::new(64 << 20);
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        phys.set_sys(Box::new(ram));
+        (
+            phys,
+            Mmu::new(TlbConfig::default(), P100),
+            Space::new(0x100_0000),
+        )
+    }
+
+    fn chan(s: &Space, replayable: bool) -> Channel {
+        Channel {
+            pdb: s.pdb,
+            pdb_word: s.pdb.addr | 1 << 10 | if replayable { 0x30 } else { 0 },
+            inst: (0x20_0000, 0),
+        }
+    }
+
+    #[test]
+    fn a_miss_faults_waits_and_completes_after_the_pte_and_a_replay() {
+        let (mut phys, mut mmu, mut s) = rig();
+        let mut ae = AccessEngine {
+            va: 0x7f00_0000_1ff8,
+            len: 8,
+            data: 0x1122_3344_5566_7788,
+            ..Default::default()
+        };
+        ae.start(Op::Write as u32, Ok(chan(&s, true))).unwrap();
+        let mut hw = Hw {
+            phys: &mut phys,
+            mmu: &mut mmu,
+            now_ns: 0,
+        };
+        let StepResult::Fault(e) = ae.step(&mut hw) else {
+            panic!("should fault")
+        };
+        assert_eq!(e.addr, 0x7f00_0000_1000);
+        assert_eq!(
+            (e.inst, e.gpc, e.client, e.access),
+            (0x20_0000, 0, 1, AccessType::Write)
+        );
+        assert_eq!(e.fault_type, FaultType::Pde);
+        assert_eq!(ae.status_word() & 3, Status::Pending as u32);
+        // The driver maps the page (system memory, as nouveau's PFNMAP does) and replays.
+        s.map(
+            hw.phys,
+            0x7f00_0000_1000,
+            Pte::pfn_system(0x30_0000, true, false),
+        );
+        // nouveau's flush after PFNMAP (REPLAY 0xb also invalidates everything first).
+        hw.mmu.invalidate_everything();
+        assert!(ae.replay());
+        assert_eq!(ae.step(&mut hw), StepResult::Done);
+        let mut b = [0u8; 8];
+        hw.phys.sys_read(0x30_0ff8, &mut b).unwrap();
+        assert_eq!(u64::from_le_bytes(b), 0x1122_3344_5566_7788);
+        assert_eq!((ae.faults(), ae.replays()), (1, 1));
+        assert_eq!(ae.take_uses().len(), 1);
+    }
+
+    #[test]
+    fn long_reads_fault_page_by_page_and_keep_their_progress() {
+        let (mut phys, mut mmu, mut s) = rig();
+        for p in 0..3u64 {
+            phys.sys_write(0x40_0000 + p * 0x1000, &[p as u8 + 1; 4096])
+                .unwrap();
+        }
+        s.map(
+            &mut phys,
+            0x10_0000,
+            Pte::pfn_system(0x40_0000, true, false),
+        );
+        let mut ae = AccessEngine {
+            va: 0x10_0000,
+            len: 3 * 4096,
+            ..Default::default()
+        };
+        ae.start(Op::Read as u32, Ok(chan(&s, true))).unwrap();
+        let mut hw = Hw {
+            phys: &mut phys,
+            mmu: &mut mmu,
+            now_ns: 0,
+        };
+        let StepResult::Fault(e) = ae.step(&mut hw) else {
+            panic!()
+        };
+        assert_eq!(e.addr, 0x10_1000, "the first page went through");
+        s.map(hw.phys, 0x10_1000, Pte::pfn_system(0x40_1000, false, false));
+        hw.mmu.invalidate_everything();
+        ae.replay();
+        let StepResult::Fault(e) = ae.step(&mut hw) else {
+            panic!()
+        };
+        assert_eq!(e.addr, 0x10_2000);
+        s.map(hw.phys, 0x10_2000, Pte::pfn_system(0x40_2000, false, false));
+        hw.mmu.invalidate_everything();
+        ae.replay();
+        assert_eq!(ae.step(&mut hw), StepResult::Done);
+        let mut want = crc32fast::Hasher::new();
+        for p in 0..3u8 {
+            want.update(&[p + 1; 4096]);
+        }
+        assert_eq!(ae.result, want.finalize());
+    }
+
+    #[test]
+    fn atomics_need_atomic_permission_and_cancel_ends_an_operation() {
+        let (mut phys, mut mmu, mut s) = rig();
+        phys.sys_write(0x50_0010, &41u32.to_le_bytes()).unwrap();
+        // A normal SVM mapping has ATOMIC_DISABLE: an atomic faults with ATOMIC_VIOLATION.
+        s.map(
+            &mut phys,
+            0x20_0000,
+            Pte::pfn_system(0x50_0000, true, false),
+        );
+        let mut ae = AccessEngine {
+            va: 0x20_0010,
+            data: 1,
+            ..Default::default()
+        };
+        ae.start(Op::AtomicAdd as u32, Ok(chan(&s, true))).unwrap();
+        let mut hw = Hw {
+            phys: &mut phys,
+            mmu: &mut mmu,
+            now_ns: 0,
+        };
+        let StepResult::Fault(e) = ae.step(&mut hw) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.access, e.fault_type),
+            (AccessType::Atomic, FaultType::AtomicViolation)
+        );
+        // nouveau's device-exclusive mapping clears ATOMIC_DISABLE; the stale TLB entry must
+        // go first (nouveau's flush), then the replay succeeds.
+        s.map(hw.phys, 0x20_0000, Pte::pfn_system(0x50_0000, true, true));
+        hw.mmu.invalidate_everything();
+        ae.replay();
+        assert_eq!(ae.step(&mut hw), StepResult::Done);
+        assert_eq!(ae.data, 41, "old value");
+        let mut b = [0u8; 4];
+        hw.phys.sys_read(0x50_0010, &mut b).unwrap();
+        assert_eq!(u32::from_le_bytes(b), 42);
+        // An operation nobody services can be cancelled (targeted at our GPC client).
+        ae.va = 0x90_0000;
+        ae.len = 4;
+        ae.start(Op::Read as u32, Ok(chan(&s, true))).unwrap();
+        assert!(matches!(ae.step(&mut hw), StepResult::Fault(_)));
+        assert!(!ae.cancel(Some((true, 0, 1))), "a hub cancel is not ours");
+        assert!(ae.cancel(Some((false, FAULT_GPC, FAULT_CLIENT))));
+        assert_eq!(ae.status_word() & 3, Status::Error as u32);
+        assert!(!ae.pending());
+    }
+
+    #[test]
+    fn bad_requests_and_non_replayable_spaces_are_errors() {
+        let (mut phys, mut mmu, s) = rig();
+        let mut ae = AccessEngine {
+            va: 0x1000,
+            len: 0,
+            ..Default::default()
+        };
+        assert!(ae.start(Op::Read as u32, Ok(chan(&s, true))).is_err());
+        ae.len = MAX_LEN + 1;
+        assert!(ae.start(Op::Read as u32, Ok(chan(&s, true))).is_err());
+        assert!(ae.start(99, Ok(chan(&s, true))).is_err());
+        assert!(ae.start(1, Err("no such channel".into())).is_err());
+        ae.len = 4;
+        ae.start(Op::Read as u32, Ok(chan(&s, false))).unwrap();
+        let mut hw = Hw {
+            phys: &mut phys,
+            mmu: &mut mmu,
+            now_ns: 0,
+        };
+        assert!(matches!(ae.step(&mut hw), StepResult::Error(_)));
+        assert!(ae.last_error().contains("without replayable faults"));
+    }
+}

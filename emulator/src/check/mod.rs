@@ -1,0 +1,797 @@
+//! The PTE checker: every GPU PTE nouveau maps for a process's shared (SVM) address space is
+//! compared with that process's own CPU page tables, in guest RAM.
+//!
+//! A guest test registers the address space to check: a channel (whose instance block names
+//! the GPU page directory) and the process's page-table root (`__pa(mm->pgd)`, read through
+//! the test-only module `gp100emu_pgd`, see guest-tests/), plus the window nouveau keeps for
+//! its own buffers (SVM_INIT's unmanaged range), which is not mirrored and not checked.
+//!
+//! When it runs:
+//! - **at every TLB invalidate that covers the space** (nouveau flushes after every PFNMAP
+//!   and PFNCLR; `gp100_vmm_flush`), the whole GPU address space is scanned: each valid PTE
+//!   is judged, and the PTEs that changed since the last scan become `PteWrite` trace events;
+//! - **at every GPU use of a translation** (the access engine, [`crate::access`]): the
+//!   translation actually used, from a TLB or a walk, is judged, which catches stale TLB
+//!   entries and PTEs left behind without a flush.
+//!
+//! The rules ([`Reason`]): a system-memory PTE must map the same physical page the CPU maps
+//! at that address, and may be writable only if the CPU mapping is writable at every level;
+//! a video-memory PTE (a page migrated to the GPU) needs a CPU entry that is not present but
+//! not empty (a device-private entry); any other valid PTE in the mirrored range is a
+//! violation. Every violation is counted, kept (the last one, with VA, GPU PTE, CPU PTE and
+//! instance, readable through the window) and logged as a trace event — never ignored.
+//!
+//! Seeded bugs ([`Inject`]) make the device itself corrupt what nouveau wrote, so a test can
+//! show the checker catches each kind.
+
+pub mod x86;
+
+use std::collections::BTreeMap;
+
+use crate::mem::{GpuMemory, PhysMem, Target};
+use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte, PteAperture};
+use crate::mmu::walk::Pdb;
+use crate::trace::event::ModelEvent;
+
+use x86::{CpuMapping, CpuSpace};
+
+/// Most page tables one scan reads (a bound against hostile or enormous page tables).
+pub const MAX_SCAN_TABLES: usize = 16384;
+/// Most PTE-change events one scan logs.
+pub const MAX_SCAN_EVENTS: usize = 4096;
+
+/// Why a GPU PTE is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Reason {
+    /// The GPU maps an address the CPU does not.
+    CpuNotMapped = 1,
+    /// The GPU maps another physical page than the CPU.
+    WrongPage = 2,
+    /// The GPU may write a page the CPU maps read-only.
+    WritableButCpuReadOnly = 3,
+    /// A video-memory PTE while the CPU maps a system page there.
+    VramButCpuPresent = 4,
+    /// An aperture the SVM mirror never uses (peer).
+    BadAperture = 5,
+    /// The CPU page tables could not be walked at that address.
+    CpuWalkFailed = 6,
+}
+
+impl Reason {
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::CpuNotMapped => "gpu maps an address the cpu does not map",
+            Reason::WrongPage => "gpu maps a different physical page",
+            Reason::WritableButCpuReadOnly => "gpu writable, cpu read-only",
+            Reason::VramButCpuPresent => "gpu maps vram, cpu maps a system page",
+            Reason::BadAperture => "peer aperture in the mirror",
+            Reason::CpuWalkFailed => "cpu page tables unreadable",
+        }
+    }
+}
+
+/// One violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Violation {
+    /// GPU virtual address (the 4 KiB page).
+    pub va: u64,
+    /// The GPU PTE (or, at a use, the translation as a PTE-shaped word).
+    pub gpu_pte: u64,
+    /// The CPU entry where the CPU walk ended (0 if none).
+    pub cpu_pte: u64,
+    /// Why.
+    pub reason: Reason,
+    /// The instance block of the checked channel.
+    pub inst: u64,
+    /// Found at a GPU use (true) or a scan (false).
+    pub at_use: bool,
+}
+
+/// Seeded bugs the device can inject into what nouveau writes (`gp100emu serve --inject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inject {
+    /// None.
+    #[default]
+    None,
+    /// A new system-memory PTE is pointed at the next physical page.
+    WrongPage,
+    /// A new read-only system-memory PTE is made writable.
+    WritableRo,
+    /// A PTE nouveau unmaps (VALID cleared) is put back valid.
+    StaleAfterUnmap,
+}
+
+impl Inject {
+    /// Parses a CLI name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Inject::None,
+            "wrong-page" => Inject::WrongPage,
+            "writable-ro" => Inject::WritableRo,
+            "stale-after-munmap" => Inject::StaleAfterUnmap,
+            _ => return None,
+        })
+    }
+
+    /// The code the window reports.
+    pub fn code(self) -> u32 {
+        match self {
+            Inject::None => 0,
+            Inject::WrongPage => 1,
+            Inject::WritableRo => 2,
+            Inject::StaleAfterUnmap => 3,
+        }
+    }
+}
+
+/// An address space under check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedSpace {
+    /// The GPU page directory.
+    pub pdb: Pdb,
+    /// The channel's instance block address.
+    pub inst: u64,
+    /// The CPU paging of the process.
+    pub cpu: CpuSpace,
+    /// The unmanaged window (nouveau's own buffers), not checked: [start, end).
+    pub exclude: (u64, u64),
+}
+
+/// A valid GPU PTE found by a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Found {
+    va: u64,
+    shift: u8,
+    pte: u64,
+    slot: (Target, u64),
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckStats {
+    /// Scans made.
+    pub scans: u64,
+    /// PTE judgements made (a large page counts once per 4 KiB page).
+    pub checked: u64,
+    /// Violations found.
+    pub violations: u64,
+    /// Scans cut short by [`MAX_SCAN_TABLES`].
+    pub truncated_scans: u64,
+}
+
+/// The checker.
+#[derive(Debug, Clone, Default)]
+pub struct Checker {
+    space: Option<CheckedSpace>,
+    shadow: BTreeMap<u64, (u64, u8)>,
+    stats: CheckStats,
+    last: Option<Violation>,
+    inject: Inject,
+    events: Vec<ModelEvent>,
+}
+
+impl Checker {
+    /// A checker with no space registered, injecting `inject`.
+    pub fn new(inject: Inject) -> Self {
+        Checker {
+            inject,
+            ..Default::default()
+        }
+    }
+
+    /// The seeded bug in force.
+    pub fn inject(&self) -> Inject {
+        self.inject
+    }
+
+    /// Starts checking `space` (replacing any other).
+    pub fn register(&mut self, space: CheckedSpace) {
+        self.space = Some(space);
+        self.shadow.clear();
+    }
+
+    /// Stops checking.
+    pub fn unregister(&mut self) {
+        self.space = None;
+        self.shadow.clear();
+    }
+
+    /// The space under check.
+    pub fn space(&self) -> Option<CheckedSpace> {
+        self.space
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CheckStats {
+        self.stats
+    }
+
+    /// The last violation.
+    pub fn last(&self) -> Option<Violation> {
+        self.last
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<ModelEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn excluded(&self, s: &CheckedSpace, va: u64) -> bool {
+        va >= s.exclude.0 && va < s.exclude.1
+    }
+
+    fn violation(&mut self, v: Violation) {
+        self.stats.violations += 1;
+        self.last = Some(v);
+        log::warn!(
+            "PTE check: {} at VA {:#x}: GPU PTE {:#018x}, CPU PTE {:#018x}, instance {:#x}{}",
+            v.reason.name(),
+            v.va,
+            v.gpu_pte,
+            v.cpu_pte,
+            v.inst,
+            if v.at_use { " (at a GPU use)" } else { "" }
+        );
+        self.events.push(ModelEvent::CheckViolation {
+            va: v.va,
+            gpu_pte: v.gpu_pte,
+            cpu_pte: v.cpu_pte,
+            reason: v.reason as u8,
+            at_use: v.at_use,
+        });
+    }
+
+    /// Judges one 4 KiB page: the GPU maps `va` to (`target`, `pa_page`), writable or not.
+    fn judge(
+        &mut self,
+        mem: &PhysMem,
+        s: &CheckedSpace,
+        va: u64,
+        gpu: (Target, u64, bool),
+        gpu_pte: u64,
+        at_use: bool,
+    ) {
+        self.stats.checked += 1;
+        let (target, pa_page, writable) = gpu;
+        let cpu = s.cpu.walk(mem, va);
+        let bad = |reason, cpu_pte| Violation {
+            va,
+            gpu_pte,
+            cpu_pte,
+            reason,
+            inst: s.inst,
+            at_use,
+        };
+        let v = match (target, cpu) {
+            (_, Err(_)) => Some(bad(Reason::CpuWalkFailed, 0)),
+            (Target::Peer(_), Ok(_)) => Some(bad(Reason::BadAperture, 0)),
+            (
+                Target::SysCoherent | Target::SysNoncoherent,
+                Ok(CpuMapping::NotPresent { pte, .. }),
+            ) => Some(bad(Reason::CpuNotMapped, pte)),
+            (
+                Target::SysCoherent | Target::SysNoncoherent,
+                Ok(CpuMapping::Present {
+                    page,
+                    writable: cpu_w,
+                    pte,
+                    ..
+                }),
+            ) => {
+                if page != pa_page {
+                    Some(bad(Reason::WrongPage, pte))
+                } else if writable && !cpu_w {
+                    Some(bad(Reason::WritableButCpuReadOnly, pte))
+                } else {
+                    None
+                }
+            }
+            (Target::Video, Ok(CpuMapping::Present { pte, .. })) => {
+                Some(bad(Reason::VramButCpuPresent, pte))
+            }
+            (Target::Video, Ok(CpuMapping::NotPresent { pte, .. })) => {
+                (pte == 0).then(|| bad(Reason::CpuNotMapped, 0))
+            }
+        };
+        if let Some(v) = v {
+            self.violation(v);
+        }
+    }
+
+    /// Checks a translation the GPU is about to use for `va` (4 KiB page granular).
+    pub fn check_use(&mut self, mem: &PhysMem, va: u64, target: Target, pa: u64, writable: bool) {
+        let Some(s) = self.space else { return };
+        if self.excluded(&s, va) {
+            return;
+        }
+        let pte_shaped = (pa & !0xfff) >> 4 | u64::from(!writable) << 6 | 1;
+        self.judge(
+            mem,
+            &s,
+            va & !0xfff,
+            (target, pa & !0xfff, writable),
+            pte_shaped,
+            true,
+        );
+    }
+
+    /// Scans the whole space: judges every valid PTE and logs the ones that changed.
+    pub fn scan(&mut self, mem: &mut PhysMem) {
+        let Some(s) = self.space else { return };
+        self.stats.scans += 1;
+        let mut found = Vec::new();
+        if !enumerate(mem, s.pdb, &mut found) {
+            self.stats.truncated_scans += 1;
+        }
+        if self.inject != Inject::None {
+            self.apply_injection(mem, &s, &mut found);
+        }
+        // Changes since the last scan.
+        let mut now = BTreeMap::new();
+        let mut logged = 0;
+        for f in &found {
+            now.insert(f.va, (f.pte, f.shift));
+            if self.shadow.get(&f.va) != Some(&(f.pte, f.shift)) && logged < MAX_SCAN_EVENTS {
+                logged += 1;
+                self.events.push(ModelEvent::PteWrite {
+                    va: f.va,
+                    pte: f.pte,
+                    page_shift: f.shift,
+                });
+            }
+        }
+        for (&va, &(_, shift)) in &self.shadow {
+            if !now.contains_key(&va) && logged < MAX_SCAN_EVENTS {
+                logged += 1;
+                self.events.push(ModelEvent::PteWrite {
+                    va,
+                    pte: 0,
+                    page_shift: shift,
+                });
+            }
+        }
+        self.shadow = now;
+        // Judge every valid PTE of the mirrored range, 4 KiB page by page.
+        for f in &found {
+            let pte = Pte(f.pte);
+            let target = match pte.aperture() {
+                PteAperture::Video => Target::Video,
+                PteAperture::Peer => Target::Peer(pte.peer()),
+                PteAperture::SysCoherent => Target::SysCoherent,
+                PteAperture::SysNoncoherent => Target::SysNoncoherent,
+            };
+            let size = 1u64 << f.shift;
+            let base = pte.address() & !(size - 1);
+            for off in (0..size).step_by(4096) {
+                let va = f.va + off;
+                if self.excluded(&s, va) {
+                    continue;
+                }
+                self.judge(
+                    mem,
+                    &s,
+                    va,
+                    (target, base + off, !pte.read_only()),
+                    f.pte,
+                    false,
+                );
+            }
+        }
+    }
+
+    fn apply_injection(&mut self, mem: &mut PhysMem, s: &CheckedSpace, found: &mut [Found]) {
+        for f in found.iter_mut() {
+            if self.excluded(s, f.va) || self.shadow.get(&f.va).map(|x| x.0) == Some(f.pte) {
+                continue;
+            }
+            let pte = Pte(f.pte);
+            let sys = matches!(
+                pte.aperture(),
+                PteAperture::SysCoherent | PteAperture::SysNoncoherent
+            );
+            let new = match self.inject {
+                Inject::WrongPage if sys => Some(f.pte + (0x1000 >> 4)),
+                Inject::WritableRo if sys && pte.read_only() => Some(f.pte & !(1 << 6)),
+                _ => None,
+            };
+            if let Some(v) = new {
+                if mem.write_u64(f.slot.0, f.slot.1, v).is_ok() {
+                    log::warn!(
+                        "inject: PTE at VA {:#x} changed from {:#x} to {:#x}",
+                        f.va,
+                        f.pte,
+                        v
+                    );
+                    f.pte = v;
+                }
+            }
+        }
+        if self.inject == Inject::StaleAfterUnmap {
+            // A PTE that was valid at the last scan and is no longer: make it valid again.
+            let gone: Vec<(u64, u64)> = self
+                .shadow
+                .iter()
+                .filter(|(va, _)| !found.iter().any(|f| f.va == **va))
+                .map(|(va, (pte, _))| (*va, *pte))
+                .collect();
+            for (va, pte) in gone {
+                if let Some(slot) = pte_slot(mem, s.pdb, va) {
+                    if mem.write_u64(slot.0, slot.1, pte).is_ok() {
+                        log::warn!("inject: PTE at VA {va:#x} kept valid ({pte:#x}) after nouveau cleared it");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pde_target(a: PdeAperture) -> Option<Target> {
+    match a {
+        PdeAperture::Invalid => None,
+        PdeAperture::Video => Some(Target::Video),
+        PdeAperture::SysCoherent => Some(Target::SysCoherent),
+        PdeAperture::SysNoncoherent => Some(Target::SysNoncoherent),
+    }
+}
+
+fn read_table<M: GpuMemory + ?Sized>(mem: &M, t: Target, a: u64, n: usize) -> Option<Vec<u64>> {
+    let mut b = vec![0u8; n * 8];
+    mem.read_bytes(t, a, &mut b).ok()?;
+    Some(
+        b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+            .collect(),
+    )
+}
+
+/// Collects every valid PTE of the space (small, big and 2 MiB), reading at most
+/// [`MAX_SCAN_TABLES`] tables. Returns false when the bound cut the scan short.
+fn enumerate<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, out: &mut Vec<Found>) -> bool {
+    let mut tables = 0usize;
+    let budget = |tables: &mut usize| {
+        *tables += 1;
+        *tables <= MAX_SCAN_TABLES
+    };
+    let Some(pd3) = read_table(mem, pdb.target, pdb.addr, 4) else {
+        return true;
+    };
+    for (i3, e3) in pd3.iter().enumerate() {
+        let Some(t2) = pde_target(Pde(*e3).aperture()) else {
+            continue;
+        };
+        if !budget(&mut tables) {
+            return false;
+        }
+        let Some(pd2) = read_table(mem, t2, Pde(*e3).address(), 512) else {
+            continue;
+        };
+        for (i2, e2) in pd2.iter().enumerate() {
+            let Some(t1) = pde_target(Pde(*e2).aperture()) else {
+                continue;
+            };
+            if !budget(&mut tables) {
+                return false;
+            }
+            let Some(pd1) = read_table(mem, t1, Pde(*e2).address(), 512) else {
+                continue;
+            };
+            for (i1, e1) in pd1.iter().enumerate() {
+                let Some(t0) = pde_target(Pde(*e1).aperture()) else {
+                    continue;
+                };
+                if !budget(&mut tables) {
+                    return false;
+                }
+                let pd0_addr = Pde(*e1).address();
+                let Some(pd0) = read_table(mem, t0, pd0_addr, 512) else {
+                    continue;
+                };
+                let base1 = (i3 as u64) << 47 | (i2 as u64) << 38 | (i1 as u64) << 29;
+                for i0 in 0..256usize {
+                    let d = DualPde {
+                        lo: pd0[2 * i0],
+                        hi: pd0[2 * i0 + 1],
+                    };
+                    let va0 = base1 | (i0 as u64) << 21;
+                    if d.is_pte() {
+                        out.push(Found {
+                            va: va0,
+                            shift: 21,
+                            pte: d.lo,
+                            slot: (t0, pd0_addr + 16 * i0 as u64),
+                        });
+                        continue;
+                    }
+                    for (shift, n, tgt, addr) in [
+                        (16u8, 32usize, pde_target(d.big_aperture()), d.big_address()),
+                        (
+                            12u8,
+                            512usize,
+                            pde_target(d.small().aperture()),
+                            d.small().address(),
+                        ),
+                    ] {
+                        let Some(t) = tgt else { continue };
+                        if !budget(&mut tables) {
+                            return false;
+                        }
+                        let Some(pt) = read_table(mem, t, addr, n) else {
+                            continue;
+                        };
+                        for (i, &p) in pt.iter().enumerate() {
+                            if Pte(p).valid() {
+                                out.push(Found {
+                                    va: va0 | (i as u64) << shift,
+                                    shift,
+                                    pte: p,
+                                    slot: (t, addr + 8 * i as u64),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Where the small-page PTE for `va` lives, if the directories lead there.
+fn pte_slot<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, va: u64) -> Option<(Target, u64)> {
+    let mut t = pdb.target;
+    let mut a = pdb.addr;
+    for (shift, mask) in [(47, 3u64), (38, 0x1ff), (29, 0x1ff)] {
+        let e = Pde(mem.read_u64(t, a + ((va >> shift) & mask) * 8).ok()?);
+        t = pde_target(e.aperture())?;
+        a = e.address();
+    }
+    let slot = a + ((va >> 21) & 0xff) * 16;
+    let d = DualPde {
+        lo: mem.read_u64(t, slot).ok()?,
+        hi: mem.read_u64(t, slot + 8).ok()?,
+    };
+    if d.is_pte() {
+        return Some((t, slot));
+    }
+    let st = pde_target(d.small().aperture())?;
+    Some((st, d.small().address() + ((va >> 12) & 0x1ff) * 8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::Space;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    const P: u64 = 1;
+    const RW: u64 = 2;
+    const US: u64 = 4;
+
+    /// Guest RAM with a CPU address space at root 0x1000 whose tables cover VA 0x40_0000..
+    /// (one PT at 0x4000), and a GPU space in video memory.
+    struct Rig {
+        mem: PhysMem,
+        gpu: Space,
+        chk: Checker,
+    }
+
+    fn rig(inject: Inject) -> Rig {
+        let mut mem = PhysMem::new(64 << 20);
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        mem.set_sys(Box::new(ram));
+        let put = |m: &PhysMem, a: u64, v: u64| m.sys_write(a, &v.to_le_bytes()).unwrap();
+        put(&mem, 0x1000, 0x2000 | P | RW | US); // PML4[0]
+        put(&mem, 0x2000, 0x3000 | P | RW | US); // PDPT[0]
+        put(&mem, 0x3000 + 2 * 8, 0x4000 | P | RW | US); // PD[2]: VA 0x40_0000
+        let gpu = Space::new(0x100_0000);
+        let mut chk = Checker::new(inject);
+        chk.register(CheckedSpace {
+            pdb: gpu.pdb,
+            inst: 0x20_0000,
+            cpu: CpuSpace {
+                root: 0x1000,
+                la57: false,
+            },
+            exclude: (0x7000_0000, 0x7100_0000),
+        });
+        Rig { mem, gpu, chk }
+    }
+
+    fn cpu_map(r: &Rig, va: u64, pa: u64, writable: bool) {
+        let e = pa | P | US | if writable { RW } else { 0 };
+        r.mem
+            .sys_write(0x4000 + ((va >> 12) & 0x1ff) * 8, &e.to_le_bytes())
+            .unwrap();
+    }
+
+    fn cpu_unmap(r: &Rig, va: u64) {
+        r.mem
+            .sys_write(0x4000 + ((va >> 12) & 0x1ff) * 8, &0u64.to_le_bytes())
+            .unwrap();
+    }
+
+    fn violations(r: &mut Rig) -> Vec<(u64, u8)> {
+        r.chk
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                ModelEvent::CheckViolation { va, reason, .. } => Some((va, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nouveau_shaped_pfn_ptes_pass_and_each_rule_fires() {
+        let mut r = rig(Inject::None);
+        // What gp100_vmm_pgt_pfn writes: RW page, RO page (CPU RO too), and a VRAM page whose
+        // CPU entry is a device-private (non-present, non-zero) entry.
+        cpu_map(&r, 0x40_0000, 0x80_0000, true);
+        cpu_map(&r, 0x40_1000, 0x80_1000, false);
+        r.mem
+            .sys_write(0x4000 + 2 * 8, &0x3e00_0000_0000_0002u64.to_le_bytes())
+            .unwrap();
+        r.gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x80_0000, true, false),
+        );
+        r.gpu.map(
+            &mut r.mem,
+            0x40_1000,
+            Pte::pfn_system(0x80_1000, false, false),
+        );
+        r.gpu.map(&mut r.mem, 0x40_2000, Pte::pfn_vram(0x10_0000));
+        // nouveau's own buffer in the unmanaged window: not checked.
+        r.gpu.map(
+            &mut r.mem,
+            0x7000_0000,
+            Pte::pfn_system(0x5_0000, true, false),
+        );
+        r.chk.scan(&mut r.mem);
+        assert_eq!(violations(&mut r), vec![]);
+        assert_eq!(r.chk.stats().checked, 3);
+
+        // Wrong page, writable over read-only, GPU mapping with no CPU mapping, VRAM over a
+        // present CPU page.
+        r.gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x90_0000, true, false),
+        );
+        r.gpu.map(
+            &mut r.mem,
+            0x40_1000,
+            Pte::pfn_system(0x80_1000, true, false),
+        );
+        r.gpu.map(
+            &mut r.mem,
+            0x40_3000,
+            Pte::pfn_system(0x80_3000, true, false),
+        );
+        cpu_map(&r, 0x40_4000, 0x80_4000, true);
+        r.gpu.map(&mut r.mem, 0x40_4000, Pte::pfn_vram(0x20_0000));
+        r.chk.scan(&mut r.mem);
+        let mut v = violations(&mut r);
+        v.sort();
+        assert_eq!(
+            v,
+            vec![
+                (0x40_0000, Reason::WrongPage as u8),
+                (0x40_1000, Reason::WritableButCpuReadOnly as u8),
+                (0x40_3000, Reason::CpuNotMapped as u8),
+                (0x40_4000, Reason::VramButCpuPresent as u8),
+            ]
+        );
+        assert_eq!(r.chk.stats().violations, 4);
+        assert!(r.chk.last().is_some());
+    }
+
+    #[test]
+    fn changed_ptes_become_pte_write_events() {
+        let mut r = rig(Inject::None);
+        cpu_map(&r, 0x40_0000, 0x80_0000, true);
+        r.gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x80_0000, true, false),
+        );
+        r.chk.scan(&mut r.mem);
+        let ev = r.chk.take_events();
+        assert!(ev.contains(&ModelEvent::PteWrite {
+            va: 0x40_0000,
+            pte: Pte::pfn_system(0x80_0000, true, false).0,
+            page_shift: 12
+        }));
+        r.chk.scan(&mut r.mem);
+        assert!(r.chk.take_events().is_empty(), "nothing changed");
+        // nouveau's PFN clear: VALID cleared, address kept → "no longer valid".
+        let cleared = Pte::pfn_system(0x80_0000, true, false).0 & !1;
+        r.gpu.map(&mut r.mem, 0x40_0000, Pte(cleared));
+        r.chk.scan(&mut r.mem);
+        assert_eq!(
+            r.chk.take_events(),
+            vec![ModelEvent::PteWrite {
+                va: 0x40_0000,
+                pte: 0,
+                page_shift: 12
+            }]
+        );
+    }
+
+    #[test]
+    fn a_stale_translation_is_caught_at_its_use() {
+        let mut r = rig(Inject::None);
+        cpu_map(&r, 0x40_0000, 0x80_0000, true);
+        r.chk
+            .check_use(&r.mem, 0x40_0123, Target::SysCoherent, 0x80_0123, true);
+        assert_eq!(violations(&mut r), vec![]);
+        cpu_unmap(&r, 0x40_0000);
+        r.chk
+            .check_use(&r.mem, 0x40_0123, Target::SysCoherent, 0x80_0123, false);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_0000, Reason::CpuNotMapped as u8)]
+        );
+        assert!(r.chk.last().unwrap().at_use);
+    }
+
+    #[test]
+    fn each_injection_is_caught() {
+        // wrong-page: the device moves a fresh PTE to the next page.
+        let mut r = rig(Inject::WrongPage);
+        cpu_map(&r, 0x40_0000, 0x80_0000, true);
+        r.gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x80_0000, true, false),
+        );
+        r.chk.scan(&mut r.mem);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_0000, Reason::WrongPage as u8)]
+        );
+
+        // writable-ro: a read-only PTE is made writable.
+        let mut r = rig(Inject::WritableRo);
+        cpu_map(&r, 0x40_0000, 0x80_0000, false);
+        r.gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x80_0000, false, false),
+        );
+        r.chk.scan(&mut r.mem);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_0000, Reason::WritableButCpuReadOnly as u8)]
+        );
+
+        // stale-after-munmap: nouveau clears the PTE at the munmap flush, the device puts it
+        // back; once the CPU mapping is gone the next check catches it.
+        let mut r = rig(Inject::StaleAfterUnmap);
+        cpu_map(&r, 0x40_0000, 0x80_0000, true);
+        let pte = Pte::pfn_system(0x80_0000, true, false);
+        r.gpu.map(&mut r.mem, 0x40_0000, pte);
+        r.chk.scan(&mut r.mem);
+        r.gpu.map(&mut r.mem, 0x40_0000, Pte(pte.0 & !1));
+        r.chk.scan(&mut r.mem); // the flush inside invalidate_range_start: CPU still maps it
+        cpu_unmap(&r, 0x40_0000);
+        r.chk.scan(&mut r.mem);
+        assert!(violations(&mut r).contains(&(0x40_0000, Reason::CpuNotMapped as u8)));
+    }
+
+    #[test]
+    fn hostile_gpu_tables_are_bounded() {
+        let mut r = rig(Inject::None);
+        // Every PD3/PD2/PD1 entry points back at the same table: the scan stops at the bound.
+        let pdb = r.gpu.pdb.addr;
+        let e = Pde::build(PdeAperture::Video, false, pdb).0;
+        for i in 0..512 {
+            r.mem.write_u64(Target::Video, pdb + 8 * i, e).unwrap();
+        }
+        r.chk.scan(&mut r.mem);
+        assert_eq!(r.chk.stats().truncated_scans, 1);
+    }
+}

@@ -1,0 +1,220 @@
+//! The guest CPU's page tables, walked in guest RAM: what a process's virtual address maps
+//! to, with the permissions the checker compares against the GPU's PTEs.
+//!
+//! x86-64 paging as the Intel SDM vol. 3A §4.5 describes it: CR3 (here the physical address
+//! of the process's top-level table, `__pa(mm->pgd)`) points at a PML4 (4-level paging) or a
+//! PML5 (5-level, LA57); each level indexes 9 bits of the address (PML5 56:48, PML4 47:39,
+//! PDPT 38:30, PD 29:21, PT 20:12). Entry bits: P 0, R/W 1, U/S 2, PS 7 (a 1 GiB page in a
+//! PDPTE, 2 MiB in a PDE), address 51:12 (51:30 and 51:21 for the large pages, whose bit 12
+//! is PAT), XD 63. A page is writable only if R/W is set at every level.
+//!
+//! The walk is at most five reads, so no table contents can make it loop; a table outside
+//! guest RAM ends it with an error.
+
+use crate::mem::{MemError, PhysMem};
+
+/// Physical-address bits of an entry (51:12).
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+const P: u64 = 1 << 0;
+const RW: u64 = 1 << 1;
+const US: u64 = 1 << 2;
+const PS: u64 = 1 << 7;
+
+/// What a CPU virtual address maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuMapping {
+    /// Present: the 4 KiB page's physical address and the effective permissions.
+    Present {
+        /// Physical address of the 4 KiB page containing the address.
+        page: u64,
+        /// Writable at every level.
+        writable: bool,
+        /// User-accessible at every level.
+        user: bool,
+        /// The leaf entry (for reports).
+        pte: u64,
+        /// Size of the page the leaf maps (4 KiB, 2 MiB or 1 GiB).
+        page_size: u64,
+    },
+    /// Not present. `pte` is the non-present entry where the walk stopped (0 for none;
+    /// otherwise a swap, migration or device-private entry) and `level` which table held it
+    /// (1 = PT … 5 = PML5).
+    NotPresent {
+        /// The entry.
+        pte: u64,
+        /// Its level.
+        level: u8,
+    },
+}
+
+/// Why the walk could not be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    /// The address is not canonical for the paging mode.
+    #[error("address {0:#x} is not canonical")]
+    NonCanonical(u64),
+    /// A table was outside guest RAM.
+    #[error("page table outside guest RAM: {0}")]
+    Mem(MemError),
+}
+
+/// The paging mode of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuSpace {
+    /// Physical address of the top-level table.
+    pub root: u64,
+    /// 5-level paging (LA57).
+    pub la57: bool,
+}
+
+impl CpuSpace {
+    /// Walks `va`.
+    pub fn walk(&self, mem: &PhysMem, va: u64) -> Result<CpuMapping, WalkError> {
+        let bits = if self.la57 { 57 } else { 48 };
+        let sign = va >> (bits - 1);
+        if sign != 0 && sign != (u64::MAX >> (bits - 1)) {
+            return Err(WalkError::NonCanonical(va));
+        }
+        let levels: u8 = if self.la57 { 5 } else { 4 };
+        let mut table = self.root & ADDR_MASK;
+        let (mut writable, mut user) = (true, true);
+        for level in (1..=levels).rev() {
+            let shift = 12 + 9 * (u32::from(level) - 1);
+            let idx = (va >> shift) & 0x1ff;
+            let mut b = [0u8; 8];
+            mem.sys_read(table + idx * 8, &mut b)
+                .map_err(WalkError::Mem)?;
+            let e = u64::from_le_bytes(b);
+            if e & P == 0 {
+                return Ok(CpuMapping::NotPresent { pte: e, level });
+            }
+            writable &= e & RW != 0;
+            user &= e & US != 0;
+            let large = matches!(level, 2 | 3) && e & PS != 0;
+            if level == 1 || large {
+                let size = 1u64 << shift;
+                let base = if large {
+                    e & ADDR_MASK & !(size - 1)
+                } else {
+                    e & ADDR_MASK
+                };
+                return Ok(CpuMapping::Present {
+                    page: base | (va & (size - 1) & !0xfff),
+                    writable,
+                    user,
+                    pte: e,
+                    page_size: size,
+                });
+            }
+            table = e & ADDR_MASK;
+        }
+        unreachable!("the loop returns at level 1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    fn mem() -> PhysMem {
+        let mut p = PhysMem::new(1 << 20);
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        p.set_sys(Box::new(ram));
+        p
+    }
+
+    fn put(p: &PhysMem, a: u64, v: u64) {
+        p.sys_write(a, &v.to_le_bytes()).unwrap();
+    }
+
+    #[test]
+    fn four_level_walk_with_permissions_and_large_pages() {
+        let p = mem();
+        let va = 0x7f12_3456_7000u64;
+        // PML4 at 0x1000 → PDPT 0x2000 → PD 0x3000 → PT 0x4000 → page 0x80_0000.
+        put(&p, 0x1000 + ((va >> 39) & 0x1ff) * 8, 0x2000 | P | RW | US);
+        put(&p, 0x2000 + ((va >> 30) & 0x1ff) * 8, 0x3000 | P | RW | US);
+        put(&p, 0x3000 + ((va >> 21) & 0x1ff) * 8, 0x4000 | P | US); // PD: read-only
+        put(
+            &p,
+            0x4000 + ((va >> 12) & 0x1ff) * 8,
+            0x80_0000 | P | RW | US,
+        );
+        let s = CpuSpace {
+            root: 0x1000,
+            la57: false,
+        };
+        match s.walk(&p, va + 0x123).unwrap() {
+            CpuMapping::Present {
+                page,
+                writable,
+                user,
+                page_size,
+                ..
+            } => {
+                assert_eq!(page, 0x80_0000);
+                assert!(!writable, "R/W clear at the PD level");
+                assert!(user);
+                assert_eq!(page_size, 4096);
+            }
+            m => panic!("{m:?}"),
+        }
+        // A 2 MiB page: the 4 KiB sub-page inside it.
+        let va2 = 0x4000_0000u64 + 0x20_0000 + 0x5000;
+        put(&p, 0x1000 + ((va2 >> 39) & 0x1ff) * 8, 0x5000 | P | RW | US);
+        put(&p, 0x5000 + ((va2 >> 30) & 0x1ff) * 8, 0x6000 | P | RW | US);
+        put(
+            &p,
+            0x6000 + ((va2 >> 21) & 0x1ff) * 8,
+            0x40_0000 | P | RW | US | PS | 1 << 12,
+        );
+        match s.walk(&p, va2).unwrap() {
+            CpuMapping::Present {
+                page,
+                page_size,
+                writable,
+                ..
+            } => {
+                assert_eq!(page, 0x40_5000, "PAT bit 12 is not address");
+                assert_eq!(page_size, 2 << 20);
+                assert!(writable);
+            }
+            m => panic!("{m:?}"),
+        }
+        // Not present: the entry is reported (a swap entry, say).
+        put(&p, 0x4000 + ((va >> 12) & 0x1ff) * 8, 0xdead_0000);
+        assert_eq!(
+            s.walk(&p, va).unwrap(),
+            CpuMapping::NotPresent {
+                pte: 0xdead_0000,
+                level: 1
+            }
+        );
+    }
+
+    #[test]
+    fn hostile_roots_and_addresses_are_errors() {
+        let p = mem();
+        let s = CpuSpace {
+            root: 0x1000,
+            la57: false,
+        };
+        assert!(matches!(
+            s.walk(&p, 0x0000_8000_0000_0000),
+            Err(WalkError::NonCanonical(_))
+        ));
+        // A table pointing outside guest RAM.
+        put(&p, 0x1000, 0x7fff_0000_0000 | P | RW);
+        assert!(matches!(s.walk(&p, 0x1000), Err(WalkError::Mem(_))));
+        // A table pointing at itself terminates after five reads at most.
+        put(&p, 0x1000, 0x1000 | P | RW);
+        let s5 = CpuSpace {
+            root: 0x1000,
+            la57: true,
+        };
+        assert!(matches!(s5.walk(&p, 0), Ok(CpuMapping::Present { .. })));
+        // Kernel-half addresses are canonical and walk normally.
+        assert!(s.walk(&p, 0xffff_8000_0000_0000).is_ok());
+    }
+}
