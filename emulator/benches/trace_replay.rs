@@ -15,6 +15,7 @@ fn synthetic_trace() -> Vec<u8> {
         emulator_version: "bench".into(),
         bar1_size: 256 << 20,
         note: "synthetic".into(),
+        inject: "none".into(),
     };
     let mut dev = device_for(&header);
     dev.set_event_log(true);

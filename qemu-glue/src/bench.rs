@@ -207,6 +207,7 @@ pub fn synthetic_trace(events: usize) -> Vec<u8> {
         emulator_version: "bench".into(),
         bar1_size: 256 << 20,
         note: "synthetic".into(),
+        inject: "none".into(),
     };
     let mut dev = device_for(&header);
     dev.set_event_log(true);

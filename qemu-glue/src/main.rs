@@ -5,11 +5,29 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use emulator::check::Inject;
 use emulator::pci::BarLayout;
 use emulator::trace::TraceHeader;
 use emulator::Device;
 use log::info;
 use qemu_glue::trace_cmd;
+
+/// Parses an `--inject` name.
+fn parse_inject(s: &str) -> Result<Inject, String> {
+    Inject::parse(s).ok_or_else(|| {
+        format!("unknown seeded bug '{s}' (none, wrong-page, writable-ro, stale-after-munmap)")
+    })
+}
+
+/// The CLI name of a seeded bug.
+fn inject_name(i: Inject) -> &'static str {
+    match i {
+        Inject::None => "none",
+        Inject::WrongPage => "wrong-page",
+        Inject::WritableRo => "writable-ro",
+        Inject::StaleAfterUnmap => "stale-after-munmap",
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +100,10 @@ enum Command {
         /// passes; the device log lists every BAR0 offset no unit decodes.
         #[arg(long)]
         keep_logs: bool,
+        /// Make the device seed a bug into the PTEs nouveau writes (wrong-page, writable-ro,
+        /// stale-after-munmap): the svm suite then expects the PTE checker to report it.
+        #[arg(long, value_parser = parse_inject, default_value = "none")]
+        inject: Inject,
     },
     /// List the guest suites the initramfs carries.
     Suites,
@@ -108,6 +130,10 @@ enum Command {
         /// Record every interaction into this trace file (see `gp100emu replay`).
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Seed a bug into the PTEs nouveau writes, for the PTE checker to catch:
+        /// wrong-page, writable-ro or stale-after-munmap.
+        #[arg(long, value_parser = parse_inject, default_value = "none")]
+        inject: Inject,
     },
     /// Replay a trace through a fresh model and check every output against the recording.
     ///
@@ -202,8 +228,13 @@ fn main() -> ExitCode {
             no_build,
             trace,
             keep_logs,
+            inject,
         } => {
             let mut device_args: Vec<std::ffi::OsString> = Vec::new();
+            if inject != Inject::None {
+                device_args.push("--inject".into());
+                device_args.push(inject_name(inject).into());
+            }
             if let Some(t) = &trace {
                 let abs = std::path::absolute(t).unwrap_or_else(|_| t.clone());
                 device_args.push("--trace".into());
@@ -288,6 +319,7 @@ fn main() -> ExitCode {
             socket,
             bar1_mib,
             trace,
+            inject,
         } => {
             let layout = BarLayout {
                 bar1: bar1_mib << 20,
@@ -299,6 +331,7 @@ fn main() -> ExitCode {
                         emulator_version: env!("CARGO_PKG_VERSION").into(),
                         bar1_size: layout.bar1,
                         note: format!("gp100emu serve --bar1-mib {bar1_mib}"),
+                        inject: inject_name(inject).into(),
                     };
                     match trace_cmd::create(p, &h) {
                         Ok(w) => Some(w),
@@ -310,11 +343,15 @@ fn main() -> ExitCode {
                 }
                 None => None,
             };
-            match qemu_glue::transport::vfio_user::serve_traced(
-                &socket,
-                Device::with_layout(layout),
-                writer,
-            ) {
+            let mut device = Device::with_layout(layout);
+            device.set_inject(inject);
+            if inject != Inject::None {
+                log::warn!(
+                    "injecting seeded bug '{}' into nouveau's PTEs",
+                    inject_name(inject)
+                );
+            }
+            match qemu_glue::transport::vfio_user::serve_traced(&socket, device, writer) {
                 Ok(mut backend) => {
                     if let Some(r) = backend.finish_trace() {
                         match r {

@@ -134,6 +134,7 @@ mod tests {
             emulator_version: "t".into(),
             bar1_size: 1 << 28,
             note: String::new(),
+            inject: "none".into(),
         };
         let mut out = Vec::new();
         let mut w = TraceWriter::new(&mut out, &h).unwrap();

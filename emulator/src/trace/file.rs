@@ -31,7 +31,9 @@ pub const MAGIC: &[u8; 16] = b"GP100EMU-TRACE\0\0";
 /// Chunk magic.
 pub const CHUNK_MAGIC: &[u8; 4] = b"CHNK";
 /// Format version this code writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2: DMA, host, checker and access-engine events; the header names the seeded
+/// bug the device injected.
+pub const FORMAT_VERSION: u16 = 2;
 /// Largest header body accepted.
 pub const MAX_HEADER: u32 = 64 * 1024;
 /// Largest chunk payload accepted.
@@ -48,6 +50,9 @@ pub struct TraceHeader {
     pub bar1_size: u64,
     /// Free text: what produced it (command line, suite).
     pub note: String,
+    /// The seeded bug the device injected (`--inject`; "none" normally), so replay injects it
+    /// too.
+    pub inject: String,
 }
 
 /// Errors reading or writing a trace.
@@ -332,6 +337,7 @@ mod tests {
             emulator_version: "test".into(),
             bar1_size: 256 << 20,
             note: "unit test".into(),
+            inject: "none".into(),
         }
     }
 

@@ -172,10 +172,12 @@ impl SysMem for ReplayMem {
 
 /// Builds the model a trace was recorded against.
 pub fn device_for(header: &super::file::TraceHeader) -> Device {
-    Device::with_layout(BarLayout {
+    let mut d = Device::with_layout(BarLayout {
         bar1: header.bar1_size,
         ..BarLayout::default()
-    })
+    });
+    d.set_inject(crate::check::Inject::parse(&header.inject).unwrap_or_default());
+    d
 }
 
 /// Replays `reader` through `dev`.
@@ -476,6 +478,7 @@ mod tests {
             emulator_version: "test".into(),
             bar1_size: bar1,
             note: String::new(),
+            inject: "none".into(),
         }
     }
 
