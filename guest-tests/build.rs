@@ -44,6 +44,8 @@ fn main() {
         ("KERNEL_FRAGMENT", "kernel/gp100emu.config"),
         ("BUILD_KERNEL_SH", "scripts/build-kernel.sh"),
         ("BUILD_INITRAMFS_SH", "scripts/build-initramfs.sh"),
+        ("BUILD_MODULE_SH", "scripts/build-module.sh"),
+        ("PGD_MODULE_C", "kernel/gp100emu_pgd.c"),
         ("KNOWN_ISSUES", "known-issues.txt"),
     ] {
         let p = root.join(rel);

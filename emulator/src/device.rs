@@ -32,8 +32,8 @@ use crate::regs::therm::{Therm, THERM_SENSOR};
 use crate::regs::top::Top;
 use crate::regs::uflush::Uflush;
 use crate::regs::window::VendorWindow;
-use crate::regs::{absent, fb, ltc, pbus, pextdev, pmgr, Bar0Unit, PRI_ERROR_NO_UNIT};
-use crate::timing::{Costs, GpuClock, P100};
+use crate::regs::{absent, fb, gr, ltc, pbus, pextdev, pmgr, Bar0Unit, PRI_ERROR_NO_UNIT};
+use crate::timing::{Costs, GpuClock, PollDetector, P100};
 use crate::trace::event::ModelEvent;
 
 /// Size of BAR0 (the register file): 16 MiB on every NVIDIA GPU since NV50.
@@ -112,6 +112,7 @@ pub struct Device {
     pbus: TableUnit,
     pmgr: TableUnit,
     pextdev: TableUnit,
+    gr: TableUnit,
     uflush: Uflush,
     pramin: Pramin,
     bars: Bars,
@@ -122,6 +123,7 @@ pub struct Device {
     /// The GPU clock; see [`Device::gpu_cycles`].
     clock: GpuClock,
     costs: Costs,
+    poll: PollDetector,
     mmu: Mmu,
     fault: FaultRing,
     phys: PhysMem,
@@ -166,6 +168,7 @@ impl Device {
             pbus: pbus::new(),
             pmgr: pmgr::new(),
             pextdev: pextdev::new(),
+            gr: gr::new(),
             uflush: Uflush::default(),
             pramin: Pramin::default(),
             bars: Bars::new(),
@@ -175,6 +178,7 @@ impl Device {
             runlists_submitted: 0,
             clock: GpuClock::new(),
             costs: P100,
+            poll: PollDetector::default(),
             mmu: Mmu::new(TlbConfig::default(), P100),
             fault: FaultRing::new(FAULT_BUFFER_ENTRIES),
             phys: PhysMem::new(DEFAULT_VRAM),
@@ -236,6 +240,7 @@ impl Device {
         self.ltc.reset();
         self.pbus.reset();
         self.pmgr.reset();
+        self.gr.reset();
         self.pramin.reset();
         self.bars.reset();
         self.fifo.reset();
@@ -500,6 +505,7 @@ impl Device {
         if matches!(buf, Buf::Write(_)) {
             // The host watches USERD: a write may have been a GP_PUT.
             self.fifo.kick();
+            self.poll.write();
         }
         self.run_host();
         self.update_interrupts();
@@ -543,6 +549,8 @@ impl Device {
             Some(&mut self.pmgr)
         } else if self.pextdev.contains(offset) {
             Some(&mut self.pextdev)
+        } else if self.gr.contains(offset) {
+            Some(&mut self.gr)
         } else {
             None
         }
@@ -683,6 +691,9 @@ impl Device {
         if bit == ENABLE_PFIFO {
             self.fifo.reset();
         }
+        if bit == crate::regs::top::ENGINE_GR.reset {
+            self.gr.reset();
+        }
     }
 
     fn drain_fifo_events(&mut self) {
@@ -790,6 +801,7 @@ impl Device {
                 CHK_EXCL_SIZE_LO => set(&mut r.excl_size, v, false),
                 CHK_EXCL_SIZE_HI => set(&mut r.excl_size, v, true),
                 CHK_CTRL => self.check_ctrl(v),
+                CHK_SWAP_MIGRATION_READ => r.swap_migration_read = v as u8,
                 _ if reg < CHK_END => {}
                 _ => return None,
             }
@@ -823,6 +835,8 @@ impl Device {
             CHK_LAST_INST => last.map_or(0, |v| (v.inst >> 12) as u32),
             CHK_INJECT => self.checker.inject().code(),
             CHK_ERROR => r.error,
+            CHK_SWAP_MIGRATION_READ => u32::from(r.swap_migration_read),
+            CHK_HAZARDS => st.hazards as u32,
             _ if reg < CHK_END => 0,
             _ => return None,
         })
@@ -834,6 +848,9 @@ impl Device {
                 Ok(c) => {
                     let r = &self.chk_regs;
                     let space = CheckedSpace {
+                        swap: crate::check::x86::SwapTypes {
+                            migration_read: r.swap_migration_read,
+                        },
                         pdb: c.pdb,
                         inst: c.inst.0,
                         cpu: CpuSpace {
@@ -934,6 +951,8 @@ impl Device {
             self.note_unknown(offset, "read");
             PRI_ERROR_NO_UNIT
         });
+        let idle = self.poll.read(offset, &self.costs);
+        self.clock.advance(idle);
         self.after_register_access();
         v
     }
@@ -965,6 +984,7 @@ impl Device {
         if !decoded {
             self.note_unknown(offset, "write");
         }
+        self.poll.write();
         self.after_register_access();
     }
 
@@ -1067,14 +1087,29 @@ impl Device {
 }
 
 /// The checker's registration registers in the window.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct CheckRegs {
+    swap_migration_read: u8,
     chid: u32,
     root: u64,
     flags: u32,
     excl: u64,
     excl_size: u64,
     error: u32,
+}
+
+impl Default for CheckRegs {
+    fn default() -> Self {
+        CheckRegs {
+            swap_migration_read: crate::check::x86::DEFAULT_SWAP_TYPES.migration_read,
+            chid: 0,
+            root: 0,
+            flags: 0,
+            excl: 0,
+            excl_size: 0,
+            error: 0,
+        }
+    }
 }
 
 /// An access buffer: read into, or write from.
@@ -1623,5 +1658,27 @@ mod tests {
         d.bar0_write32(0x100cbc, 0x8000_001b | 1 << 9);
         assert_eq!(d.bar0_read32(WINDOW_BASE + AE_STATUS) & 3, 3);
         assert!(d.unknown_offsets().next().is_none());
+    }
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+
+    /// nouveau's FECS mailbox poll against a halted falcon: PTIMER hi, lo, hi and the mailbox,
+    /// over and over. The idle-poll charge lets its 2 s timeout elapse in a few thousand reads.
+    #[test]
+    fn a_poll_on_a_halted_falcon_times_out_in_bounded_reads() {
+        let mut d = Device::new();
+        d.bar0_write32(0x409804, 0xffff_ffff);
+        let t0 = d.gpu_cycles();
+        let mut n = 0;
+        while d.gpu_cycles() - t0 < 2 * 1126 * 1_000_000 && n < 100_000 {
+            for o in [0x9410, 0x9400, 0x9410, 0x409804] {
+                d.bar0_read32(o);
+            }
+            n += 1;
+        }
+        assert!(n < 5000, "{n} loop iterations for 2 s of GPU time");
     }
 }

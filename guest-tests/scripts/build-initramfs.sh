@@ -2,22 +2,28 @@
 # Build gp100emu's test initramfs: busybox-static, /init, and one executable per suite.
 #
 # Usage: build-initramfs.sh --suites DIR --init FILE --out FILE.cpio.gz [--extra NAME=PATH]...
+#                           [--firmware DIR] [--module PATH]
 #
 #   --suites  a directory of suites: NAME.sh (shell, run as is) or NAME.c (C, built static with
 #             -I DIR, so DIR/lib/*.h are shared helpers). Each becomes /suites/NAME.
 #   --extra   a prebuilt static binary to put at /bin/NAME (e.g. hmm-tests from the kernel build).
+#   --firmware a directory to copy to /lib/firmware (gp100emu's generated GR/ACR files).
+#   --module  a kernel module to put in /lib/modules (loaded by the suites that need it).
 #
 # Reproducible: sorted file list, every mtime 0, owner 0:0, cpio newc --reproducible, gzip -n.
 set -euo pipefail
-suites= init= out=
+suites= init= out= firmware=
 extras=()
+modules=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --suites) suites=$2; shift 2 ;;
         --init) init=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --extra) extras+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --firmware) firmware=$2; shift 2 ;;
+        --module) modules+=("$2"); shift 2 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "build-initramfs: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -48,6 +54,16 @@ for f in "$suites"/*.sh "$suites"/*.c; do
                 || { echo "build-initramfs: suite $f did not compile" >&2; exit 1; }
             ;;
     esac
+done
+if [ -n "$firmware" ]; then
+    [ -d "$firmware" ] || { echo "build-initramfs: --firmware $firmware is not a directory" >&2; exit 2; }
+    mkdir -p "$stage/lib/firmware"
+    cp -r "$firmware"/. "$stage/lib/firmware/"
+fi
+for m in "${modules[@]}"; do
+    [ -f "$m" ] || { echo "build-initramfs: --module $m does not exist" >&2; exit 2; }
+    mkdir -p "$stage/lib/modules"
+    install -m 0644 "$m" "$stage/lib/modules/"
 done
 for e in "${extras[@]}"; do
     name=${e%%=*}; path=${e#*=}

@@ -76,6 +76,9 @@ pub struct Kernel {
     pub hmm_tests: Option<PathBuf>,
     /// Whether this call built anything (false: taken from the cache or given).
     pub built: bool,
+    /// The source tree and out-of-tree build directory, when we built it (modules are built
+    /// against them).
+    pub tree: Option<(PathBuf, PathBuf)>,
 }
 
 fn hex(d: impl AsRef<[u8]>) -> String {
@@ -118,6 +121,7 @@ pub fn ensure_kernel(
                 image: p.clone(),
                 hmm_tests: None,
                 built: false,
+                tree: None,
             });
         }
         KernelSource::Tarball(p) => {
@@ -148,12 +152,21 @@ pub fn ensure_kernel(
     let out = cache.join("kernel").join(&key[..16]);
     let done = out.join("done");
     let is_tree = matches!(source, KernelSource::Tree(_));
+    let tree_dirs = Some((
+        if is_tree {
+            src.clone()
+        } else {
+            out.join("src")
+        },
+        out.join("build"),
+    ));
     if done.exists() && !is_tree {
         info!("guest kernel from the cache: {}", out.display());
         return Ok(Kernel {
             image: out.join("bzImage"),
             hmm_tests: Some(out.join("hmm-tests")),
             built: false,
+            tree: tree_dirs,
         });
     }
     if !allow_build && !done.exists() {
@@ -194,13 +207,96 @@ pub fn ensure_kernel(
         image: out.join("bzImage"),
         hmm_tests: Some(out.join("hmm-tests")),
         built: true,
+        tree: tree_dirs,
     })
 }
 
-/// The initramfs with every embedded suite, busybox, `/init`, and the extra binaries
-/// (`name`, path) placed in `/bin`. Cached by the hash of all of it.
-pub fn ensure_initramfs(cache: &Path, extras: &[(&str, &Path)]) -> Result<PathBuf, ArtifactError> {
+/// gp100emu's test-only module `gp100emu_pgd.ko` (guest-tests/kernel/gp100emu_pgd.c), built
+/// against `kernel`; cached by the kernel build, the module source and the build script.
+pub fn ensure_pgd_module(cache: &Path, kernel: &Kernel) -> Result<PathBuf, ArtifactError> {
+    let Some((tree, build)) = &kernel.tree else {
+        return Err(ArtifactError::Usage(
+            "the svm suite needs the test-only module gp100emu_pgd built against the guest kernel; \
+             with a prebuilt --kernel image, build guest-tests/kernel/gp100emu_pgd.c against your \
+             kernel and pass it with --pgd-module PATH"
+                .into(),
+        ));
+    };
     let mut h = Sha256::new();
+    h.update(build.to_string_lossy().as_bytes());
+    h.update(embedded::PGD_MODULE_C);
+    h.update(embedded::BUILD_MODULE_SH);
+    if let Ok(m) = std::fs::metadata(build.join("vmlinux")) {
+        h.update(format!("{:?}", m.modified().ok()).as_bytes());
+    }
+    let key = hex(h.finalize());
+    let out = cache.join("modules").join(&key[..16]);
+    let ko = out.join("gp100emu_pgd.ko");
+    if ko.exists() {
+        return Ok(ko);
+    }
+    std::fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
+    let source = out.join("src.c");
+    std::fs::write(&source, embedded::PGD_MODULE_C)
+        .map_err(io(format!("writing {}", source.display())))?;
+    let script = script_file(cache, "build-module.sh", embedded::BUILD_MODULE_SH)?;
+    let built = out.join("build");
+    let src_named = out.join("gp100emu_pgd.c");
+    std::fs::rename(&source, &src_named).map_err(io("naming the module source"))?;
+    eprintln!(
+        "[module] building gp100emu_pgd.ko against {}",
+        build.display()
+    );
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("--tree")
+        .arg(tree)
+        .arg("--build")
+        .arg(build)
+        .arg("--source")
+        .arg(&src_named)
+        .arg("--out")
+        .arg(&built)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(io("starting bash for build-module.sh"))?;
+    if !status.success() {
+        return Err(ArtifactError::Script {
+            what: "building the gp100emu_pgd module".into(),
+            status,
+        });
+    }
+    std::fs::copy(built.join("gp100emu_pgd.ko"), &ko)
+        .map_err(io(format!("copying the module to {}", ko.display())))?;
+    Ok(ko)
+}
+
+/// What goes into an initramfs beyond the suites.
+#[derive(Debug, Default, Clone)]
+pub struct InitramfsExtras<'a> {
+    /// Static binaries for `/bin`: (name, path).
+    pub bins: Vec<(&'a str, &'a Path)>,
+    /// Kernel modules for `/lib/modules`.
+    pub modules: Vec<&'a Path>,
+    /// gp100emu's generated GR/ACR firmware in `/lib/firmware` ([`crate::firmware`]).
+    pub gr_firmware: bool,
+}
+
+/// The initramfs with every embedded suite, busybox, `/init`, and the extras. Cached by the
+/// hash of all of it.
+pub fn ensure_initramfs(cache: &Path, x: &InitramfsExtras<'_>) -> Result<PathBuf, ArtifactError> {
+    let extras = &x.bins;
+    let mut h = Sha256::new();
+    for m in &x.modules {
+        sha_file(&mut h, m)?;
+    }
+    if x.gr_firmware {
+        for (rel, body) in crate::firmware::files() {
+            h.update(rel.as_bytes());
+            h.update(&body);
+        }
+    }
     for (rel, body) in embedded::SUITE_FILES {
         h.update(rel.as_bytes());
         h.update((body.len() as u64).to_le_bytes());
@@ -253,6 +349,14 @@ pub fn ensure_initramfs(cache: &Path, extras: &[(&str, &Path)]) -> Result<PathBu
         let mut a = std::ffi::OsString::from(format!("{name}="));
         a.push(p.as_os_str());
         cmd.arg("--extra").arg(a);
+    }
+    for m in &x.modules {
+        cmd.arg("--module").arg(m);
+    }
+    if x.gr_firmware {
+        let fw = stage.join("firmware");
+        crate::firmware::write_to(&fw).map_err(io(format!("writing {}", fw.display())))?;
+        cmd.arg("--firmware").arg(&fw);
     }
     eprintln!("[initramfs] building {}", out.display());
     let status = cmd

@@ -145,6 +145,21 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Adds the verdict of another boot of the same run. A known issue is stale only if no
+    /// boot matched it.
+    pub fn merge(&mut self, o: Verdict) {
+        self.tally.passed += o.tally.passed;
+        self.tally.failed += o.tally.failed;
+        self.tally.skipped += o.tally.skipped;
+        self.tally.failures.extend(o.tally.failures);
+        self.oopses.extend(o.oopses);
+        self.known.extend(o.known);
+        self.stale_known.retain(|k| o.stale_known.contains(k));
+        self.problems.extend(o.problems);
+        self.suites.extend(o.suites);
+        self.documents.extend(o.documents);
+    }
+
     /// `N passed, N failed, N skipped` (failed counts failed tests, oopses and problems).
     pub fn summary_line(&self) -> String {
         format!(
@@ -413,6 +428,29 @@ impl ConsoleMonitor {
             suites: self.suites,
             documents,
         }
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn merged_boots_add_up_and_stale_means_stale_everywhere() {
+        let mut a = Verdict::default();
+        a.tally.passed = 3;
+        a.tally.failures.push("x".into());
+        a.tally.failed = 1;
+        a.stale_known = vec!["w1".into(), "w2".into()];
+        let mut b = Verdict::default();
+        b.tally.passed = 2;
+        b.tally.skipped = 1;
+        b.stale_known = vec!["w2".into()];
+        b.problems.push("p".into());
+        a.merge(b);
+        assert_eq!((a.tally.passed, a.tally.skipped, a.failed()), (5, 1, 2));
+        assert_eq!(a.stale_known, vec!["w2".to_string()]);
+        assert!(!a.passed());
     }
 }
 

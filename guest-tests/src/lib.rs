@@ -8,6 +8,7 @@
 
 pub mod artifacts;
 pub mod console;
+pub mod firmware;
 pub mod ktap;
 pub mod suites;
 

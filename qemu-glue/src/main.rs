@@ -54,7 +54,7 @@ enum Command {
     /// Exit status: 0 all passed, 1 something failed, 2 the run could not be set up.
     Run {
         /// Suites to run, comma separated (see `gp100emu suites`).
-        #[arg(long, default_value = "smoke,probe,hmm", value_delimiter = ',')]
+        #[arg(long, default_value = "smoke,probe,hmm,svm", value_delimiter = ',')]
         suite: Vec<String>,
         /// Your kernel: a bzImage/vmlinux, a source tree (built out of tree with our config
         /// fragment) or a source tarball. Default: Debian's linux-source-6.12.
@@ -66,6 +66,10 @@ enum Command {
         /// A static hmm-tests binary, for the hmm suite with a prebuilt --kernel.
         #[arg(long)]
         hmm_tests: Option<PathBuf>,
+        /// The test-only gp100emu_pgd.ko built against your kernel, for the svm suite with a
+        /// prebuilt --kernel (guest-tests/kernel/gp100emu_pgd.c).
+        #[arg(long)]
+        pgd_module: Option<PathBuf>,
         /// Use this QEMU binary (>= 10.1, with vfio-user-pci).
         #[arg(long)]
         qemu: Option<PathBuf>,
@@ -153,6 +157,23 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         context: usize,
     },
+    /// Print a trace's records, one per line (`@cycle event`), optionally a window of them.
+    Show {
+        /// The trace file.
+        file: PathBuf,
+        /// Records to skip first.
+        #[arg(long, default_value_t = 0)]
+        skip: u64,
+        /// Records to print at most.
+        #[arg(long, default_value_t = u64::MAX)]
+        count: u64,
+        /// Print only records whose text contains this.
+        #[arg(long)]
+        grep: Option<String>,
+        /// Print only the last N matching records.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
     /// Export a trace as Chrome trace-event JSON for the Perfetto UI (ui.perfetto.dev).
     Export {
         /// Write Perfetto-compatible JSON (the one format there is today).
@@ -205,6 +226,7 @@ fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Replay { .. }
         | Command::Diff { .. }
+        | Command::Show { .. }
         | Command::Export { .. }
         | Command::Bench { .. } => "error",
         _ => "warn",
@@ -217,6 +239,7 @@ fn main() -> ExitCode {
             kernel,
             initrd,
             hmm_tests,
+            pgd_module,
             qemu,
             no_provision,
             kvm,
@@ -245,6 +268,7 @@ fn main() -> ExitCode {
                 kernel,
                 initrd,
                 hmm_tests,
+                pgd_module,
                 qemu,
                 provision: !no_provision,
                 kvm,
@@ -407,6 +431,19 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("gp100emu replay: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Show {
+            file,
+            skip,
+            count,
+            grep,
+            tail,
+        } => match trace_cmd::show(&file, skip, count, grep.as_deref(), tail) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gp100emu show: {e}");
                 ExitCode::from(2)
             }
         },

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub initrd: Option<PathBuf>,
     /// `--hmm-tests`: the hmm-tests binary to use with a prebuilt `--kernel`.
     pub hmm_tests: Option<PathBuf>,
+    /// `--pgd-module`: the gp100emu_pgd module to use with a prebuilt `--kernel`.
+    pub pgd_module: Option<PathBuf>,
     /// `--qemu`: this QEMU binary.
     pub qemu: Option<PathBuf>,
     /// Provision a QEMU root when no suitable QEMU is found.
@@ -171,20 +173,63 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
         times.kernel.as_secs_f64()
     );
 
-    step("initramfs");
+    // Suites that need gp100emu's generated GR firmware boot on their own: the others (the
+    // probe above all) show nouveau on a GP100 without firmware files.
+    let mut groups: Vec<(bool, Vec<suites::Suite>)> = Vec::new();
+    for fw in [false, true] {
+        let g: Vec<suites::Suite> = chosen
+            .iter()
+            .filter(|s| o.initrd.is_some() || s.needs.iter().any(|n| n == "gr-firmware") == fw)
+            .cloned()
+            .collect();
+        if !(g.is_empty() || o.initrd.is_some() && fw) {
+            groups.push((fw, g));
+        }
+    }
+    let mut verdict: Option<Verdict> = None;
+    for (fw, group) in &groups {
+        let v = boot_group(o, &q, &kernel, &cache, group, *fw, &mut times)?;
+        match &mut verdict {
+            None => verdict = Some(v),
+            Some(all) => all.merge(v),
+        }
+    }
+    Ok((verdict.unwrap_or_default(), times))
+}
+
+/// Builds the initramfs for one group of suites (with or without the generated GR firmware),
+/// boots it, and returns its verdict.
+fn boot_group(
+    o: &RunOptions,
+    q: &qemu::Qemu,
+    kernel: &artifacts::Kernel,
+    cache: &std::path::Path,
+    chosen: &[suites::Suite],
+    gr_firmware: bool,
+    times: &mut RunTimes,
+) -> Result<Verdict, RunError> {
+    step(&format!(
+        "initramfs ({})",
+        if gr_firmware {
+            "with gp100emu's generated GR firmware"
+        } else {
+            "no firmware files"
+        }
+    ));
     let t = Instant::now();
     let initrd = match &o.initrd {
         Some(p) => p.clone(),
         None => {
             let hmm = o.hmm_tests.clone().or(kernel.hmm_tests.clone());
-            let mut extras: Vec<(&str, PathBuf)> = Vec::new();
-            for s in &chosen {
+            let mut bins: Vec<(&str, PathBuf)> = Vec::new();
+            let mut modules: Vec<PathBuf> = Vec::new();
+            for s in chosen {
                 for need in &s.needs {
                     match need.as_str() {
                         "hmm-tests" => match &hmm {
                             Some(p) => {
-                                if !extras.iter().any(|(n, _)| *n == "hmm-tests") {
-                                    extras.push(("hmm-tests", p.clone()))
+                                if !bins.iter().any(|(n, _)| *n == "hmm-tests") {
+                                    bins.push(("hmm-tests", p.clone()))
                                 }
                             }
                             None => {
@@ -196,6 +241,16 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
                                 )))
                             }
                         },
+                        "pgd-module" => {
+                            let m = match &o.pgd_module {
+                                Some(p) => p.clone(),
+                                None => artifacts::ensure_pgd_module(cache, kernel)?,
+                            };
+                            if !modules.contains(&m) {
+                                modules.push(m);
+                            }
+                        }
+                        "gr-firmware" => {}
                         other => {
                             return Err(RunError::Usage(format!(
                                 "suite '{}' needs '{other}', which gp100emu does not know how to provide",
@@ -205,21 +260,24 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
                     }
                 }
             }
-            let refs: Vec<(&str, &std::path::Path)> =
-                extras.iter().map(|(n, p)| (*n, p.as_path())).collect();
-            artifacts::ensure_initramfs(&cache, &refs)?
+            let x = artifacts::InitramfsExtras {
+                bins: bins.iter().map(|(n, p)| (*n, p.as_path())).collect(),
+                modules: modules.iter().map(PathBuf::as_path).collect(),
+                gr_firmware,
+            };
+            artifacts::ensure_initramfs(cache, &x)?
         }
     };
-    times.initramfs = t.elapsed();
+    times.initramfs += t.elapsed();
     eprintln!(
         "    {} ({:.1} s)",
         initrd.display(),
-        times.initramfs.as_secs_f64()
+        t.elapsed().as_secs_f64()
     );
 
     let names: Vec<String> = chosen.iter().map(|s| s.name.clone()).collect();
     let mut append = format!("console=ttyS0 panic=-1 gp100emu.suite={}", names.join(","));
-    for s in &chosen {
+    for s in chosen {
         for a in &s.append {
             append.push(' ');
             append.push_str(a);
@@ -234,12 +292,16 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
         .filter_map(|s| s.min_memory_mib)
         .fold(o.memory_mib, u32::max);
     let mut extra_qemu_args: Vec<OsString> = Vec::new();
-    for s in &chosen {
+    for s in chosen {
         extra_qemu_args.extend(s.qemu_args.iter().map(OsString::from));
     }
-    let work_dir = std::env::temp_dir().join(format!("gp100emu-run-{}", std::process::id()));
+    let work_dir = std::env::temp_dir().join(format!(
+        "gp100emu-run-{}{}",
+        std::process::id(),
+        if gr_firmware { "-fw" } else { "" }
+    ));
     let opts = GuestOptions {
-        qemu: q,
+        qemu: q.clone(),
         kernel: kernel.image.clone(),
         initrd,
         append,
@@ -282,8 +344,10 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
             Flow::Continue
         }
     })?;
-    times.guest = g.wall;
-    times.boot_to_init = init_at;
+    times.guest += g.wall;
+    if times.boot_to_init.is_none() {
+        times.boot_to_init = init_at;
+    }
     let end = match &g.ending {
         Ending::QemuExited(_) => RunEnd::Exited,
         Ending::TimedOut(d) => RunEnd::TimedOut(*d),
@@ -310,7 +374,7 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
     } else {
         let _ = std::fs::remove_dir_all(&work_dir);
     }
-    Ok((verdict, times))
+    Ok(verdict)
 }
 
 #[cfg(test)]

@@ -73,6 +73,58 @@ pub fn replay_file(path: &Path) -> Result<(ReplayOutcome, f64), TraceCmdError> {
 }
 
 /// Compares two files.
+/// Prints records of `path` (`@cycle event`): `skip` first, at most `count`, only those
+/// containing `grep`, only the last `tail` of them. A damaged file prints its good prefix,
+/// then the error.
+pub fn show(
+    path: &Path,
+    skip: u64,
+    count: u64,
+    grep: Option<&str>,
+    tail: Option<usize>,
+) -> Result<(), TraceCmdError> {
+    use std::io::Write;
+    let mut r = open(path)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut last: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let (mut index, mut shown) = (0u64, 0u64);
+    let result = loop {
+        let rec = match r.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        index += 1;
+        if index <= skip || shown >= count {
+            continue;
+        }
+        let line = format!("#{:<9} {rec}", index - 1);
+        if grep.is_some_and(|g| !line.contains(g)) {
+            continue;
+        }
+        shown += 1;
+        match tail {
+            Some(n) => {
+                last.push_back(line);
+                if last.len() > n {
+                    last.pop_front();
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    };
+    for l in last {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = out.flush();
+    result.map_err(|source| TraceCmdError::Trace {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 pub fn diff_files(a: &Path, b: &Path, context: usize) -> Result<Divergence, TraceCmdError> {
     Ok(first_divergence(open(a)?, open(b)?, context))
 }

@@ -15,10 +15,19 @@
 //!   entries and PTEs left behind without a flush.
 //!
 //! The rules ([`Reason`]): a system-memory PTE must map the same physical page the CPU maps
-//! at that address, and may be writable only if the CPU mapping is writable at every level;
-//! a video-memory PTE (a page migrated to the GPU) needs a CPU entry that is not present but
-//! not empty (a device-private entry); any other valid PTE in the mirrored range is a
-//! violation. Every violation is counted, kept (the last one, with VA, GPU PTE, CPU PTE and
+//! at that address, and may be writable only if the CPU mapping is writable at every level.
+//! Non-present CPU entries are decoded ([`x86::SwapEntry`]): a device-exclusive entry (the
+//! page a device holds for atomics, `make_device_exclusive_range`) or a migration entry (a
+//! page being migrated) stands for its page frame, writable as its type says; a video-memory
+//! PTE (a page migrated to the GPU) needs a device-private entry. Any other valid PTE in the
+//! mirrored range is a violation.
+//!
+//! A separate class, **hazards**: a PD0 slot that held a 2 MiB PTE and now has IS_PTE (bit 0)
+//! clear but its aperture and address kept. In the version-2 format that is a valid pointer
+//! to a big-page table — the data page itself — so a walk there would read data as PTEs.
+//! nouveau 6.12 leaves exactly this between `gp100_vmm_pd0_pfn_clear` and the final unmap
+//! (it clears only bit 0, then flushes). The checker reports it as a hazard and does not
+//! descend into it. Every violation is counted, kept (the last one, with VA, GPU PTE, CPU PTE and
 //! instance, readable through the window) and logged as a trace event — never ignored.
 //!
 //! Seeded bugs ([`Inject`]) make the device itself corrupt what nouveau wrote, so a test can
@@ -33,7 +42,7 @@ use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte, PteAperture};
 use crate::mmu::walk::Pdb;
 use crate::trace::event::ModelEvent;
 
-use x86::{CpuMapping, CpuSpace};
+use x86::{CpuMapping, CpuSpace, Special, SwapEntry, SwapTypes};
 
 /// Most page tables one scan reads (a bound against hostile or enormous page tables).
 pub const MAX_SCAN_TABLES: usize = 16384;
@@ -56,6 +65,8 @@ pub enum Reason {
     BadAperture = 5,
     /// The CPU page tables could not be walked at that address.
     CpuWalkFailed = 6,
+    /// The CPU's page is in device memory (device-private) but the GPU maps system memory.
+    CpuPageOnDevice = 7,
 }
 
 impl Reason {
@@ -68,6 +79,7 @@ impl Reason {
             Reason::VramButCpuPresent => "gpu maps vram, cpu maps a system page",
             Reason::BadAperture => "peer aperture in the mirror",
             Reason::CpuWalkFailed => "cpu page tables unreadable",
+            Reason::CpuPageOnDevice => "cpu page is device-private, gpu maps system memory",
         }
     }
 }
@@ -129,6 +141,8 @@ impl Inject {
 /// An address space under check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckedSpace {
+    /// The guest kernel's special swap types.
+    pub swap: SwapTypes,
     /// The GPU page directory.
     pub pdb: Pdb,
     /// The channel's instance block address.
@@ -159,6 +173,8 @@ pub struct CheckStats {
     pub violations: u64,
     /// Scans cut short by [`MAX_SCAN_TABLES`].
     pub truncated_scans: u64,
+    /// PD0 slots found holding a cleared 2 MiB PTE that reads as a big-page-table pointer.
+    pub hazards: u64,
 }
 
 /// The checker.
@@ -264,23 +280,19 @@ impl Checker {
             inst: s.inst,
             at_use,
         };
-        let v = match (target, cpu) {
-            (_, Err(_)) => Some(bad(Reason::CpuWalkFailed, 0)),
-            (Target::Peer(_), Ok(_)) => Some(bad(Reason::BadAperture, 0)),
-            (
-                Target::SysCoherent | Target::SysNoncoherent,
-                Ok(CpuMapping::NotPresent { pte, .. }),
-            ) => Some(bad(Reason::CpuNotMapped, pte)),
-            (
-                Target::SysCoherent | Target::SysNoncoherent,
-                Ok(CpuMapping::Present {
-                    page,
-                    writable: cpu_w,
-                    pte,
-                    ..
-                }),
-            ) => {
-                if page != pa_page {
+        let sys = target.is_sys();
+        let v = match cpu {
+            Err(_) => Some(bad(Reason::CpuWalkFailed, 0)),
+            Ok(_) if matches!(target, Target::Peer(_)) => Some(bad(Reason::BadAperture, 0)),
+            Ok(CpuMapping::Present {
+                page,
+                writable: cpu_w,
+                pte,
+                ..
+            }) => {
+                if !sys {
+                    Some(bad(Reason::VramButCpuPresent, pte))
+                } else if page != pa_page {
                     Some(bad(Reason::WrongPage, pte))
                 } else if writable && !cpu_w {
                     Some(bad(Reason::WritableButCpuReadOnly, pte))
@@ -288,11 +300,30 @@ impl Checker {
                     None
                 }
             }
-            (Target::Video, Ok(CpuMapping::Present { pte, .. })) => {
-                Some(bad(Reason::VramButCpuPresent, pte))
-            }
-            (Target::Video, Ok(CpuMapping::NotPresent { pte, .. })) => {
-                (pte == 0).then(|| bad(Reason::CpuNotMapped, 0))
+            Ok(CpuMapping::NotPresent { pte, .. }) => {
+                let special = SwapEntry::decode(pte).and_then(|e| Some((e, s.swap.special(e)?)));
+                match (sys, special) {
+                    (
+                        true,
+                        Some((
+                            e,
+                            Special::DeviceExclusive { write } | Special::Migration { write },
+                        )),
+                    ) => {
+                        if e.offset << 12 != pa_page {
+                            Some(bad(Reason::WrongPage, pte))
+                        } else if writable && !write {
+                            Some(bad(Reason::WritableButCpuReadOnly, pte))
+                        } else {
+                            None
+                        }
+                    }
+                    (true, Some((_, Special::DevicePrivate))) => {
+                        Some(bad(Reason::CpuPageOnDevice, pte))
+                    }
+                    (false, Some((_, Special::DevicePrivate | Special::Migration { .. }))) => None,
+                    _ => Some(bad(Reason::CpuNotMapped, pte)),
+                }
             }
         };
         if let Some(v) = v {
@@ -322,8 +353,17 @@ impl Checker {
         let Some(s) = self.space else { return };
         self.stats.scans += 1;
         let mut found = Vec::new();
-        if !enumerate(mem, s.pdb, &mut found) {
+        let mut pd0 = Vec::new();
+        if !enumerate(mem, s.pdb, &mut found, &mut pd0, &self.shadow) {
             self.stats.truncated_scans += 1;
+        }
+        for (va, lo) in pd0 {
+            self.stats.hazards += 1;
+            log::warn!(
+                "PTE check hazard: PD0 entry for VA {va:#x} is a cleared 2 MiB PTE ({lo:#018x}) \
+                 that reads as a big-page-table pointer to system memory"
+            );
+            self.events.push(ModelEvent::CheckHazard { va, pd0: lo });
         }
         if self.inject != Inject::None {
             self.apply_injection(mem, &s, &mut found);
@@ -447,8 +487,16 @@ fn read_table<M: GpuMemory + ?Sized>(mem: &M, t: Target, a: u64, n: usize) -> Op
 }
 
 /// Collects every valid PTE of the space (small, big and 2 MiB), reading at most
-/// [`MAX_SCAN_TABLES`] tables. Returns false when the bound cut the scan short.
-fn enumerate<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, out: &mut Vec<Found>) -> bool {
+/// [`MAX_SCAN_TABLES`] tables. PD0 slots that held a 2 MiB PTE at the last scan (`shadow`)
+/// and now have IS_PTE clear with the same address are not followed: they go to `hazards`
+/// as (VA, low word). Returns false when the bound cut the scan short.
+fn enumerate<M: GpuMemory + ?Sized>(
+    mem: &M,
+    pdb: Pdb,
+    out: &mut Vec<Found>,
+    hazards: &mut Vec<(u64, u64)>,
+    shadow: &BTreeMap<u64, (u64, u8)>,
+) -> bool {
     let mut tables = 0usize;
     let budget = |tables: &mut usize| {
         *tables += 1;
@@ -503,6 +551,12 @@ fn enumerate<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, out: &mut Vec<Found>) -> 
                             slot: (t0, pd0_addr + 16 * i0 as u64),
                         });
                         continue;
+                    }
+                    if let Some(&(was, 21)) = shadow.get(&va0) {
+                        if d.lo == was & !1 && d.big_aperture() != PdeAperture::Invalid {
+                            hazards.push((va0, d.lo));
+                            continue;
+                        }
                     }
                     for (shift, n, tgt, addr) in [
                         (16u8, 32usize, pde_target(d.big_aperture()), d.big_address()),
@@ -564,6 +618,7 @@ mod tests {
     use super::*;
     use crate::engine::testutil::Space;
     use vm_memory::{GuestAddress, GuestMemoryMmap};
+    use x86::DEFAULT_SWAP_TYPES;
 
     const P: u64 = 1;
     const RW: u64 = 2;
@@ -588,6 +643,7 @@ mod tests {
         let gpu = Space::new(0x100_0000);
         let mut chk = Checker::new(inject);
         chk.register(CheckedSpace {
+            swap: DEFAULT_SWAP_TYPES,
             pdb: gpu.pdb,
             inst: 0x20_0000,
             cpu: CpuSpace {
@@ -612,6 +668,11 @@ mod tests {
             .unwrap();
     }
 
+    /// A swap-type CPU entry as the kernel encodes it (`__swp_entry`).
+    fn swp(ty: u64, off: u64) -> u64 {
+        (!off << 14 >> 5) | ty << 59
+    }
+
     fn violations(r: &mut Rig) -> Vec<(u64, u8)> {
         r.chk
             .take_events()
@@ -631,7 +692,7 @@ mod tests {
         cpu_map(&r, 0x40_0000, 0x80_0000, true);
         cpu_map(&r, 0x40_1000, 0x80_1000, false);
         r.mem
-            .sys_write(0x4000 + 2 * 8, &0x3e00_0000_0000_0002u64.to_le_bytes())
+            .sys_write(0x4000 + 2 * 8, &swp(27, 0x12_3456).to_le_bytes())
             .unwrap();
         r.gpu.map(
             &mut r.mem,
@@ -651,7 +712,12 @@ mod tests {
             Pte::pfn_system(0x5_0000, true, false),
         );
         r.chk.scan(&mut r.mem);
-        assert_eq!(violations(&mut r), vec![]);
+        let ev = r.chk.take_events();
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ModelEvent::CheckViolation { .. })),
+            "{ev:?}"
+        );
         assert_eq!(r.chk.stats().checked, 3);
 
         // Wrong page, writable over read-only, GPU mapping with no CPU mapping, VRAM over a
@@ -687,6 +753,87 @@ mod tests {
         );
         assert_eq!(r.chk.stats().violations, 4);
         assert!(r.chk.last().is_some());
+    }
+
+    #[test]
+    fn device_exclusive_and_migration_entries_stand_for_their_page() {
+        let mut r = rig(Inject::None);
+        let put = |r: &Rig, va: u64, e: u64| {
+            r.mem
+                .sys_write(0x4000 + ((va >> 12) & 0x1ff) * 8, &e.to_le_bytes())
+                .unwrap()
+        };
+        // After make_device_exclusive_range: EXCLUSIVE_WRITE (29) for PFN 0x800, and nouveau's
+        // atomic mapping of that page (RW, atomics allowed).
+        put(&r, 0x40_0000, swp(29, 0x800));
+        r.gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x80_0000, true, true),
+        );
+        // A page being migrated (MIGRATION_READ, 24): a read-only GPU mapping of the old page.
+        put(&r, 0x40_1000, swp(24, 0x801));
+        r.gpu.map(
+            &mut r.mem,
+            0x40_1000,
+            Pte::pfn_system(0x80_1000, false, false),
+        );
+        r.chk.scan(&mut r.mem);
+        assert_eq!(violations(&mut r), vec![]);
+        // The same entries with the wrong page, or writable over a read-only type, are not.
+        put(&r, 0x40_0000, swp(30, 0x800)); // EXCLUSIVE_READ
+        put(&r, 0x40_1000, swp(24, 0x900));
+        r.gpu.map(
+            &mut r.mem,
+            0x40_2000,
+            Pte::pfn_system(0x80_2000, true, false),
+        );
+        put(&r, 0x40_2000, swp(27, 0x55)); // device-private: the GPU should map VRAM
+        r.chk.scan(&mut r.mem);
+        assert_eq!(
+            violations(&mut r),
+            vec![
+                (0x40_0000, Reason::WritableButCpuReadOnly as u8),
+                (0x40_1000, Reason::WrongPage as u8),
+                (0x40_2000, Reason::CpuPageOnDevice as u8),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cleared_2m_pte_is_a_hazard_not_a_table_to_walk() {
+        let mut r = rig(Inject::None);
+        // Directories down to the PD0 covering VA 0x40_0000 (slot 2), then a 2 MiB PFN PTE
+        // there (gp100_vmm_pd0_pfn), over a data page whose bytes would look like valid PTEs
+        // if read as a big-page table.
+        r.gpu.map(&mut r.mem, 0x40_0000, Pte(0));
+        let e3 = Pde(r.mem.read_u64(Target::Video, r.gpu.pdb.addr).unwrap()).address();
+        let e2 = Pde(r.mem.read_u64(Target::Video, e3).unwrap()).address();
+        let pd0 = Pde(r.mem.read_u64(Target::Video, e2).unwrap()).address();
+        let slot = pd0 + 2 * 16;
+        r.mem.sys_write(0x20_0000, &[0xff; 4096]).unwrap();
+        let pte2m = Pte::pfn_system(0x20_0000, true, false).0;
+        r.mem.write_u64(Target::Video, slot, pte2m).unwrap();
+        r.mem.write_u64(Target::Video, slot + 8, 0).unwrap();
+        r.chk.scan(&mut r.mem);
+        let _ = r.chk.take_events(); // the CPU maps little of those 2 MiB: not the point here
+                                     // gp100_vmm_pd0_pfn_clear: bit 0 cleared, aperture and address kept, then a flush.
+        r.mem.write_u64(Target::Video, slot, pte2m & !1).unwrap();
+        r.chk.scan(&mut r.mem);
+        let ev = r.chk.take_events();
+        assert!(
+            ev.contains(&ModelEvent::CheckHazard {
+                va: 0x40_0000,
+                pd0: pte2m & !1
+            }),
+            "{ev:?}"
+        );
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ModelEvent::CheckViolation { .. })),
+            "the data page is not walked as a table: {ev:?}"
+        );
+        assert_eq!(r.chk.stats().hazards, 1);
     }
 
     #[test]

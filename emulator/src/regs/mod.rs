@@ -9,6 +9,7 @@ pub mod absent;
 pub mod devinit;
 pub mod fb;
 pub mod fuse;
+pub mod gr;
 pub mod ltc;
 pub mod pbus;
 pub mod pextdev;

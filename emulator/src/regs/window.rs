@@ -52,6 +52,8 @@
 //! | 0x24c | `CHK_LAST_INST` | RO | its instance block >> 12 |
 //! | 0x250 | `CHK_INJECT` | RO | the seeded bug the device injects (0 none, 1 wrong-page, 2 writable-ro, 3 stale-after-munmap) |
 //! | 0x254 | `CHK_ERROR` | RO | 1 when arming failed (channel not bound or no page directory) |
+//! | 0x258 | `CHK_SWAP_MIGRATION_READ` | RW | the guest kernel's `SWP_MIGRATION_READ` swap type (the special types follow it; default 24, our guest kernel's) |
+//! | 0x25c | `CHK_HAZARDS` | RO | PD0 slots seen holding a cleared 2 MiB PTE that reads as a big-page-table pointer |
 //!
 //! The status, access-engine and checker registers report device-wide state, so the
 //! device answers them ([`crate::device::Device`]); this unit holds the scratch storage.
@@ -160,8 +162,12 @@ pub const CHK_LAST_INST: u32 = 0x24c;
 pub const CHK_INJECT: u32 = 0x250;
 /// `CHK_ERROR`.
 pub const CHK_ERROR: u32 = 0x254;
+/// `CHK_SWAP_MIGRATION_READ`.
+pub const CHK_SWAP_MIGRATION_READ: u32 = 0x258;
+/// `CHK_HAZARDS`.
+pub const CHK_HAZARDS: u32 = 0x25c;
 /// End of the checker registers.
-pub const CHK_END: u32 = 0x258;
+pub const CHK_END: u32 = 0x260;
 
 /// "GPEM" (0x47 0x50 0x45 0x4d), most significant byte first.
 pub const WINDOW_ID_VALUE: u32 = 0x4750_454d;

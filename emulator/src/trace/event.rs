@@ -257,6 +257,14 @@ pub enum ModelEvent {
         /// Why.
         why: String,
     },
+    /// The PTE checker found a PD0 slot whose cleared 2 MiB PTE reads as a big-page-table
+    /// pointer (see [`crate::check`]).
+    CheckHazard {
+        /// The 2 MiB region.
+        va: u64,
+        /// The PD0 low word.
+        pd0: u64,
+    },
     /// A replayable fault was written to the fault buffer at `index`.
     FaultWritten {
         /// Ring index.
@@ -328,6 +336,10 @@ impl fmt::Display for ModelEvent {
                 f,
                 "PTE CHECK VIOLATION at {va:#x}: reason {reason}, GPU PTE {gpu_pte:#018x}, CPU PTE {cpu_pte:#018x}{}",
                 if *at_use { " (at a GPU use)" } else { "" }
+            ),
+            ModelEvent::CheckHazard { va, pd0 } => write!(
+                f,
+                "PTE CHECK HAZARD at {va:#x}: PD0 {pd0:#018x} is a cleared 2 MiB PTE that reads as a big-page-table pointer"
             ),
             ModelEvent::Replay => f.write_str("replay: the waiting access is re-issued"),
             ModelEvent::Cancel => f.write_str("cancel: the waiting access ends in error"),

@@ -1,0 +1,77 @@
+//! The svm suite in a real TCG guest, through the `gp100emu run` binary: it passes on a clean
+//! device, and each seeded bug the device can inject (`--inject`) makes it fail with the PTE
+//! checker's report of that kind of violation.
+//!
+//! Needs what guest_smoke.rs needs (QEMU >= 10.1 with vfio-user-pci and the guest kernel in
+//! ~/.cache/gp100emu, both made by `cargo run --release -- run`); missing them FAILS the test
+//! with instructions, never a silent pass.
+
+use std::process::{Command, Output};
+
+fn run_svm(inject: &str) -> (Output, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+        .args([
+            "run",
+            "--suite",
+            "svm",
+            "--inject",
+            inject,
+            "--no-build",
+            "--no-provision",
+            "--timeout",
+            "400",
+        ])
+        .output()
+        .expect("starting gp100emu");
+    let text = format!(
+        "{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+const HOW: &str = "If the kernel or QEMU is missing, run `cargo run --release -- run` first \
+                   (it provisions QEMU and builds the guest kernel into ~/.cache/gp100emu).";
+
+#[test]
+fn svm_suite_passes_with_no_checker_violations() {
+    let (out, text) = run_svm("none");
+    assert!(out.status.success(), "svm failed ({}). {HOW}\n{text}", out.status);
+    assert!(text.contains("ok 14 no_pte_check_violations"), "{text}");
+    assert!(text.contains("checker: ") && text.contains(" 0 violations"), "{text}");
+}
+
+/// Runs the suite with `inject` and checks that it fails on the checker's verdict with a
+/// report naming `reason`.
+fn seeded_bug_is_reported(inject: &str, reason: &str) {
+    let (out, text) = run_svm(inject);
+    assert_eq!(out.status.code(), Some(1), "should fail. {HOW}\n{text}");
+    assert!(
+        text.contains("FAIL svm/no_pte_check_violations"),
+        "the checker verdict must fail:\n{text}"
+    );
+    assert!(text.contains("PTE CHECK VIOLATION"), "{text}");
+    assert!(
+        text.contains(reason),
+        "the report must name '{reason}':\n{text}"
+    );
+    for field in ["VA 0x", "GPU PTE 0x", "CPU PTE 0x", "instance 0x"] {
+        assert!(text.contains(field), "the report lacks '{field}':\n{text}");
+    }
+}
+
+#[test]
+fn injected_wrong_page_is_reported() {
+    seeded_bug_is_reported("wrong-page", "different physical page");
+}
+
+#[test]
+fn injected_writable_read_only_page_is_reported() {
+    seeded_bug_is_reported("writable-ro", "gpu writable, cpu read-only");
+}
+
+#[test]
+fn injected_stale_pte_after_munmap_is_reported() {
+    seeded_bug_is_reported("stale-after-munmap", "cpu does not map it");
+}
