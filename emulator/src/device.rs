@@ -837,6 +837,9 @@ impl Device {
             CHK_ERROR => r.error,
             CHK_SWAP_MIGRATION_READ => u32::from(r.swap_migration_read),
             CHK_HAZARDS => st.hazards as u32,
+            o if (CHK_BY_REASON..CHK_END).contains(&o) => {
+                st.by_reason[((o - CHK_BY_REASON) / 4) as usize] as u32
+            }
             _ if reg < CHK_END => 0,
             _ => return None,
         })

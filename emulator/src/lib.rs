@@ -37,6 +37,7 @@ pub mod mmu;
 pub mod pci;
 pub mod port;
 pub mod regs;
+pub mod scenarios;
 pub mod timing;
 pub mod trace;
 pub mod vbios;

@@ -85,6 +85,16 @@ pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
     let budget = Duration::from_secs_f64(secs);
     let mut out = Vec::new();
 
+    // The cycle model's cost of one replayable-fault round trip (deterministic, not timed).
+    let f = emulator::scenarios::svm_fault_round_trip();
+    let mhz = emulator::timing::GPU_CLOCK_MHZ as f64;
+    out.push(("model_fault_cycles", f.fault as f64));
+    out.push(("model_replay_cycles", f.replay as f64));
+    out.push((
+        "model_fault_round_trip_us",
+        (f.fault + f.replay) as f64 / mhz,
+    ));
+
     // TLB hits: 16 translations cached in one client's L1, looked up round robin.
     let mut tlbs = Tlbs::new(TlbConfig::default());
     let client = ClientKind::Gpc(0);

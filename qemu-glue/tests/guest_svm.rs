@@ -37,9 +37,16 @@ const HOW: &str = "If the kernel or QEMU is missing, run `cargo run --release --
 #[test]
 fn svm_suite_passes_with_no_checker_violations() {
     let (out, text) = run_svm("none");
-    assert!(out.status.success(), "svm failed ({}). {HOW}\n{text}", out.status);
+    assert!(
+        out.status.success(),
+        "svm failed ({}). {HOW}\n{text}",
+        out.status
+    );
     assert!(text.contains("ok 14 no_pte_check_violations"), "{text}");
-    assert!(text.contains("checker: ") && text.contains(" 0 violations"), "{text}");
+    assert!(
+        text.contains("checker: ") && text.contains(" 0 violations"),
+        "{text}"
+    );
 }
 
 /// Runs the suite with `inject` and checks that it fails on the checker's verdict with a

@@ -175,6 +175,8 @@ pub struct CheckStats {
     pub truncated_scans: u64,
     /// PD0 slots found holding a cleared 2 MiB PTE that reads as a big-page-table pointer.
     pub hazards: u64,
+    /// Violations by [`Reason`] code (index = code).
+    pub by_reason: [u64; 8],
 }
 
 /// The checker.
@@ -182,6 +184,8 @@ pub struct CheckStats {
 pub struct Checker {
     space: Option<CheckedSpace>,
     shadow: BTreeMap<u64, (u64, u8)>,
+    /// Stale-after-munmap injection: PTEs nouveau cleared that the device keeps putting back.
+    stale: BTreeMap<u64, u64>,
     stats: CheckStats,
     last: Option<Violation>,
     inject: Inject,
@@ -206,12 +210,14 @@ impl Checker {
     pub fn register(&mut self, space: CheckedSpace) {
         self.space = Some(space);
         self.shadow.clear();
+        self.stale.clear();
     }
 
     /// Stops checking.
     pub fn unregister(&mut self) {
         self.space = None;
         self.shadow.clear();
+        self.stale.clear();
     }
 
     /// The space under check.
@@ -240,6 +246,7 @@ impl Checker {
 
     fn violation(&mut self, v: Violation) {
         self.stats.violations += 1;
+        self.stats.by_reason[(v.reason as usize) & 7] += 1;
         self.last = Some(v);
         log::warn!(
             "PTE check: {} at VA {:#x}: GPU PTE {:#018x}, CPU PTE {:#018x}, instance {:#x}{}",
@@ -432,7 +439,9 @@ impl Checker {
                 PteAperture::SysCoherent | PteAperture::SysNoncoherent
             );
             let new = match self.inject {
-                Inject::WrongPage if sys => Some(f.pte + (0x1000 >> 4)),
+                // A page 1 TiB away: wrong, and outside guest RAM, so the GPU's accesses through
+                // it fail instead of corrupting some other page of the guest.
+                Inject::WrongPage if sys => Some(f.pte + ((1u64 << 40) >> 4)),
                 Inject::WritableRo if sys && pte.read_only() => Some(f.pte & !(1 << 6)),
                 _ => None,
             };
@@ -449,17 +458,20 @@ impl Checker {
             }
         }
         if self.inject == Inject::StaleAfterUnmap {
-            // A PTE that was valid at the last scan and is no longer: make it valid again.
-            let gone: Vec<(u64, u64)> = self
-                .shadow
-                .iter()
-                .filter(|(va, _)| !found.iter().any(|f| f.va == **va))
-                .map(|(va, (pte, _))| (*va, *pte))
-                .collect();
-            for (va, pte) in gone {
+            // A small-page PTE that was valid at the last scan and is no longer joins the
+            // stale set; every stale PTE is put back at every scan, as a driver that never
+            // cleared it would leave it.
+            for (va, (pte, shift)) in &self.shadow {
+                if *shift == 12 && !found.iter().any(|f| f.va == *va) {
+                    self.stale.entry(*va).or_insert(*pte);
+                }
+            }
+            for (&va, &pte) in &self.stale {
                 if let Some(slot) = pte_slot(mem, s.pdb, va) {
-                    if mem.write_u64(slot.0, slot.1, pte).is_ok() {
-                        log::warn!("inject: PTE at VA {va:#x} kept valid ({pte:#x}) after nouveau cleared it");
+                    if mem.read_u64(slot.0, slot.1).ok() != Some(pte)
+                        && mem.write_u64(slot.0, slot.1, pte).is_ok()
+                    {
+                        log::warn!("inject: PTE at VA {va:#x} put back valid ({pte:#x}) after nouveau cleared it");
                     }
                 }
             }

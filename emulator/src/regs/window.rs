@@ -54,6 +54,7 @@
 //! | 0x254 | `CHK_ERROR` | RO | 1 when arming failed (channel not bound or no page directory) |
 //! | 0x258 | `CHK_SWAP_MIGRATION_READ` | RW | the guest kernel's `SWP_MIGRATION_READ` swap type (the special types follow it; default 24, our guest kernel's) |
 //! | 0x25c | `CHK_HAZARDS` | RO | PD0 slots seen holding a cleared 2 MiB PTE that reads as a big-page-table pointer |
+//! | 0x260 + 4·r | `CHK_BY_REASON[r]` | RO | violations with reason code r (1..7: cpu does not map it, different physical page, gpu writable over cpu read-only, gpu vram over a cpu system page, peer aperture, cpu tables unreadable, cpu page device-private) |
 //!
 //! The status, access-engine and checker registers report device-wide state, so the
 //! device answers them ([`crate::device::Device`]); this unit holds the scratch storage.
@@ -166,8 +167,10 @@ pub const CHK_ERROR: u32 = 0x254;
 pub const CHK_SWAP_MIGRATION_READ: u32 = 0x258;
 /// `CHK_HAZARDS`.
 pub const CHK_HAZARDS: u32 = 0x25c;
+/// `CHK_BY_REASON[0]` (reason codes 1..7 follow, 4 bytes apart).
+pub const CHK_BY_REASON: u32 = 0x260;
 /// End of the checker registers.
-pub const CHK_END: u32 = 0x260;
+pub const CHK_END: u32 = 0x280;
 
 /// "GPEM" (0x47 0x50 0x45 0x4d), most significant byte first.
 pub const WINDOW_ID_VALUE: u32 = 0x4750_454d;
