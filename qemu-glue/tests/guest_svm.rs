@@ -7,8 +7,14 @@
 //! with instructions, never a silent pass.
 
 use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// One guest at a time: the tests of this file would otherwise boot in parallel, all pinned to
+/// the same host CPU.
+static ONE_GUEST: Mutex<()> = Mutex::new(());
 
 fn run_svm(inject: &str) -> (Output, String) {
+    let _guest = ONE_GUEST.lock().unwrap_or_else(|p| p.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
         .args([
             "run",
