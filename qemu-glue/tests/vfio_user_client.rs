@@ -91,7 +91,16 @@ fn regions_config_bar0_window_dma_and_reset() {
         "runs past BAR0"
     );
     assert_eq!(rd32(&mut c, 6, 0), 0xffff_ffff, "no ROM");
-    assert_eq!(rd32(&mut c, 1, 0), 0xffff_ffff, "BAR1 not modelled yet");
+    assert_eq!(
+        rd32(&mut c, 1, 0),
+        0,
+        "BAR1 at reset: a physical window onto (zeroed) video memory"
+    );
+    assert_eq!(
+        rd32(&mut c, 1, (256 << 20) - 2),
+        0xffff_ffff,
+        "runs past BAR1"
+    );
     let mut odd = [0u8; 3];
     c.region_read(0, 0, &mut odd).unwrap();
     assert_eq!(odd, [0xff; 3], "3-byte access refused with all-ones");

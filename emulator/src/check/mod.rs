@@ -514,88 +514,75 @@ fn enumerate<M: GpuMemory + ?Sized>(
         *tables += 1;
         *tables <= MAX_SCAN_TABLES
     };
-    let Some(pd3) = read_table(mem, pdb.target, pdb.addr, 4) else {
-        return true;
-    };
-    for (i3, e3) in pd3.iter().enumerate() {
-        let Some(t2) = pde_target(Pde(*e3).aperture()) else {
-            continue;
-        };
-        if !budget(&mut tables) {
-            return false;
-        }
-        let Some(pd2) = read_table(mem, t2, Pde(*e3).address(), 512) else {
-            continue;
-        };
-        for (i2, e2) in pd2.iter().enumerate() {
-            let Some(t1) = pde_target(Pde(*e2).aperture()) else {
+    // PD3 (4 entries), PD2 and PD1 (512 each): gather the PD0 tables with their VA bases.
+    let mut dirs = vec![(0u64, pdb.target, pdb.addr)];
+    for (n, shift) in [(4usize, 47u32), (512, 38), (512, 29)] {
+        let mut next = Vec::new();
+        for (base, t, a) in dirs {
+            let Some(table) = read_table(mem, t, a, n) else {
                 continue;
             };
-            if !budget(&mut tables) {
-                return false;
-            }
-            let Some(pd1) = read_table(mem, t1, Pde(*e2).address(), 512) else {
-                continue;
-            };
-            for (i1, e1) in pd1.iter().enumerate() {
-                let Some(t0) = pde_target(Pde(*e1).aperture()) else {
+            for (i, e) in table.iter().enumerate() {
+                let Some(tn) = pde_target(Pde(*e).aperture()) else {
                     continue;
                 };
                 if !budget(&mut tables) {
                     return false;
                 }
-                let pd0_addr = Pde(*e1).address();
-                let Some(pd0) = read_table(mem, t0, pd0_addr, 512) else {
+                next.push((base | (i as u64) << shift, tn, Pde(*e).address()));
+            }
+        }
+        dirs = next;
+    }
+    for (base1, t0, pd0_addr) in dirs {
+        let Some(pd0) = read_table(mem, t0, pd0_addr, 512) else {
+            continue;
+        };
+        for i0 in 0..256usize {
+            let d = DualPde {
+                lo: pd0[2 * i0],
+                hi: pd0[2 * i0 + 1],
+            };
+            let va0 = base1 | (i0 as u64) << 21;
+            if d.is_pte() {
+                out.push(Found {
+                    va: va0,
+                    shift: 21,
+                    pte: d.lo,
+                    slot: (t0, pd0_addr + 16 * i0 as u64),
+                });
+                continue;
+            }
+            if let Some(&(was, 21)) = shadow.get(&va0) {
+                if d.lo == was & !1 && d.big_aperture() != PdeAperture::Invalid {
+                    hazards.push((va0, d.lo));
+                    continue;
+                }
+            }
+            for (shift, n, tgt, addr) in [
+                (16u8, 32usize, pde_target(d.big_aperture()), d.big_address()),
+                (
+                    12u8,
+                    512usize,
+                    pde_target(d.small().aperture()),
+                    d.small().address(),
+                ),
+            ] {
+                let Some(t) = tgt else { continue };
+                if !budget(&mut tables) {
+                    return false;
+                }
+                let Some(pt) = read_table(mem, t, addr, n) else {
                     continue;
                 };
-                let base1 = (i3 as u64) << 47 | (i2 as u64) << 38 | (i1 as u64) << 29;
-                for i0 in 0..256usize {
-                    let d = DualPde {
-                        lo: pd0[2 * i0],
-                        hi: pd0[2 * i0 + 1],
-                    };
-                    let va0 = base1 | (i0 as u64) << 21;
-                    if d.is_pte() {
+                for (i, &p) in pt.iter().enumerate() {
+                    if Pte(p).valid() {
                         out.push(Found {
-                            va: va0,
-                            shift: 21,
-                            pte: d.lo,
-                            slot: (t0, pd0_addr + 16 * i0 as u64),
+                            va: va0 | (i as u64) << shift,
+                            shift,
+                            pte: p,
+                            slot: (t, addr + 8 * i as u64),
                         });
-                        continue;
-                    }
-                    if let Some(&(was, 21)) = shadow.get(&va0) {
-                        if d.lo == was & !1 && d.big_aperture() != PdeAperture::Invalid {
-                            hazards.push((va0, d.lo));
-                            continue;
-                        }
-                    }
-                    for (shift, n, tgt, addr) in [
-                        (16u8, 32usize, pde_target(d.big_aperture()), d.big_address()),
-                        (
-                            12u8,
-                            512usize,
-                            pde_target(d.small().aperture()),
-                            d.small().address(),
-                        ),
-                    ] {
-                        let Some(t) = tgt else { continue };
-                        if !budget(&mut tables) {
-                            return false;
-                        }
-                        let Some(pt) = read_table(mem, t, addr, n) else {
-                            continue;
-                        };
-                        for (i, &p) in pt.iter().enumerate() {
-                            if Pte(p).valid() {
-                                out.push(Found {
-                                    va: va0 | (i as u64) << shift,
-                                    shift,
-                                    pte: p,
-                                    slot: (t, addr + 8 * i as u64),
-                                });
-                            }
-                        }
                     }
                 }
             }

@@ -47,21 +47,35 @@ pub enum MemError {
     Peer(u8),
 }
 
-/// What the MMU and engines read and write through.
+/// What the MMU and engines read and write through. Implementors provide byte ranges; the
+/// aligned word accesses follow from them.
 pub trait GpuMemory {
-    /// Reads a little-endian u64 at an 8-byte-aligned address.
-    fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError>;
-    /// Writes a little-endian u64 at an 8-byte-aligned address.
-    fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError>;
     /// Reads `buf.len()` bytes at any address.
     fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError>;
     /// Writes `buf` at any address.
     fn write_bytes(&mut self, target: Target, addr: u64, buf: &[u8]) -> Result<(), MemError>;
 
+    /// Reads a little-endian u64 at an 8-byte-aligned address.
+    fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError> {
+        if !addr.is_multiple_of(8) {
+            return Err(misaligned(target, addr));
+        }
+        let mut b = [0u8; 8];
+        self.read_bytes(target, addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    /// Writes a little-endian u64 at an 8-byte-aligned address.
+    fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError> {
+        if !addr.is_multiple_of(8) {
+            return Err(misaligned(target, addr));
+        }
+        self.write_bytes(target, addr, &value.to_le_bytes())
+    }
+
     /// Reads a little-endian u32 at a 4-byte-aligned address.
     fn read_u32(&self, target: Target, addr: u64) -> Result<u32, MemError> {
         if !addr.is_multiple_of(4) {
-            return Err(MemError::OutOfRange { target, addr });
+            return Err(misaligned(target, addr));
         }
         let mut b = [0u8; 4];
         self.read_bytes(target, addr, &mut b)?;
@@ -70,10 +84,15 @@ pub trait GpuMemory {
     /// Writes a little-endian u32 at a 4-byte-aligned address.
     fn write_u32(&mut self, target: Target, addr: u64, value: u32) -> Result<(), MemError> {
         if !addr.is_multiple_of(4) {
-            return Err(MemError::OutOfRange { target, addr });
+            return Err(misaligned(target, addr));
         }
         self.write_bytes(target, addr, &value.to_le_bytes())
     }
+}
+
+/// A misaligned word access (reported like an address outside memory).
+fn misaligned(target: Target, addr: u64) -> MemError {
+    MemError::OutOfRange { target, addr }
 }
 
 fn video_only(target: Target, addr: u64) -> MemError {
@@ -123,28 +142,6 @@ pub struct Memory<'a, M: SysMem + ?Sized> {
 }
 
 impl<M: SysMem + ?Sized> GpuMemory for Memory<'_, M> {
-    fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError> {
-        if target == Target::Video {
-            return self.vid.read_u64(addr);
-        }
-        if !addr.is_multiple_of(8) {
-            return Err(video_only(target, addr));
-        }
-        let mut b = [0u8; 8];
-        self.read_bytes(target, addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError> {
-        if target == Target::Video {
-            return self.vid.write_u64(addr, value);
-        }
-        if !addr.is_multiple_of(8) {
-            return Err(video_only(target, addr));
-        }
-        self.write_bytes(target, addr, &value.to_le_bytes())
-    }
-
     fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         match target {
             Target::Video => self.vid.read(addr, buf),

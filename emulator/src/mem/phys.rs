@@ -105,28 +105,6 @@ fn sys_target(target: Target, addr: u64, e: MemError) -> MemError {
 }
 
 impl GpuMemory for PhysMem {
-    fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError> {
-        if target == Target::Video {
-            return self.vid.read_u64(addr);
-        }
-        if !addr.is_multiple_of(8) {
-            return Err(MemError::OutOfRange { target, addr });
-        }
-        let mut b = [0u8; 8];
-        self.read_bytes(target, addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError> {
-        if target == Target::Video {
-            return self.vid.write_u64(addr, value);
-        }
-        if !addr.is_multiple_of(8) {
-            return Err(MemError::OutOfRange { target, addr });
-        }
-        self.write_bytes(target, addr, &value.to_le_bytes())
-    }
-
     fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         match target {
             Target::Video => self.vid.read(addr, buf),
