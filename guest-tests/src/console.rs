@@ -134,8 +134,11 @@ pub struct Verdict {
     pub oopses: Vec<String>,
     /// Kernel warnings matched by a known issue: (line, why).
     pub known: Vec<(String, String)>,
-    /// Known issues that matched nothing in this run (candidates for removal).
+    /// Known issues whose earlier line occurred (or that need none) but whose warning did not
+    /// (candidates for removal). An entry whose context never occurred is not judged.
     pub stale_known: Vec<String>,
+    /// Known issues that matched a warning in this run.
+    pub matched_known: Vec<String>,
     /// Why the run is incomplete or broken beyond test results.
     pub problems: Vec<String>,
     /// Suites as `/init` ran them.
@@ -145,8 +148,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Adds the verdict of another boot of the same run. A known issue is stale only if no
-    /// boot matched it.
+    /// Adds the verdict of another boot of the same run. A known issue is stale if some boot
+    /// gave it its context without the warning, and no boot matched it.
     pub fn merge(&mut self, o: Verdict) {
         self.tally.passed += o.tally.passed;
         self.tally.failed += o.tally.failed;
@@ -154,7 +157,18 @@ impl Verdict {
         self.tally.failures.extend(o.tally.failures);
         self.oopses.extend(o.oopses);
         self.known.extend(o.known);
-        self.stale_known.retain(|k| o.stale_known.contains(k));
+        for k in o.stale_known {
+            if !self.stale_known.contains(&k) {
+                self.stale_known.push(k);
+            }
+        }
+        for k in o.matched_known {
+            if !self.matched_known.contains(&k) {
+                self.matched_known.push(k);
+            }
+        }
+        let matched = &self.matched_known;
+        self.stale_known.retain(|k| !matched.contains(k));
         self.problems.extend(o.problems);
         self.suites.extend(o.suites);
         self.documents.extend(o.documents);
@@ -412,18 +426,21 @@ impl ConsoleMonitor {
                 self.oops_dropped
             ));
         }
-        let stale_known = self
-            .known_issues
-            .iter()
-            .zip(&self.known_used)
-            .filter(|(_, used)| !**used)
-            .map(|(k, _)| k.warning.clone())
+        let judged = |i: usize| self.known_issues[i].after.is_none() || self.seen_after[i];
+        let stale_known = (0..self.known_issues.len())
+            .filter(|&i| judged(i) && !self.known_used[i])
+            .map(|i| self.known_issues[i].warning.clone())
+            .collect();
+        let matched_known = (0..self.known_issues.len())
+            .filter(|&i| self.known_used[i])
+            .map(|i| self.known_issues[i].warning.clone())
             .collect();
         Verdict {
             tally,
             oopses,
             known: self.known,
             stale_known,
+            matched_known,
             problems,
             suites: self.suites,
             documents,
@@ -436,7 +453,7 @@ mod merge_tests {
     use super::*;
 
     #[test]
-    fn merged_boots_add_up_and_stale_means_stale_everywhere() {
+    fn merged_boots_add_up_and_stale_means_no_boot_matched() {
         let mut a = Verdict::default();
         a.tally.passed = 3;
         a.tally.failures.push("x".into());
@@ -445,11 +462,13 @@ mod merge_tests {
         let mut b = Verdict::default();
         b.tally.passed = 2;
         b.tally.skipped = 1;
-        b.stale_known = vec!["w2".into()];
+        // w1 matched in b; w3 is stale only in b (a never gave it its context).
+        b.matched_known = vec!["w1".into()];
+        b.stale_known = vec!["w3".into()];
         b.problems.push("p".into());
         a.merge(b);
         assert_eq!((a.tally.passed, a.tally.skipped, a.failed()), (5, 1, 2));
-        assert_eq!(a.stale_known, vec!["w2".to_string()]);
+        assert_eq!(a.stale_known, vec!["w2".to_string(), "w3".to_string()]);
         assert!(!a.passed());
     }
 }
@@ -587,7 +606,20 @@ mod tests {
         let v = m.finish(RunEnd::Exited);
         assert!(!v.passed());
         assert_eq!(v.oopses.len(), 1);
-        assert_eq!(v.stale_known.len(), 1);
+        // Its earlier line never occurred, so the entry is not judged stale either.
+        assert!(v.stale_known.is_empty());
+        // The earlier line without the warning: the entry is stale.
+        let mut m = ConsoleMonitor::with_known_issues(&["smoke".into()], known.clone());
+        for l in format!(
+            "[ 0.9] nouveau 0000:00:02.0: probe with driver nouveau failed with error -22\n{body}"
+        )
+        .lines()
+        {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert!(v.passed(), "{}", v.report());
+        assert_eq!(v.stale_known, vec!["at kernel/irq/msi.c:292".to_string()]);
         // After it, the warning is known: reported, not failed, not passed.
         let mut m = ConsoleMonitor::with_known_issues(&["smoke".into()], known);
         for l in format!("[ 0.9] nouveau 0000:00:02.0: probe with driver nouveau failed with error -22\n{warn}{body}").lines() {
@@ -600,6 +632,7 @@ mod tests {
             .report()
             .contains("KNOWN kernel: WARNING: CPU: 0 PID: 1 at kernel/irq/msi.c:292"));
         assert!(v.stale_known.is_empty());
+        assert_eq!(v.matched_known, vec!["at kernel/irq/msi.c:292".to_string()]);
     }
 
     fn replay_console(text: &str, expected: &[&str]) -> Verdict {
