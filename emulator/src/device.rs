@@ -631,12 +631,8 @@ impl Device {
             .channel_inst(chid)
             .ok_or_else(|| format!("channel {chid} is not bound"))?;
         let aperture = ((w >> 28) & 3) as u8;
-        let target = match aperture {
-            0 => Target::Video,
-            2 => Target::SysCoherent,
-            3 => Target::SysNoncoherent,
-            _ => return Err("instance block target 1".into()),
-        };
+        let target =
+            Target::from_target_field(u64::from(aperture)).ok_or("instance block target 1")?;
         let inst = u64::from(w & 0x0fff_ffff) << 12;
         let pdb_word = self
             .phys

@@ -45,12 +45,7 @@ pub enum Aperture {
 
 /// A BLOCK register's memory target field.
 pub fn block_target(v: u32) -> Option<Target> {
-    match (v >> 28) & 3 {
-        0 => Some(Target::Video),
-        2 => Some(Target::SysCoherent),
-        3 => Some(Target::SysNoncoherent),
-        _ => None,
-    }
+    Target::from_target_field(u64::from(v >> 28))
 }
 
 /// What an aperture shows.

@@ -338,17 +338,12 @@ impl Fifo {
             });
             return;
         }
-        let target = match (self.runlist_base >> 28) & 3 {
-            0 => Target::Video,
-            2 => Target::SysCoherent,
-            3 => Target::SysNoncoherent,
-            _ => {
-                self.events.push(ModelEvent::RunlistRejected {
-                    runlist: id as u8,
-                    why: "RUNLIST_BASE target 1".into(),
-                });
-                return;
-            }
+        let Some(target) = Target::from_target_field(u64::from(self.runlist_base >> 28)) else {
+            self.events.push(ModelEvent::RunlistRejected {
+                runlist: id as u8,
+                why: "RUNLIST_BASE target 1".into(),
+            });
+            return;
         };
         let addr = u64::from(self.runlist_base & 0x0fff_ffff) << 12;
         let chans = match runlist::parse(mem, target, addr, count) {
@@ -401,12 +396,8 @@ impl Fifo {
 
     /// Reads the channel's instance block and RAMFC.
     fn context(&self, hw: &Hw<'_>, chid: u16, c: &Chan) -> Result<ChanCtx, String> {
-        let target = match (c.inst >> 28) & 3 {
-            0 => Target::Video,
-            2 => Target::SysCoherent,
-            3 => Target::SysNoncoherent,
-            _ => return Err("instance block target 1".into()),
-        };
+        let target =
+            Target::from_target_field(u64::from(c.inst >> 28)).ok_or("instance block target 1")?;
         let inst = u64::from(c.inst & 0x0fff_ffff) << 12;
         let r = |off: u64| {
             hw.phys
@@ -415,12 +406,8 @@ impl Fifo {
         };
         let userd_lo = r(0x08)?;
         let userd_hi = r(0x0c)?;
-        let userd_target = match userd_lo & 3 {
-            0 => Target::Video,
-            2 => Target::SysCoherent,
-            3 => Target::SysNoncoherent,
-            _ => return Err("USERD target 1".into()),
-        };
+        let userd_target =
+            Target::from_target_field(u64::from(userd_lo)).ok_or("USERD target 1")?;
         let gp_lo = r(0x48)?;
         let gp_hi = r(0x4c)?;
         let pdb_word = u64::from(r(0x200)?) | (u64::from(r(0x204)?) << 32);

@@ -25,6 +25,20 @@ pub enum Target {
 }
 
 impl Target {
+    /// Decodes NVIDIA's two-bit memory-target field as the instance block's page-directory
+    /// word, the BAR BLOCK registers, PCCSR's instance pointer, RUNLIST_BASE, RAMFC's USERD
+    /// and BAR0_WINDOW all encode it (gp100 `dev_ram.h`/`dev_bus.h`/`dev_fifo.h`: 0 VID_MEM,
+    /// 2 SYS_MEM_COHERENT, 3 SYS_MEM_NONCOHERENT). The low two bits of `bits` are read; 1 is
+    /// no memory the unit can reach, so None.
+    pub fn from_target_field(bits: u64) -> Option<Target> {
+        match bits & 3 {
+            0 => Some(Target::Video),
+            2 => Some(Target::SysCoherent),
+            3 => Some(Target::SysNoncoherent),
+            _ => None,
+        }
+    }
+
     /// Whether this is system memory (either kind).
     pub fn is_sys(self) -> bool {
         matches!(self, Target::SysCoherent | Target::SysNoncoherent)
@@ -169,6 +183,14 @@ impl<M: SysMem + ?Sized> GpuMemory for Memory<'_, M> {
 mod tests {
     use super::*;
     use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    #[test]
+    fn target_field_decodes_the_four_values_from_the_low_bits() {
+        assert_eq!(Target::from_target_field(0), Some(Target::Video));
+        assert_eq!(Target::from_target_field(1), None);
+        assert_eq!(Target::from_target_field(2), Some(Target::SysCoherent));
+        assert_eq!(Target::from_target_field(0x7), Some(Target::SysNoncoherent));
+    }
 
     #[test]
     fn guest_ram_through_vm_memory() {

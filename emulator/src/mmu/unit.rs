@@ -139,12 +139,7 @@ impl Mmu {
 
     fn pdb_key(&self) -> PdbKey {
         let v = (u64::from(self.pdb_hi) << 32) | u64::from(self.pdb_lo);
-        let target = match v & 3 {
-            0 => Target::Video,
-            2 => Target::SysCoherent,
-            3 => Target::SysNoncoherent,
-            _ => Target::Peer(0),
-        };
+        let target = Target::from_target_field(v).unwrap_or(Target::Peer(0));
         PdbKey::from(Pdb {
             target,
             addr: (v >> 4) << 12,

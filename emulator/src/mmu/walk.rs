@@ -92,12 +92,7 @@ impl Pdb {
     /// PD3 address from bit 12). None for aperture 1 or a pre-VER2 format: the hardware
     /// cannot walk it, which the caller reports as an unbound instance.
     pub fn from_instance_word(v: u64) -> Option<Self> {
-        let target = match v & 3 {
-            0 => Target::Video,
-            2 => Target::SysCoherent,
-            3 => Target::SysNoncoherent,
-            _ => return None,
-        };
+        let target = Target::from_target_field(v)?;
         if v & (1 << 10) == 0 {
             return None;
         }

@@ -42,12 +42,7 @@ impl Pramin {
 
     /// The memory and address a window offset reaches; None for target 1 (no memory).
     pub fn resolve(&self, offset: u32) -> Option<(Target, u64)> {
-        let target = match (self.window >> 24) & 3 {
-            0 => Target::Video,
-            2 => Target::SysCoherent,
-            3 => Target::SysNoncoherent,
-            _ => return None,
-        };
+        let target = Target::from_target_field(u64::from(self.window >> 24))?;
         let base = u64::from(self.window & 0x00ff_ffff) << 16;
         Some((target, base + u64::from(offset - PRAMIN_BASE)))
     }
