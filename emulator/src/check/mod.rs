@@ -38,7 +38,7 @@ pub mod x86;
 use std::collections::BTreeMap;
 
 use crate::mem::{GpuMemory, PhysMem, Target};
-use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte, PteAperture};
+use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte};
 use crate::mmu::walk::Pdb;
 use crate::trace::event::ModelEvent;
 
@@ -403,12 +403,7 @@ impl Checker {
         // Judge every valid PTE of the mirrored range, 4 KiB page by page.
         for f in &found {
             let pte = Pte(f.pte);
-            let target = match pte.aperture() {
-                PteAperture::Video => Target::Video,
-                PteAperture::Peer => Target::Peer(pte.peer()),
-                PteAperture::SysCoherent => Target::SysCoherent,
-                PteAperture::SysNoncoherent => Target::SysNoncoherent,
-            };
+            let target = pte.target();
             let size = 1u64 << f.shift;
             let base = pte.address() & !(size - 1);
             for off in (0..size).step_by(4096) {
@@ -434,10 +429,7 @@ impl Checker {
                 continue;
             }
             let pte = Pte(f.pte);
-            let sys = matches!(
-                pte.aperture(),
-                PteAperture::SysCoherent | PteAperture::SysNoncoherent
-            );
+            let sys = pte.aperture().is_system();
             let new = match self.inject {
                 // A page 1 TiB away: wrong, and outside guest RAM, so the GPU's accesses through
                 // it fail instead of corrupting some other page of the guest.
@@ -479,15 +471,6 @@ impl Checker {
     }
 }
 
-fn pde_target(a: PdeAperture) -> Option<Target> {
-    match a {
-        PdeAperture::Invalid => None,
-        PdeAperture::Video => Some(Target::Video),
-        PdeAperture::SysCoherent => Some(Target::SysCoherent),
-        PdeAperture::SysNoncoherent => Some(Target::SysNoncoherent),
-    }
-}
-
 fn read_table<M: GpuMemory + ?Sized>(mem: &M, t: Target, a: u64, n: usize) -> Option<Vec<u64>> {
     let mut b = vec![0u8; n * 8];
     mem.read_bytes(t, a, &mut b).ok()?;
@@ -523,7 +506,7 @@ fn enumerate<M: GpuMemory + ?Sized>(
                 continue;
             };
             for (i, e) in table.iter().enumerate() {
-                let Some(tn) = pde_target(Pde(*e).aperture()) else {
+                let Some(tn) = Pde(*e).aperture().target() else {
                     continue;
                 };
                 if !budget(&mut tables) {
@@ -560,11 +543,11 @@ fn enumerate<M: GpuMemory + ?Sized>(
                 }
             }
             for (shift, n, tgt, addr) in [
-                (16u8, 32usize, pde_target(d.big_aperture()), d.big_address()),
+                (16u8, 32usize, d.big_aperture().target(), d.big_address()),
                 (
                     12u8,
                     512usize,
-                    pde_target(d.small().aperture()),
+                    d.small().aperture().target(),
                     d.small().address(),
                 ),
             ] {
@@ -597,7 +580,7 @@ fn pte_slot<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, va: u64) -> Option<(Target
     let mut a = pdb.addr;
     for (shift, mask) in [(47, 3u64), (38, 0x1ff), (29, 0x1ff)] {
         let e = Pde(mem.read_u64(t, a + ((va >> shift) & mask) * 8).ok()?);
-        t = pde_target(e.aperture())?;
+        t = e.aperture().target()?;
         a = e.address();
     }
     let slot = a + ((va >> 21) & 0xff) * 16;
@@ -608,7 +591,7 @@ fn pte_slot<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, va: u64) -> Option<(Target
     if d.is_pte() {
         return Some((t, slot));
     }
-    let st = pde_target(d.small().aperture())?;
+    let st = d.small().aperture().target()?;
     Some((st, d.small().address() + ((va >> 12) & 0x1ff) * 8))
 }
 

@@ -8,6 +8,8 @@
 
 use serde::Serialize;
 
+use crate::mem::Target;
+
 /// Where a PTE's page lives (`NV_MMU_VER2_PTE_APERTURE`, bits 2:1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +80,16 @@ impl PdeAperture {
             PdeAperture::Video => 1,
             PdeAperture::SysCoherent => 2,
             PdeAperture::SysNoncoherent => 3,
+        }
+    }
+
+    /// The memory the next-level table is in; None for an entry that points nowhere.
+    pub fn target(self) -> Option<Target> {
+        match self {
+            PdeAperture::Invalid => None,
+            PdeAperture::Video => Some(Target::Video),
+            PdeAperture::SysCoherent => Some(Target::SysCoherent),
+            PdeAperture::SysNoncoherent => Some(Target::SysNoncoherent),
         }
     }
 }
@@ -156,6 +168,16 @@ impl Pte {
             return 0;
         }
         ((self.0 >> PEER_SHIFT) & 7) as u8
+    }
+
+    /// The memory the page is in (a peer GPU's carries the peer id).
+    pub fn target(self) -> Target {
+        match self.aperture() {
+            PteAperture::Video => Target::Video,
+            PteAperture::Peer => Target::Peer(self.peer()),
+            PteAperture::SysCoherent => Target::SysCoherent,
+            PteAperture::SysNoncoherent => Target::SysNoncoherent,
+        }
     }
     /// The page's byte address: `ADDRESS_SYS` for system apertures, `ADDRESS_VID` otherwise,
     /// times 4 KiB. Kept when VALID is clear (nouveau's PFN unmap leaves it there).

@@ -18,7 +18,7 @@
 use crate::fault::FaultType;
 use crate::mem::{GpuMemory, MemError, Target};
 
-use super::format::{DualPde, Pde, PdeAperture, Pte, PteAperture};
+use super::format::{DualPde, Pde, Pte};
 
 /// Virtual address bits: 49 (gp100-facts.md; `NV_MMU_VER2` five-level format).
 pub const VA_BITS: u32 = 49;
@@ -147,24 +147,6 @@ pub struct WalkFault {
     pub sys_reads: u32,
 }
 
-fn pde_target(a: PdeAperture) -> Option<Target> {
-    match a {
-        PdeAperture::Invalid => None,
-        PdeAperture::Video => Some(Target::Video),
-        PdeAperture::SysCoherent => Some(Target::SysCoherent),
-        PdeAperture::SysNoncoherent => Some(Target::SysNoncoherent),
-    }
-}
-
-fn pte_target(p: Pte) -> Target {
-    match p.aperture() {
-        PteAperture::Video => Target::Video,
-        PteAperture::Peer => Target::Peer(p.peer()),
-        PteAperture::SysCoherent => Target::SysCoherent,
-        PteAperture::SysNoncoherent => Target::SysNoncoherent,
-    }
-}
-
 /// A page-directory cache: PDE words of PD3..PD0 by (memory, address). The MMU clears it
 /// on every invalidate (conservative: nothing stale can outlive an invalidate of any kind).
 /// Page-table (PTE) reads never go through it. Bounded: when full it is cleared.
@@ -291,7 +273,7 @@ impl<M: GpuMemory> Walker<'_, '_, M> {
             }
             _ => {}
         }
-        let target = pte_target(pte);
+        let target = pte.target();
         if let Target::Peer(_) = target {
             // Peer memory is not modelled; report what the MMU reports for an aperture it
             // cannot reach.
@@ -349,7 +331,7 @@ pub fn translate_cached<M: GpuMemory>(
     ] {
         let idx = (va >> shift) & mask;
         let pde = Pde(w.read(level, table.0, table.1 + idx * 8)?);
-        let Some(t) = pde_target(pde.aperture()) else {
+        let Some(t) = pde.aperture().target() else {
             return Err(w.fault(FaultType::Pde, level));
         };
         table = (t, pde.address());
@@ -362,8 +344,12 @@ pub fn translate_cached<M: GpuMemory>(
     if d.is_pte() {
         return w.leaf(d.as_pte(), va, PageSize::M2, Level::Pd0, access, privileged);
     }
-    let big = pde_target(d.big_aperture()).map(|t| (t, d.big_address()));
-    let small = pde_target(d.small().aperture()).map(|t| (t, d.small().address()));
+    let big = d.big_aperture().target().map(|t| (t, d.big_address()));
+    let small = d
+        .small()
+        .aperture()
+        .target()
+        .map(|t| (t, d.small().address()));
     if big.is_none() && small.is_none() {
         return Err(w.fault(FaultType::Pde, Level::Pd0));
     }
@@ -402,6 +388,7 @@ pub fn translate_cached<M: GpuMemory>(
 mod tests {
     use super::*;
     use crate::mem::{Memory, VidMem};
+    use crate::mmu::format::PdeAperture;
     use proptest::prelude::*;
     use vm_memory::{GuestAddress, GuestMemoryMmap};
 
