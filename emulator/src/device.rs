@@ -463,13 +463,8 @@ impl Device {
             Buf::Write(_) => Access::Write,
         };
         // An access is at most 8 bytes; it may straddle one 4 KiB page boundary.
-        let first = ((offset | 0xfff) + 1 - offset).min(len as u64) as usize;
         let mut result = Ok(());
-        for (start, n) in [(0usize, first), (first, len - first)] {
-            if n == 0 {
-                continue;
-            }
-            let va = offset + start as u64;
+        for (start, va, n) in crate::mem::pieces(offset, len, 0x1000) {
             match self.aperture_translate(ap, va, access) {
                 Ok(Some((t, pa))) => {
                     let r = match &mut buf {

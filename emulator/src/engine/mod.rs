@@ -6,10 +6,14 @@
 //! runlists, PBDMA) and [`crate::ce`] (the copy engine).
 
 use crate::fault::FaultType;
-use crate::mem::{GpuMemory, MemError, PhysMem, Target};
+use crate::mem::{pieces, GpuMemory, MemError, PhysMem, Target};
+
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::unit::{Mmu, Translation};
 use crate::mmu::walk::{Access, Pdb};
+
+/// The smallest page: accesses are translated a 4 KiB page at a time.
+const PAGE: u64 = 0x1000;
 
 /// The hardware an engine acts on during one step.
 pub struct Hw<'a> {
@@ -72,10 +76,7 @@ impl Hw<'_> {
         buf: &mut [u8],
         privileged: bool,
     ) -> Result<(), VmError> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = va.wrapping_add(done as u64);
-            let n = ((a | 0xfff) - a + 1).min((buf.len() - done) as u64) as usize;
+        for (done, a, n) in pieces(va, buf.len(), PAGE) {
             match self.translate(client, pdb, a, Access::Read, privileged)? {
                 Some((t, pa)) => self
                     .phys
@@ -83,7 +84,6 @@ impl Hw<'_> {
                     .map_err(VmError::Mem)?,
                 None => buf[done..done + n].fill(0),
             }
-            done += n;
         }
         Ok(())
     }
@@ -97,16 +97,12 @@ impl Hw<'_> {
         buf: &[u8],
         privileged: bool,
     ) -> Result<(), VmError> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = va.wrapping_add(done as u64);
-            let n = ((a | 0xfff) - a + 1).min((buf.len() - done) as u64) as usize;
+        for (done, a, n) in pieces(va, buf.len(), PAGE) {
             if let Some((t, pa)) = self.translate(client, pdb, a, Access::Write, privileged)? {
                 self.phys
                     .write_bytes(t, pa, &buf[done..done + n])
                     .map_err(VmError::Mem)?;
             }
-            done += n;
         }
         Ok(())
     }

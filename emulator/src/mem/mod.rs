@@ -104,6 +104,25 @@ pub trait GpuMemory {
     }
 }
 
+/// Splits the `len` bytes at `addr` at every `granule` boundary (`granule` a power of two):
+/// yields (offset into the buffer, address, length) for each piece, in order. The address
+/// wraps at 2^64 like a GPU virtual address.
+pub fn pieces(addr: u64, len: usize, granule: u64) -> impl Iterator<Item = (usize, u64, usize)> {
+    debug_assert!(granule.is_power_of_two());
+    let mut done = 0usize;
+    std::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let a = addr.wrapping_add(done as u64);
+        let room = granule - (a & (granule - 1));
+        let n = room.min((len - done) as u64) as usize;
+        let piece = (done, a, n);
+        done += n;
+        Some(piece)
+    })
+}
+
 /// A misaligned word access (reported like an address outside memory).
 fn misaligned(target: Target, addr: u64) -> MemError {
     MemError::OutOfRange { target, addr }
@@ -183,6 +202,23 @@ impl<M: SysMem + ?Sized> GpuMemory for Memory<'_, M> {
 mod tests {
     use super::*;
     use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    #[test]
+    fn pieces_split_at_granule_boundaries_and_cover_the_range() {
+        assert_eq!(
+            pieces(0xffe, 8, 0x1000).collect::<Vec<_>>(),
+            vec![(0, 0xffe, 2), (2, 0x1000, 6)]
+        );
+        assert_eq!(
+            pieces(0x1000, 0x2000, 0x1000).collect::<Vec<_>>(),
+            vec![(0, 0x1000, 0x1000), (0x1000, 0x2000, 0x1000)]
+        );
+        assert_eq!(pieces(5, 0, 0x1000).count(), 0);
+        assert_eq!(
+            pieces(u64::MAX - 1, 4, 0x1000).collect::<Vec<_>>(),
+            vec![(0, u64::MAX - 1, 2), (2, 0, 2)]
+        );
+    }
 
     #[test]
     fn target_field_decodes_the_four_values_from_the_low_bits() {

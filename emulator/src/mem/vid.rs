@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{MemError, Target};
+use super::{pieces, MemError, Target};
 
 /// Bytes of video memory backed per chunk.
 pub(crate) const CHUNK: u64 = 64 * 1024;
@@ -85,16 +85,12 @@ impl VidMem {
     /// Reads `buf.len()` bytes at any address (chunk boundaries included).
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         self.check_range(addr, buf.len())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = addr + done as u64;
+        for (done, a, n) in pieces(addr, buf.len(), CHUNK) {
             let o = (a % CHUNK) as usize;
-            let n = (CHUNK as usize - o).min(buf.len() - done);
             match self.chunks.get(&(a / CHUNK)) {
                 Some(c) => buf[done..done + n].copy_from_slice(&c[o..o + n]),
                 None => buf[done..done + n].fill(0),
             }
-            done += n;
         }
         Ok(())
     }
@@ -102,11 +98,8 @@ impl VidMem {
     /// Writes `buf` at any address (chunk boundaries included).
     pub fn write(&mut self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
         self.check_range(addr, buf.len())?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = addr + done as u64;
+        for (done, a, n) in pieces(addr, buf.len(), CHUNK) {
             let o = (a % CHUNK) as usize;
-            let n = (CHUNK as usize - o).min(buf.len() - done);
             let src = &buf[done..done + n];
             match self.chunks.get_mut(&(a / CHUNK)) {
                 Some(c) => c[o..o + n].copy_from_slice(src),
@@ -118,7 +111,6 @@ impl VidMem {
                     self.chunks.insert(a / CHUNK, c);
                 }
             }
-            done += n;
         }
         Ok(())
     }
