@@ -449,14 +449,9 @@ impl Device {
         mut buf: Buf<'_>,
     ) -> Result<(), DeviceError> {
         let len = buf.len();
-        if !matches!(len, 1 | 2 | 4 | 8) {
+        if let Err(e) = Self::check(bar, self.config.layout().size_of(bar), offset, len) {
             buf.fail(0xff);
-            return Err(DeviceError::BadSize(len));
-        }
-        let size = self.config.layout().size_of(bar);
-        if offset.checked_add(len as u64).is_none_or(|e| e > size) {
-            buf.fail(0xff);
-            return Err(DeviceError::OutOfRange { bar, offset, len });
+            return Err(e);
         }
         let access = match buf {
             Buf::Read(_) => Access::Read,
@@ -730,19 +725,15 @@ impl Device {
 
     fn access_regs(&mut self, reg: u32, write: Option<u32>) -> Option<u32> {
         use crate::regs::window::*;
-        let lo = |x: u64| x as u32;
-        let hi = |x: u64| (x >> 32) as u32;
-        let set_lo = |x: &mut u64, v: u32| *x = (*x & !0xffff_ffff) | u64::from(v);
-        let set_hi = |x: &mut u64, v: u32| *x = (*x & 0xffff_ffff) | u64::from(v) << 32;
         let a = &mut self.access;
         if let Some(v) = write {
             match reg {
                 AE_CHID => a.chid = v,
-                AE_VA_LO => set_lo(&mut a.va, v),
-                AE_VA_HI => set_hi(&mut a.va, v),
+                AE_VA_LO => set_half(&mut a.va, v, false),
+                AE_VA_HI => set_half(&mut a.va, v, true),
                 AE_LEN => a.len = v,
-                AE_DATA_LO => set_lo(&mut a.data, v),
-                AE_DATA_HI => set_hi(&mut a.data, v),
+                AE_DATA_LO => set_half(&mut a.data, v, false),
+                AE_DATA_HI => set_half(&mut a.data, v, true),
                 AE_OP => {
                     let chan = self.access_channel(self.access.chid);
                     match self.access.start(v, chan) {
@@ -775,22 +766,15 @@ impl Device {
         use crate::regs::window::*;
         let r = &mut self.chk_regs;
         if let Some(v) = write {
-            let set = |x: &mut u64, v: u32, high: bool| {
-                *x = if high {
-                    (*x & 0xffff_ffff) | u64::from(v) << 32
-                } else {
-                    (*x & !0xffff_ffff) | u64::from(v)
-                }
-            };
             match reg {
                 CHK_CHID => r.chid = v,
-                CHK_ROOT_LO => set(&mut r.root, v, false),
-                CHK_ROOT_HI => set(&mut r.root, v, true),
+                CHK_ROOT_LO => set_half(&mut r.root, v, false),
+                CHK_ROOT_HI => set_half(&mut r.root, v, true),
                 CHK_FLAGS => r.flags = v,
-                CHK_EXCL_LO => set(&mut r.excl, v, false),
-                CHK_EXCL_HI => set(&mut r.excl, v, true),
-                CHK_EXCL_SIZE_LO => set(&mut r.excl_size, v, false),
-                CHK_EXCL_SIZE_HI => set(&mut r.excl_size, v, true),
+                CHK_EXCL_LO => set_half(&mut r.excl, v, false),
+                CHK_EXCL_HI => set_half(&mut r.excl, v, true),
+                CHK_EXCL_SIZE_LO => set_half(&mut r.excl_size, v, false),
+                CHK_EXCL_SIZE_HI => set_half(&mut r.excl_size, v, true),
                 CHK_CTRL => self.check_ctrl(v),
                 CHK_SWAP_MIGRATION_READ => r.swap_migration_read = v as u8,
                 _ if reg < CHK_END => {}
@@ -800,8 +784,6 @@ impl Device {
         }
         let st = self.checker.stats();
         let last = self.checker.last();
-        let lo = |x: u64| x as u32;
-        let hi = |x: u64| (x >> 32) as u32;
         let r = &self.chk_regs;
         Some(match reg {
             CHK_CHID => r.chid,
@@ -1005,19 +987,14 @@ impl Device {
         }
     }
 
-    fn check(offset: u64, len: usize) -> Result<(), DeviceError> {
+    /// Whether an access of `len` bytes at `offset` fits BAR `bar` of `size` bytes and has a
+    /// size the BARs take.
+    fn check(bar: u32, size: u64, offset: u64, len: usize) -> Result<(), DeviceError> {
         if !matches!(len, 1 | 2 | 4 | 8) {
             return Err(DeviceError::BadSize(len));
         }
-        if offset
-            .checked_add(len as u64)
-            .is_none_or(|end| end > BAR0_SIZE)
-        {
-            return Err(DeviceError::OutOfRange {
-                bar: 0,
-                offset,
-                len,
-            });
+        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+            return Err(DeviceError::OutOfRange { bar, offset, len });
         }
         Ok(())
     }
@@ -1029,7 +1006,7 @@ impl Device {
     /// On error `data` is filled with all-ones (a failed PCIe read) and the
     /// error is returned for the transport to log.
     pub fn bar0_read(&mut self, offset: u64, data: &mut [u8]) -> Result<(), DeviceError> {
-        if let Err(e) = Self::check(offset, data.len()) {
+        if let Err(e) = Self::check(0, BAR0_SIZE, offset, data.len()) {
             data.fill(0xff);
             return Err(e);
         }
@@ -1054,7 +1031,7 @@ impl Device {
     /// covering 32-bit words (read-modify-write), since GP100's registers are
     /// 32-bit wide.
     pub fn bar0_write(&mut self, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
-        Self::check(offset, data.len())?;
+        Self::check(0, BAR0_SIZE, offset, data.len())?;
         if offset.is_multiple_of(4) && data.len().is_multiple_of(4) {
             for (i, chunk) in data.chunks_exact(4).enumerate() {
                 let v = u32::from_le_bytes(chunk.try_into().expect("chunk of 4"));
@@ -1077,6 +1054,25 @@ impl Device {
             self.bar0_write32(first as u32 + 4 * i as u32, v);
         }
         Ok(())
+    }
+}
+
+/// The low 32 bits of a 64-bit value the window shows as two registers.
+fn lo(x: u64) -> u32 {
+    x as u32
+}
+
+/// The high 32 bits of a 64-bit value the window shows as two registers.
+fn hi(x: u64) -> u32 {
+    (x >> 32) as u32
+}
+
+/// Replaces the high or the low 32 bits of `x` with `v` (a write to one of the two registers).
+fn set_half(x: &mut u64, v: u32, high: bool) {
+    *x = if high {
+        (*x & 0xffff_ffff) | u64::from(v) << 32
+    } else {
+        (*x & !0xffff_ffff) | u64::from(v)
     }
 }
 
