@@ -19,16 +19,6 @@ fn parse_inject(s: &str) -> Result<Inject, String> {
     })
 }
 
-/// The CLI name of a seeded bug.
-fn inject_name(i: Inject) -> &'static str {
-    match i {
-        Inject::None => "none",
-        Inject::WrongPage => "wrong-page",
-        Inject::WritableRo => "writable-ro",
-        Inject::StaleAfterUnmap => "stale-after-munmap",
-    }
-}
-
 #[derive(Parser)]
 #[command(
     name = "gp100emu",
@@ -256,7 +246,7 @@ fn main() -> ExitCode {
             let mut device_args: Vec<std::ffi::OsString> = Vec::new();
             if inject != Inject::None {
                 device_args.push("--inject".into());
-                device_args.push(inject_name(inject).into());
+                device_args.push(inject.name().into());
             }
             if let Some(t) = &trace {
                 let abs = std::path::absolute(t).unwrap_or_else(|_| t.clone());
@@ -355,7 +345,7 @@ fn main() -> ExitCode {
                         emulator_version: env!("CARGO_PKG_VERSION").into(),
                         bar1_size: layout.bar1,
                         note: format!("gp100emu serve --bar1-mib {bar1_mib}"),
-                        inject: inject_name(inject).into(),
+                        inject: inject.name().into(),
                     };
                     match trace_cmd::create(p, &h) {
                         Ok(w) => Some(w),
@@ -372,7 +362,7 @@ fn main() -> ExitCode {
             if inject != Inject::None {
                 log::warn!(
                     "injecting seeded bug '{}' into nouveau's PTEs",
-                    inject_name(inject)
+                    inject.name()
                 );
             }
             match qemu_glue::transport::vfio_user::serve_traced(&socket, device, writer) {

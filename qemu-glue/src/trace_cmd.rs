@@ -72,7 +72,6 @@ pub fn replay_file(path: &Path) -> Result<(ReplayOutcome, f64), TraceCmdError> {
     Ok((out, t.elapsed().as_secs_f64()))
 }
 
-/// Compares two files.
 /// Prints records of `path` (`@cycle event`): `skip` first, at most `count`, only those
 /// containing `grep`, only the last `tail` of them. A damaged file prints its good prefix,
 /// then the error.
@@ -125,6 +124,7 @@ pub fn show(
     })
 }
 
+/// Compares two files.
 pub fn diff_files(a: &Path, b: &Path, context: usize) -> Result<Divergence, TraceCmdError> {
     Ok(first_divergence(open(a)?, open(b)?, context))
 }

@@ -127,6 +127,16 @@ impl Inject {
         })
     }
 
+    /// The CLI name ([`Inject::parse`] reads it back).
+    pub fn name(self) -> &'static str {
+        match self {
+            Inject::None => "none",
+            Inject::WrongPage => "wrong-page",
+            Inject::WritableRo => "writable-ro",
+            Inject::StaleAfterUnmap => "stale-after-munmap",
+        }
+    }
+
     /// The code the window reports.
     pub fn code(self) -> u32 {
         match self {
@@ -865,6 +875,19 @@ mod tests {
             vec![(0x40_0000, Reason::CpuNotMapped as u8)]
         );
         assert!(r.chk.last().unwrap().at_use);
+    }
+
+    #[test]
+    fn injection_names_round_trip() {
+        for i in [
+            Inject::None,
+            Inject::WrongPage,
+            Inject::WritableRo,
+            Inject::StaleAfterUnmap,
+        ] {
+            assert_eq!(Inject::parse(i.name()), Some(i));
+        }
+        assert_eq!(Inject::parse("wrong"), None);
     }
 
     #[test]
