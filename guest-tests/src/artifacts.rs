@@ -185,24 +185,19 @@ pub fn ensure_kernel(
         "[kernel] building the guest kernel into {} (first time only; about 10 minutes on 2 cores)",
         out.display()
     );
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("--source")
-        .arg(&src)
-        .arg("--fragment")
-        .arg(&fragment)
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .map_err(io("starting bash for build-kernel.sh"))?;
-    if !status.success() {
-        return Err(ArtifactError::Script {
-            what: "building the guest kernel".into(),
-            status,
-        });
-    }
+    run_script(
+        Command::new("bash")
+            .arg(&script)
+            .arg("--source")
+            .arg(&src)
+            .arg("--fragment")
+            .arg(&fragment)
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::null()),
+        "build-kernel.sh",
+        "building the guest kernel",
+    )?;
     Ok(Kernel {
         image: out.join("bzImage"),
         hmm_tests: Some(out.join("hmm-tests")),
@@ -236,37 +231,30 @@ pub fn ensure_pgd_module(cache: &Path, kernel: &Kernel) -> Result<PathBuf, Artif
         return Ok(ko);
     }
     std::fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
-    let source = out.join("src.c");
+    let source = out.join("gp100emu_pgd.c");
     std::fs::write(&source, embedded::PGD_MODULE_C)
         .map_err(io(format!("writing {}", source.display())))?;
     let script = script_file(cache, "build-module.sh", embedded::BUILD_MODULE_SH)?;
     let built = out.join("build");
-    let src_named = out.join("gp100emu_pgd.c");
-    std::fs::rename(&source, &src_named).map_err(io("naming the module source"))?;
     eprintln!(
         "[module] building gp100emu_pgd.ko against {}",
         build.display()
     );
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("--tree")
-        .arg(tree)
-        .arg("--build")
-        .arg(build)
-        .arg("--source")
-        .arg(&src_named)
-        .arg("--out")
-        .arg(&built)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .map_err(io("starting bash for build-module.sh"))?;
-    if !status.success() {
-        return Err(ArtifactError::Script {
-            what: "building the gp100emu_pgd module".into(),
-            status,
-        });
-    }
+    run_script(
+        Command::new("bash")
+            .arg(&script)
+            .arg("--tree")
+            .arg(tree)
+            .arg("--build")
+            .arg(build)
+            .arg("--source")
+            .arg(&source)
+            .arg("--out")
+            .arg(&built)
+            .stdout(Stdio::null()),
+        "build-module.sh",
+        "building the gp100emu_pgd module",
+    )?;
     std::fs::copy(built.join("gp100emu_pgd.ko"), &ko)
         .map_err(io(format!("copying the module to {}", ko.display())))?;
     Ok(ko)
@@ -359,18 +347,26 @@ pub fn ensure_initramfs(cache: &Path, x: &InitramfsExtras<'_>) -> Result<PathBuf
         cmd.arg("--firmware").arg(&fw);
     }
     eprintln!("[initramfs] building {}", out.display());
+    let built = run_script(&mut cmd, "build-initramfs.sh", "building the initramfs");
+    let _ = std::fs::remove_dir_all(&stage);
+    built.map(|()| out)
+}
+
+/// Runs one of our build scripts (`cmd` is `bash SCRIPT ARGS…`) with stdin closed; a failure
+/// to start names `script`, a failing exit names `what`.
+fn run_script(cmd: &mut Command, script: &str, what: &str) -> Result<(), ArtifactError> {
     let status = cmd
         .stdin(Stdio::null())
         .status()
-        .map_err(io("starting bash for build-initramfs.sh"))?;
-    let _ = std::fs::remove_dir_all(&stage);
-    if !status.success() {
-        return Err(ArtifactError::Script {
-            what: "building the initramfs".into(),
+        .map_err(io(format!("starting bash for {script}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ArtifactError::Script {
+            what: what.into(),
             status,
-        });
+        })
     }
-    Ok(out)
 }
 
 #[cfg(test)]
