@@ -463,8 +463,9 @@ impl Checker {
             // A small-page PTE that was valid at the last scan and is no longer joins the
             // stale set; every stale PTE is put back at every scan, as a driver that never
             // cleared it would leave it.
+            let live: std::collections::BTreeSet<u64> = found.iter().map(|f| f.va).collect();
             for (va, (pte, shift)) in &self.shadow {
-                if *shift == 12 && !found.iter().any(|f| f.va == *va) {
+                if *shift == 12 && !live.contains(va) {
                     self.stale.entry(*va).or_insert(*pte);
                 }
             }
