@@ -2,9 +2,9 @@
 //!
 //! The P100 has 16 GiB of HBM2; the model's size is configurable (default 4 GiB,
 //! [`crate::device::DEFAULT_VRAM`]). Memory is backed in 64 KiB chunks on first write, so
-//! never-written memory reads as zero and costs nothing.
-
-use std::collections::HashMap;
+//! never-written memory reads as zero and costs nothing. The chunks hang off a table with one
+//! slot per chunk (8 bytes per 64 KiB: 512 KiB for 4 GiB), so finding one is an index, not a
+//! hash.
 
 use super::{pieces, MemError, Target};
 
@@ -15,7 +15,8 @@ pub(crate) const CHUNK: u64 = 64 * 1024;
 #[derive(Debug, Default, Clone)]
 pub struct VidMem {
     size: u64,
-    chunks: HashMap<u64, Box<[u8]>>,
+    chunks: Vec<Option<Box<[u8]>>>,
+    backed: u64,
 }
 
 impl VidMem {
@@ -23,7 +24,8 @@ impl VidMem {
     pub fn new(size: u64) -> Self {
         VidMem {
             size,
-            chunks: HashMap::new(),
+            chunks: vec![None; size.div_ceil(CHUNK) as usize],
+            backed: 0,
         }
     }
 
@@ -34,7 +36,24 @@ impl VidMem {
 
     /// Bytes actually backed.
     pub fn backed_bytes(&self) -> u64 {
-        self.chunks.len() as u64 * CHUNK
+        self.backed * CHUNK
+    }
+
+    /// The chunk holding `addr` (checked to be below the size), if it is backed.
+    #[inline]
+    fn chunk(&self, addr: u64) -> Option<&[u8]> {
+        self.chunks
+            .get((addr / CHUNK) as usize)
+            .and_then(|c| c.as_deref())
+    }
+
+    /// The chunk holding `addr` (checked to be below the size), backed on first use.
+    fn chunk_mut(&mut self, addr: u64) -> &mut [u8] {
+        let slot = &mut self.chunks[(addr / CHUNK) as usize];
+        if slot.is_none() {
+            self.backed += 1;
+        }
+        slot.get_or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice())
     }
 
     fn check_range(&self, addr: u64, len: usize) -> Result<(), MemError> {
@@ -63,7 +82,7 @@ impl VidMem {
     /// Reads a u64 at an 8-byte-aligned address.
     pub fn read_u64(&self, addr: u64) -> Result<u64, MemError> {
         self.check(addr)?;
-        let Some(c) = self.chunks.get(&(addr / CHUNK)) else {
+        let Some(c) = self.chunk(addr) else {
             return Ok(0);
         };
         let o = (addr % CHUNK) as usize;
@@ -73,10 +92,7 @@ impl VidMem {
     /// Writes a u64 at an 8-byte-aligned address.
     pub fn write_u64(&mut self, addr: u64, v: u64) -> Result<(), MemError> {
         self.check(addr)?;
-        let c = self
-            .chunks
-            .entry(addr / CHUNK)
-            .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
+        let c = self.chunk_mut(addr);
         let o = (addr % CHUNK) as usize;
         c[o..o + 8].copy_from_slice(&v.to_le_bytes());
         Ok(())
@@ -87,7 +103,7 @@ impl VidMem {
         self.check_range(addr, buf.len())?;
         for (done, a, n) in pieces(addr, buf.len(), CHUNK) {
             let o = (a % CHUNK) as usize;
-            match self.chunks.get(&(a / CHUNK)) {
+            match self.chunk(a) {
                 Some(c) => buf[done..done + n].copy_from_slice(&c[o..o + n]),
                 None => buf[done..done + n].fill(0),
             }
@@ -101,16 +117,11 @@ impl VidMem {
         for (done, a, n) in pieces(addr, buf.len(), CHUNK) {
             let o = (a % CHUNK) as usize;
             let src = &buf[done..done + n];
-            match self.chunks.get_mut(&(a / CHUNK)) {
-                Some(c) => c[o..o + n].copy_from_slice(src),
-                // Writing zeros to never-written memory needs no backing.
-                None if src.iter().all(|&b| b == 0) => {}
-                None => {
-                    let mut c = vec![0u8; CHUNK as usize].into_boxed_slice();
-                    c[o..o + n].copy_from_slice(src);
-                    self.chunks.insert(a / CHUNK, c);
-                }
+            // Writing zeros to never-written memory needs no backing.
+            if self.chunk(a).is_none() && src.iter().all(|&b| b == 0) {
+                continue;
             }
+            self.chunk_mut(a)[o..o + n].copy_from_slice(src);
         }
         Ok(())
     }

@@ -134,7 +134,12 @@ impl GpuClock {
 
     /// Nanoseconds at [`GPU_CLOCK_MHZ`] (what PTIMER counts).
     pub fn nanoseconds(&self) -> u64 {
-        ((self.cycles as u128 * 1000) / GPU_CLOCK_MHZ as u128) as u64
+        // 64-bit arithmetic while it cannot overflow (the first 190 days of GPU time), the
+        // same quotient in 128 bits after that.
+        match self.cycles.checked_mul(1000) {
+            Some(p) => p / GPU_CLOCK_MHZ,
+            None => ((self.cycles as u128 * 1000) / GPU_CLOCK_MHZ as u128) as u64,
+        }
     }
 }
 
@@ -147,6 +152,14 @@ mod tests {
         let mut c = GpuClock::new();
         c.advance(1126);
         assert_eq!(c.nanoseconds(), 1000);
+        // Both sides of the 64-bit fast path agree with the exact quotient.
+        for cycles in [u64::MAX / 1000, u64::MAX / 1000 + 1, 1 << 60, u64::MAX] {
+            let c = GpuClock { cycles };
+            assert_eq!(
+                c.nanoseconds() as u128,
+                cycles as u128 * 1000 / GPU_CLOCK_MHZ as u128
+            );
+        }
         c.advance(u64::MAX);
         assert_eq!(c.now(), u64::MAX);
         assert!(c.nanoseconds() > 0);
