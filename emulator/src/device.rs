@@ -129,11 +129,14 @@ pub struct Device {
     phys: PhysMem,
     /// Model events since the last [`Device::take_events`], kept only while logging is on.
     events: Vec<ModelEvent>,
+    events_dropped: u64,
     log_events: bool,
 }
 
-/// Most model events held between two drains (a guest cannot grow it without bound).
-const MAX_PENDING_EVENTS: usize = 4096;
+/// Most model events held between two drains (a guest cannot grow it without bound); past
+/// it events are counted and the drain ends with [`ModelEvent::EventsDropped`]. As large as
+/// the DMA log's bound, since one input's DMA events all pass through here.
+const MAX_PENDING_EVENTS: usize = crate::mem::phys::MAX_DMA_EVENTS + 4096;
 
 impl Default for Device {
     fn default() -> Self {
@@ -183,6 +186,7 @@ impl Device {
             fault: FaultRing::new(FAULT_BUFFER_ENTRIES),
             phys: PhysMem::new(DEFAULT_VRAM),
             events: Vec::new(),
+            events_dropped: 0,
             log_events: false,
         }
     }
@@ -199,21 +203,44 @@ impl Device {
         self.phys.set_log(on);
         if !on {
             self.events.clear();
+            self.events_dropped = 0;
         }
+    }
+
+    /// Whether logged DMA writes carry their bytes, not only a CRC (`--trace-data`).
+    pub fn set_dma_write_data(&mut self, on: bool) {
+        self.phys.set_log_write_data(on);
+    }
+
+    /// Whether [`Device::take_events`] has anything to return.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty() || self.events_dropped > 0 || self.phys.has_log()
     }
 
     /// The model events since the last call, in the order they happened.
     pub fn take_events(&mut self) -> Vec<ModelEvent> {
         self.flush_dma_log();
-        std::mem::take(&mut self.events)
+        let mut v = std::mem::take(&mut self.events);
+        if self.events_dropped > 0 {
+            v.push(ModelEvent::EventsDropped {
+                count: std::mem::take(&mut self.events_dropped),
+            });
+        }
+        v
+    }
+
+    fn keep(&mut self, e: ModelEvent) {
+        if self.events.len() < MAX_PENDING_EVENTS {
+            self.events.push(e);
+        } else {
+            self.events_dropped = self.events_dropped.saturating_add(1);
+        }
     }
 
     fn flush_dma_log(&mut self) {
-        if self.log_events {
+        if self.log_events && self.phys.has_log() {
             for e in self.phys.take_log() {
-                if self.events.len() < MAX_PENDING_EVENTS {
-                    self.events.push(e);
-                }
+                self.keep(e);
             }
         }
     }
@@ -221,9 +248,7 @@ impl Device {
     fn log(&mut self, e: ModelEvent) {
         if self.log_events {
             self.flush_dma_log();
-            if self.events.len() < MAX_PENDING_EVENTS {
-                self.events.push(e);
-            }
+            self.keep(e);
         }
     }
 

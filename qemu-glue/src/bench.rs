@@ -218,8 +218,9 @@ pub fn synthetic_trace(events: usize) -> Vec<u8> {
         bar1_size: 256 << 20,
         note: "synthetic".into(),
         inject: "none".into(),
+        dma_write_data: false,
     };
-    let mut dev = device_for(&header);
+    let mut dev = device_for(&header).expect("a known header");
     dev.set_event_log(true);
     let mut rec = Recorder::new();
     let mut pending: Vec<Record> = Vec::new();

@@ -90,6 +90,9 @@ enum Command {
         /// Record the device's trace of the whole run into this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// With --trace: record the bytes of every DMA write, not only their CRC-32.
+        #[arg(long, requires = "trace")]
+        trace_data: bool,
         /// Keep the device's and QEMU's logs (in /tmp/gp100emu-run-<pid>/) even when the run
         /// passes; the device log lists every BAR0 offset no unit decodes.
         #[arg(long)]
@@ -124,6 +127,9 @@ enum Command {
         /// Record every interaction into this trace file (see `gp100emu replay`).
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// With --trace: record the bytes of every DMA write, not only their CRC-32.
+        #[arg(long, requires = "trace")]
+        trace_data: bool,
         /// Seed a bug into the PTEs nouveau writes, for the PTE checker to catch:
         /// wrong-page, writable-ro or stale-after-munmap.
         #[arg(long, value_parser = parse_inject, default_value = "none")]
@@ -154,7 +160,7 @@ enum Command {
         /// Records to skip first.
         #[arg(long, default_value_t = 0)]
         skip: u64,
-        /// Records to print at most.
+        /// Records to print at most (reading stops there, so damage further on is not reported).
         #[arg(long, default_value_t = u64::MAX)]
         count: u64,
         /// Print only records whose text contains this.
@@ -240,6 +246,7 @@ fn main() -> ExitCode {
             quiet,
             no_build,
             trace,
+            trace_data,
             keep_logs,
             inject,
         } => {
@@ -252,6 +259,9 @@ fn main() -> ExitCode {
                 let abs = std::path::absolute(t).unwrap_or_else(|_| t.clone());
                 device_args.push("--trace".into());
                 device_args.push(abs.into());
+                if trace_data {
+                    device_args.push("--trace-data".into());
+                }
             }
             let o = qemu_glue::run::RunOptions {
                 suites: suite,
@@ -333,6 +343,7 @@ fn main() -> ExitCode {
             socket,
             bar1_mib,
             trace,
+            trace_data,
             inject,
         } => {
             let layout = BarLayout {
@@ -346,6 +357,7 @@ fn main() -> ExitCode {
                         bar1_size: layout.bar1,
                         note: format!("gp100emu serve --bar1-mib {bar1_mib}"),
                         inject: inject.name().into(),
+                        dma_write_data: trace_data,
                     };
                     match trace_cmd::create(p, &h) {
                         Ok(w) => Some(w),
@@ -359,6 +371,7 @@ fn main() -> ExitCode {
             };
             let mut device = Device::with_layout(layout);
             device.set_inject(inject);
+            device.set_dma_write_data(trace_data);
             if inject != Inject::None {
                 log::warn!(
                     "injecting seeded bug '{}' into nouveau's PTEs",

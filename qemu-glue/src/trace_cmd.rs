@@ -63,7 +63,10 @@ pub fn create(
 /// Replays a file and prints the outcome; returns the outcome and the wall time in seconds.
 pub fn replay_file(path: &Path) -> Result<(ReplayOutcome, f64), TraceCmdError> {
     let reader = open(path)?;
-    let dev = device_for(reader.header());
+    let dev = device_for(reader.header()).map_err(|source| TraceCmdError::Trace {
+        path: path.display().to_string(),
+        source,
+    })?;
     let t = Instant::now();
     let out = replay(reader, dev).map_err(|source| TraceCmdError::Trace {
         path: path.display().to_string(),
@@ -74,7 +77,7 @@ pub fn replay_file(path: &Path) -> Result<(ReplayOutcome, f64), TraceCmdError> {
 
 /// Prints records of `path` (`@cycle event`): `skip` first, at most `count`, only those
 /// containing `grep`, only the last `tail` of them. A damaged file prints its good prefix,
-/// then the error.
+/// then the error; reading stops once `count` records are shown.
 pub fn show(
     path: &Path,
     skip: u64,
@@ -94,7 +97,7 @@ pub fn show(
             Err(e) => break Err(e),
         };
         index += 1;
-        if index <= skip || shown >= count {
+        if index <= skip {
             continue;
         }
         let line = format!("#{:<9} {rec}", index - 1);
@@ -102,6 +105,10 @@ pub fn show(
             continue;
         }
         shown += 1;
+        if shown > count {
+            // The window is full: stop reading (damage past it is not looked for).
+            break Ok(());
+        }
         match tail {
             Some(n) => {
                 last.push_back(line);

@@ -2,17 +2,23 @@
 //! a log of every DMA access for traces.
 //!
 //! Every system-memory read is logged with the bytes read (replay serves them again, since
-//! replay has no guest), every write with a CRC-32 of its bytes (replay checks them), when
-//! logging is on ([`PhysMem::set_log`]). Video memory is the device's own and is not logged:
+//! replay has no guest), every write with a CRC-32 of its bytes (replay checks them) and,
+//! with [`PhysMem::set_log_write_data`] (`--trace-data`), the bytes too, when logging is on
+//! ([`PhysMem::set_log`]). Video memory is the device's own and is not logged:
 //! replay rebuilds it from the inputs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use super::{GpuMemory, MemError, NoSysMem, SysMem, Target, VidMem};
 use crate::trace::event::{Data, ModelEvent};
 
-/// Most DMA events held between two drains (a bound on what a guest can make us keep).
-pub const MAX_DMA_EVENTS: usize = 65536;
+/// Most DMA events held between two drains (a bound on what a guest can make us keep). One
+/// PTE-checker scan of a large mapping is a few CPU page-table reads per page, so this is
+/// generous; past it (or past [`MAX_DMA_LOG_BYTES`]) events are counted, not kept, and the
+/// drain reports the count ([`ModelEvent::EventsDropped`]).
+pub const MAX_DMA_EVENTS: usize = 1 << 20;
+/// Most DMA bytes (read data, `--trace-data` write data) held between two drains.
+pub const MAX_DMA_LOG_BYTES: usize = 64 << 20;
 
 /// Video memory plus guest RAM.
 pub struct PhysMem {
@@ -20,7 +26,10 @@ pub struct PhysMem {
     pub vid: VidMem,
     sys: Box<dyn SysMem + Send>,
     log_on: bool,
+    log_write_data: bool,
     log: RefCell<Vec<ModelEvent>>,
+    log_bytes: Cell<usize>,
+    dropped: Cell<u64>,
 }
 
 impl std::fmt::Debug for PhysMem {
@@ -39,7 +48,10 @@ impl PhysMem {
             vid: VidMem::new(vram),
             sys: Box::new(NoSysMem),
             log_on: false,
+            log_write_data: false,
             log: RefCell::new(Vec::new()),
+            log_bytes: Cell::new(0),
+            dropped: Cell::new(0),
         }
     }
 
@@ -54,18 +66,40 @@ impl PhysMem {
         self.log_on = on;
         if !on {
             self.log.get_mut().clear();
+            self.log_bytes.set(0);
+            self.dropped.set(0);
         }
+    }
+
+    /// Whether logged DMA writes carry their bytes (not only a CRC).
+    pub fn set_log_write_data(&mut self, on: bool) {
+        self.log_write_data = on;
+    }
+
+    /// Whether DMA events are waiting for [`PhysMem::take_log`].
+    pub fn has_log(&self) -> bool {
+        !self.log.borrow().is_empty() || self.dropped.get() > 0
     }
 
     /// The DMA events since the last call.
     pub fn take_log(&mut self) -> Vec<ModelEvent> {
-        std::mem::take(self.log.get_mut())
+        self.log_bytes.set(0);
+        let mut l = std::mem::take(self.log.get_mut());
+        let count = self.dropped.replace(0);
+        if count > 0 {
+            l.push(ModelEvent::EventsDropped { count });
+        }
+        l
     }
 
-    fn push(&self, e: ModelEvent) {
+    fn push(&self, e: ModelEvent, bytes: usize) {
         let mut l = self.log.borrow_mut();
-        if l.len() < MAX_DMA_EVENTS {
+        let total = self.log_bytes.get().saturating_add(bytes);
+        if l.len() < MAX_DMA_EVENTS && total <= MAX_DMA_LOG_BYTES {
             l.push(e);
+            self.log_bytes.set(total);
+        } else {
+            self.dropped.set(self.dropped.get().saturating_add(1));
         }
     }
 
@@ -73,11 +107,14 @@ impl PhysMem {
     pub fn sys_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         let r = self.sys.read(addr, buf);
         if self.log_on {
-            self.push(ModelEvent::DmaRead {
-                addr,
-                len: buf.len() as u32,
-                data: r.is_ok().then(|| Data::from_slice(buf)),
-            });
+            self.push(
+                ModelEvent::DmaRead {
+                    addr,
+                    len: buf.len() as u32,
+                    data: r.is_ok().then(|| Data::from_slice(buf)),
+                },
+                buf.len(),
+            );
         }
         r
     }
@@ -86,12 +123,16 @@ impl PhysMem {
     pub fn sys_write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
         let r = self.sys.write(addr, buf);
         if self.log_on {
-            self.push(ModelEvent::DmaWrite {
-                addr,
-                len: buf.len() as u32,
-                crc: crc32fast::hash(buf),
-                ok: r.is_ok(),
-            });
+            self.push(
+                ModelEvent::DmaWrite {
+                    addr,
+                    len: buf.len() as u32,
+                    crc: crc32fast::hash(buf),
+                    ok: r.is_ok(),
+                    data: self.log_write_data.then(|| Data::from_slice(buf)),
+                },
+                if self.log_write_data { buf.len() } else { 0 },
+            );
         }
         r
     }
@@ -151,7 +192,8 @@ mod tests {
                     addr: 0x10,
                     len: 3,
                     crc: crc32fast::hash(&[9, 8, 7]),
-                    ok: true
+                    ok: true,
+                    data: None,
                 },
                 ModelEvent::DmaRead {
                     addr: 0x10,
@@ -165,9 +207,40 @@ mod tests {
                 },
             ]
         );
+        p.set_log_write_data(true);
+        p.write_bytes(Target::SysCoherent, 0x20, &[5, 6]).unwrap();
+        assert_eq!(
+            p.take_log(),
+            vec![ModelEvent::DmaWrite {
+                addr: 0x20,
+                len: 2,
+                crc: crc32fast::hash(&[5, 6]),
+                ok: true,
+                data: Some(Data::from_slice(&[5, 6])),
+            }]
+        );
         p.set_log(false);
         p.read_bytes(Target::SysCoherent, 0x10, &mut b).unwrap();
         assert!(p.take_log().is_empty());
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_says_what_it_dropped() {
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
+        let mut p = PhysMem::new(1 << 20);
+        p.set_sys(Box::new(ram));
+        p.set_log(true);
+        let mut page = vec![0u8; 0x1000];
+        let fit = MAX_DMA_LOG_BYTES / page.len();
+        for _ in 0..fit + 3 {
+            p.read_bytes(Target::SysCoherent, 0, &mut page).unwrap();
+        }
+        let log = p.take_log();
+        assert_eq!(log.len(), fit + 1);
+        assert_eq!(log.last(), Some(&ModelEvent::EventsDropped { count: 3 }));
+        // The next drain starts afresh.
+        p.read_bytes(Target::SysCoherent, 0, &mut page).unwrap();
+        assert_eq!(p.take_log().len(), 1);
     }
 
     #[test]

@@ -153,8 +153,9 @@ pub enum ModelEvent {
         /// What was read (an input to the model during replay).
         data: Option<Data>,
     },
-    /// The device wrote guest RAM (DMA): its address, length and a CRC-32 of the bytes
-    /// (an output replay checks).
+    /// The device wrote guest RAM (DMA): its address, length and a CRC-32 of the bytes, and
+    /// the bytes themselves when the trace was recorded with `--trace-data` (outputs replay
+    /// checks).
     DmaWrite {
         /// Guest-physical address.
         addr: u64,
@@ -164,6 +165,8 @@ pub enum ModelEvent {
         crc: u32,
         /// Whether the write reached guest RAM.
         ok: bool,
+        /// The bytes (only with `--trace-data`).
+        data: Option<Data>,
     },
     /// A TLB invalidate was processed (the trigger word, the PDB registers, entries dropped).
     Invalidate {
@@ -276,6 +279,13 @@ pub enum ModelEvent {
         /// `NV_PFAULT_ACCESS_TYPE_*`.
         access: u8,
     },
+    /// The device did more while handling one input than it keeps for the trace (see
+    /// [`crate::mem::phys::MAX_DMA_EVENTS`]): `count` events were dropped, so the recording is
+    /// incomplete from here on and replay stops here.
+    EventsDropped {
+        /// Events not recorded.
+        count: u64,
+    },
     /// A fault could not be written (ring full or disabled, or a bad buffer address).
     FaultDropped {
         /// Faulting virtual address.
@@ -350,15 +360,22 @@ impl fmt::Display for ModelEvent {
             ModelEvent::ApertureFault { bar, offset } => {
                 write!(f, "BAR{bar} access at {offset:#x} not mapped (MMU fault)")
             }
-            ModelEvent::DmaWrite { addr, len, crc, ok } => write!(
-                f,
-                "dma write {addr:#x}+{len:#x} crc {crc:#010x}{}",
-                if *ok {
-                    ""
-                } else {
-                    " failed (outside guest RAM)"
+            ModelEvent::DmaWrite {
+                addr,
+                len,
+                crc,
+                ok,
+                data,
+            } => {
+                write!(f, "dma write {addr:#x}+{len:#x} crc {crc:#010x}")?;
+                if let Some(d) = data {
+                    write!(f, " <- {d}")?;
                 }
-            ),
+                if !*ok {
+                    f.write_str(" failed (outside guest RAM)")?;
+                }
+                Ok(())
+            }
             ModelEvent::Invalidate { word, pdb, dropped } => {
                 write!(
                     f,
@@ -373,6 +390,10 @@ impl fmt::Display for ModelEvent {
             } => write!(
                 f,
                 "fault #{index} at {addr:#x} type {fault_type:#x} access {access}"
+            ),
+            ModelEvent::EventsDropped { count } => write!(
+                f,
+                "{count} model events not recorded (more than one input may keep)"
             ),
             ModelEvent::FaultDropped { addr, bad_buffer } => write!(
                 f,

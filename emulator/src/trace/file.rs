@@ -9,21 +9,24 @@
 //! header     postcard-encoded TraceHeader
 //! then chunks until the end of the file:
 //!   magic    4 bytes   "CHNK"
-//!   len      u32 LE    payload length (at most MAX_CHUNK)
+//!   len      u32 LE    stored payload length (at most MAX_STORED)
+//!   raw_len  u32 LE    payload length once decompressed (at most MAX_CHUNK)
 //!   count    u32 LE    records in the payload
-//!   crc      u32 LE    CRC-32 (IEEE) of the payload
-//!   payload  `count` postcard-encoded Records, back to back
+//!   crc      u32 LE    CRC-32 (IEEE) of the stored payload
+//!   payload  one zstd frame holding `count` records, back to back (see [`super::codec`])
 //! ```
 //!
 //! The writer emits a chunk every [`RECORDS_PER_CHUNK`] records (and on flush/drop), so a
-//! killed process loses at most its last chunk. The reader checks each chunk and stops at the
-//! first damaged or truncated one with an error that says where, after yielding every record
-//! of the good chunks before it.
+//! killed process loses at most its last chunk. Each chunk decodes on its own (the record
+//! encoding's difference state starts afresh in every chunk). The reader checks each chunk
+//! and stops at the first damaged or truncated one with an error that says where, after
+//! yielding every record of the good chunks before it.
 
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::codec::{self, Decoder, State};
 use super::event::Record;
 
 /// File magic.
@@ -33,13 +36,22 @@ pub const CHUNK_MAGIC: &[u8; 4] = b"CHNK";
 /// Format version this code writes and reads.
 /// Version 2: DMA, host, checker and access-engine events; the header names the seeded
 /// bug the device injected.
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 3: records encoded as differences ([`super::codec`]) in zstd-compressed chunks;
+/// DMA writes may carry their bytes (`--trace-data`).
+pub const FORMAT_VERSION: u16 = 3;
 /// Largest header body accepted.
 pub const MAX_HEADER: u32 = 64 * 1024;
-/// Largest chunk payload accepted.
+/// Largest decompressed chunk payload accepted.
 pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
+/// Largest stored (compressed) chunk payload accepted: zstd's bound for MAX_CHUNK.
+pub const MAX_STORED: u32 = MAX_CHUNK + MAX_CHUNK / 128 + 1024;
 /// Records per chunk when writing.
 pub const RECORDS_PER_CHUNK: usize = 4096;
+/// zstd level the writer uses: fast enough to keep up with a guest, and the difference
+/// encoding has already made the data repetitive.
+pub const ZSTD_LEVEL: i32 = 3;
+/// Bytes of a chunk header.
+const CHUNK_HEAD: usize = 20;
 
 /// What the recording was made of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +65,8 @@ pub struct TraceHeader {
     /// The seeded bug the device injected (`--inject`; "none" normally), so replay injects it
     /// too.
     pub inject: String,
+    /// Whether DMA writes carry their bytes (`--trace-data`), so replay logs them the same way.
+    pub dma_write_data: bool,
 }
 
 /// Errors reading or writing a trace.
@@ -65,7 +79,7 @@ pub enum TraceError {
     #[error("not a gp100emu trace (bad magic)")]
     BadMagic,
     /// A version this code cannot read.
-    #[error("trace format version {0}; this gp100emu reads version {FORMAT_VERSION}")]
+    #[error("trace format version {0}; this gp100emu reads version {FORMAT_VERSION} (re-record the trace with this gp100emu, or replay it with the gp100emu that wrote it)")]
     Version(u16),
     /// The header is damaged.
     #[error("trace header is damaged: {0}")]
@@ -82,6 +96,15 @@ pub enum TraceError {
         /// What is wrong.
         why: String,
     },
+    /// The recording dropped model events at an input (the device's per-input bound), so
+    /// it cannot be checked past that input.
+    #[error("the recording is incomplete at event #{index}: the device did not record {count} model events it made handling that input (more than one input may keep)")]
+    Incomplete {
+        /// Index of the input record.
+        index: u64,
+        /// Events not recorded.
+        count: u64,
+    },
     /// A record could not be encoded.
     #[error("encoding a trace record: {0}")]
     Encode(String),
@@ -91,6 +114,9 @@ pub enum TraceError {
 pub struct TraceWriter<W: Write> {
     out: W,
     buf: Vec<u8>,
+    packed: Vec<u8>,
+    zstd: zstd::bulk::Compressor<'static>,
+    state: State,
     count: u32,
     records: u64,
     bytes: u64,
@@ -110,6 +136,9 @@ impl<W: Write> TraceWriter<W> {
         Ok(TraceWriter {
             out,
             buf: Vec::with_capacity(64 * 1024),
+            packed: Vec::new(),
+            zstd: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+            state: State::new(),
             count: 0,
             records: 0,
             bytes: 28 + body.len() as u64,
@@ -118,7 +147,13 @@ impl<W: Write> TraceWriter<W> {
 
     /// Appends a record (written out when its chunk fills).
     pub fn push(&mut self, r: &Record) -> Result<(), TraceError> {
-        postcard::to_io(r, &mut self.buf).map_err(|e| TraceError::Encode(e.to_string()))?;
+        let before = self.buf.len();
+        let mut st = self.state.clone();
+        if let Err(e) = codec::encode(&mut st, r, &mut self.buf) {
+            self.buf.truncate(before);
+            return Err(TraceError::Encode(e.to_string()));
+        }
+        self.state = st;
         self.count += 1;
         self.records += 1;
         if self.count as usize >= RECORDS_PER_CHUNK || self.buf.len() >= (MAX_CHUNK / 2) as usize {
@@ -130,14 +165,23 @@ impl<W: Write> TraceWriter<W> {
     /// Writes the pending chunk, if any, and flushes the output.
     pub fn flush(&mut self) -> Result<(), TraceError> {
         if self.count > 0 {
+            self.packed.clear();
+            self.packed
+                .reserve(zstd::zstd_safe::compress_bound(self.buf.len()));
+            self.zstd
+                .compress_to_buffer(&self.buf, &mut self.packed)
+                .map_err(|e| TraceError::Encode(format!("compressing a chunk: {e}")))?;
             self.out.write_all(CHUNK_MAGIC)?;
+            self.out
+                .write_all(&(self.packed.len() as u32).to_le_bytes())?;
             self.out.write_all(&(self.buf.len() as u32).to_le_bytes())?;
             self.out.write_all(&self.count.to_le_bytes())?;
             self.out
-                .write_all(&crc32fast::hash(&self.buf).to_le_bytes())?;
-            self.out.write_all(&self.buf)?;
-            self.bytes += 16 + self.buf.len() as u64;
+                .write_all(&crc32fast::hash(&self.packed).to_le_bytes())?;
+            self.out.write_all(&self.packed)?;
+            self.bytes += (CHUNK_HEAD + self.packed.len()) as u64;
             self.buf.clear();
+            self.state = State::new();
             self.count = 0;
         }
         self.out.flush()?;
@@ -182,7 +226,10 @@ fn read_exact_or_eof<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 pub struct TraceReader<R: Read> {
     input: R,
     header: TraceHeader,
+    stored: Vec<u8>,
     chunk: Vec<u8>,
+    zstd: zstd::bulk::Decompressor<'static>,
+    state: State,
     pos: usize,
     left_in_chunk: u32,
     chunk_index: u64,
@@ -219,7 +266,10 @@ impl<R: Read> TraceReader<R> {
         Ok(TraceReader {
             input,
             header,
+            stored: Vec::new(),
             chunk: Vec::new(),
+            zstd: zstd::bulk::Decompressor::new()?,
+            state: State::new(),
             pos: 0,
             left_in_chunk: 0,
             chunk_index: 0,
@@ -251,7 +301,7 @@ impl<R: Read> TraceReader<R> {
 
     /// Loads the next chunk; Ok(false) at a clean end of file.
     fn next_chunk(&mut self) -> Result<bool, TraceError> {
-        let mut head = [0u8; 16];
+        let mut head = [0u8; CHUNK_HEAD];
         let got = read_exact_or_eof(&mut self.input, &mut head)?;
         if got == 0 {
             return Ok(false);
@@ -262,24 +312,42 @@ impl<R: Read> TraceReader<R> {
         if &head[..4] != CHUNK_MAGIC {
             return Err(self.corrupt("bad chunk magic"));
         }
-        let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-        let count = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
-        if len > MAX_CHUNK {
+        let word = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
+        let (len, raw_len, count, crc) = (word(4), word(8), word(12), word(16));
+        if len > MAX_STORED {
             return Err(self.corrupt(format!("chunk length {len} is too large")));
         }
-        // Every record takes at least 2 bytes; a count beyond that is garbage.
-        if count == 0 || count as u64 > len as u64 / 2 + 1 {
-            return Err(self.corrupt(format!("record count {count} for {len} bytes")));
+        if raw_len > MAX_CHUNK {
+            return Err(self.corrupt(format!("decompressed length {raw_len} is too large")));
         }
-        self.chunk.resize(len as usize, 0);
-        if read_exact_or_eof(&mut self.input, &mut self.chunk)? < len as usize {
+        // Every record takes at least 2 bytes; a count beyond that is garbage.
+        if count == 0 || count as u64 > raw_len as u64 / 2 {
+            return Err(self.corrupt(format!("record count {count} for {raw_len} bytes")));
+        }
+        self.stored.resize(len as usize, 0);
+        if read_exact_or_eof(&mut self.input, &mut self.stored)? < len as usize {
             return Err(self.corrupt("truncated chunk"));
         }
-        if crc32fast::hash(&self.chunk) != crc {
+        if crc32fast::hash(&self.stored) != crc {
             return Err(self.corrupt("checksum mismatch"));
         }
+        self.chunk.clear();
+        self.chunk.reserve(raw_len as usize);
+        // The Vec's capacity bounds what zstd may write: a hostile frame cannot grow it.
+        let got = match self
+            .zstd
+            .decompress_to_buffer(&self.stored, &mut self.chunk)
+        {
+            Ok(n) => n,
+            Err(e) => return Err(self.corrupt(format!("undecompressable chunk: {e}"))),
+        };
+        if got != raw_len as usize {
+            return Err(self.corrupt(format!(
+                "chunk decompressed to {got} bytes, its header says {raw_len}"
+            )));
+        }
         self.pos = 0;
+        self.state = State::new();
         self.left_in_chunk = count;
         Ok(true)
     }
@@ -289,28 +357,22 @@ impl<R: Read> TraceReader<R> {
         if self.done {
             return Ok(None);
         }
-        while self.left_in_chunk == 0 {
-            if self.pos != self.chunk.len() && !self.chunk.is_empty() {
-                return Err(self.corrupt("bytes left over after the chunk's records"));
-            }
-            if !self.next_chunk()? {
-                self.done = true;
-                return Ok(None);
-            }
+        if self.left_in_chunk == 0 && !self.next_chunk()? {
+            self.done = true;
+            return Ok(None);
         }
-        match postcard::take_from_bytes::<Record>(&self.chunk[self.pos..]) {
-            Ok((r, rest)) => {
-                self.pos = self.chunk.len() - rest.len();
+        let mut d = Decoder::at(&self.chunk, self.pos);
+        match d.next(&mut self.state) {
+            Ok(r) => {
+                self.pos = d.position();
                 self.left_in_chunk -= 1;
                 self.records += 1;
                 if self.left_in_chunk == 0 {
                     if self.pos != self.chunk.len() {
                         return Err(self.corrupt("bytes left over after the chunk's records"));
                     }
-                    self.offset += 16 + self.chunk.len() as u64;
+                    self.offset += (CHUNK_HEAD + self.stored.len()) as u64;
                     self.chunk_index += 1;
-                    self.chunk.clear();
-                    self.pos = 0;
                 }
                 Ok(Some(r))
             }
@@ -330,7 +392,7 @@ impl<R: Read> Iterator for TraceReader<R> {
 mod tests {
     use super::*;
     use crate::port::Space;
-    use crate::trace::event::{Data, Event};
+    use crate::trace::event::{Data, Event, ModelEvent};
 
     fn header() -> TraceHeader {
         TraceHeader {
@@ -338,6 +400,7 @@ mod tests {
             bar1_size: 256 << 20,
             note: "unit test".into(),
             inject: "none".into(),
+            dma_write_data: false,
         }
     }
 
@@ -387,6 +450,99 @@ mod tests {
             Event::Irq { asserted: false },
             Event::Reset,
         ];
+        let models = vec![
+            ModelEvent::DmaRead {
+                addr: 0x1000,
+                len: 8,
+                data: Some(Data::from_slice(&[1; 8])),
+            },
+            ModelEvent::DmaRead {
+                addr: 1 << 50,
+                len: 4096,
+                data: None,
+            },
+            ModelEvent::DmaWrite {
+                addr: 0x2000,
+                len: 3,
+                crc: 0xdead_beef,
+                ok: true,
+                data: Some(Data::from_slice(&[4, 5, 6])),
+            },
+            ModelEvent::DmaWrite {
+                addr: 0x2000,
+                len: 3,
+                crc: 1,
+                ok: false,
+                data: None,
+            },
+            ModelEvent::Invalidate {
+                word: 0x8000_0001,
+                pdb: 0x1234_5678_9abc,
+                dropped: 7,
+            },
+            ModelEvent::ApertureFault {
+                bar: 3,
+                offset: 0x10_0000,
+            },
+            ModelEvent::RunlistSubmitted {
+                runlist: 1,
+                channels: 2,
+            },
+            ModelEvent::RunlistRejected {
+                runlist: 0,
+                why: "bad".into(),
+            },
+            ModelEvent::ChannelError {
+                chid: 511,
+                why: "method 0x1234".into(),
+            },
+            ModelEvent::HostRan {
+                dwords: 10,
+                gp_entries: 2,
+                ce_bytes: 4096,
+                releases: 1,
+                nonstall: true,
+            },
+            ModelEvent::PteWrite {
+                va: 0x7f00_0000_0000,
+                pte: 0x1_2345_6009,
+                page_shift: 12,
+            },
+            ModelEvent::CheckViolation {
+                va: 0x7f00_0000_1000,
+                gpu_pte: 1,
+                cpu_pte: 2,
+                reason: 3,
+                at_use: true,
+            },
+            ModelEvent::Replay,
+            ModelEvent::Cancel,
+            ModelEvent::AccessDone {
+                op: 1,
+                va: 0x1000,
+                faults: 2,
+            },
+            ModelEvent::AccessError { why: "no".into() },
+            ModelEvent::CheckHazard {
+                va: 0x20_0000,
+                pd0: 0x11,
+            },
+            ModelEvent::FaultWritten {
+                index: 5,
+                addr: 0x7000,
+                fault_type: 2,
+                access: 1,
+            },
+            ModelEvent::FaultDropped {
+                addr: 0x8000,
+                bad_buffer: true,
+            },
+            ModelEvent::EventsDropped { count: u64::MAX },
+        ];
+        let evs: Vec<Event> = evs
+            .into_iter()
+            .chain(models.into_iter().map(Event::Model))
+            .collect();
         evs.into_iter()
             .enumerate()
             .map(|(i, event)| Record {
@@ -513,6 +669,81 @@ mod tests {
         let (back, err) = read_all(&bytes);
         assert!(back.is_empty());
         assert!(matches!(err, Some(TraceError::Corrupt { .. })), "{err:?}");
+    }
+
+    /// A chunk whose checksum is right but whose payload is not what its header says.
+    fn forged_chunk(payload: &[u8], raw_len: u32, count: u32) -> Vec<u8> {
+        let mut bytes = write_all(&[]);
+        bytes.extend_from_slice(CHUNK_MAGIC);
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&raw_len.to_le_bytes());
+        bytes.extend_from_slice(&count.to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn forged_chunks_are_corrupt_not_trusted() {
+        // Not a zstd frame.
+        let (back, err) = read_all(&forged_chunk(b"garbage, not zstd", 100, 1));
+        assert!(back.is_empty());
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("undecompressable")),
+            "{err:?}"
+        );
+        // A frame that decompresses to more than its header admits: zstd stops at the
+        // buffer's capacity and the chunk is refused.
+        let frame = zstd::bulk::compress(&[0u8; 4096], 3).unwrap();
+        let (_, err) = read_all(&forged_chunk(&frame, 64, 1));
+        assert!(matches!(err, Some(TraceError::Corrupt { .. })), "{err:?}");
+        // Fewer bytes than its header says.
+        let (_, err) = read_all(&forged_chunk(&frame, 8192, 1));
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("decompressed to 4096")),
+            "{err:?}"
+        );
+        // Records that are not records.
+        let frame = zstd::bulk::compress(&[0xffu8; 64], 3).unwrap();
+        let (_, err) = read_all(&forged_chunk(&frame, 64, 1));
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("undecodable")),
+            "{err:?}"
+        );
+        // A valid record followed by bytes its count does not cover.
+        let mut raw = Vec::new();
+        codec::encode(&mut State::new(), &many(1)[0], &mut raw).unwrap();
+        raw.extend_from_slice(&[0, 0]);
+        let frame = zstd::bulk::compress(&raw, 3).unwrap();
+        let (back, err) = read_all(&forged_chunk(&frame, raw.len() as u32, 1));
+        // The damage shows at the chunk's last record, which is not yielded.
+        assert!(back.is_empty());
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("left over")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_boot_like_stream_compresses_to_almost_nothing() {
+        // Two hundred thousand one-byte writes to consecutive offsets, 36 cycles apart: what
+        // nouveau's instance-memory clearing looks like.
+        let recs: Vec<Record> = (0..200_000u64)
+            .map(|i| Record {
+                cycle: 36 * i,
+                event: Event::Write {
+                    space: Space::Bar(3),
+                    offset: i,
+                    data: Data::from_slice(&[0]),
+                    ok: true,
+                },
+            })
+            .collect();
+        let bytes = write_all(&recs);
+        assert!(bytes.len() < 20_000, "{} bytes", bytes.len());
+        let (back, err) = read_all(&bytes);
+        assert!(err.is_none());
+        assert_eq!(back, recs);
     }
 
     #[test]

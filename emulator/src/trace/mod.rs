@@ -11,6 +11,7 @@
 //! Inputs are what the host did (reads' addresses, writes, DMA maps, resets); outputs are what
 //! the device answered or did (read data, errors, interrupt level changes, the clock).
 
+pub mod codec;
 pub mod diff;
 pub mod event;
 pub mod file;

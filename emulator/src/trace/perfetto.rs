@@ -125,6 +125,7 @@ mod tests {
             bar1_size: 1 << 28,
             note: String::new(),
             inject: "none".into(),
+            dma_write_data: false,
         };
         let mut bytes = Vec::new();
         let mut w = TraceWriter::new(&mut bytes, &h).unwrap();

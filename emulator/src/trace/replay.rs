@@ -121,11 +121,15 @@ pub struct ReplayMem {
 }
 
 impl ReplayMem {
-    fn load<'a>(&self, models: impl Iterator<Item = &'a ModelEvent>) {
+    /// Queues the DMA accesses among `models` (dropping what is left of the previous
+    /// input's); whether it queued any, and how many events the recording says it dropped.
+    fn load<'a>(&self, models: impl Iterator<Item = &'a ModelEvent>) -> (bool, Option<u64>) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         q.clear();
+        let mut dropped = None;
         for m in models {
             match m {
+                ModelEvent::EventsDropped { count } => dropped = Some(*count),
                 ModelEvent::DmaRead { addr, len, data } => q.push_back(RecordedDma::Read {
                     addr: *addr,
                     len: *len,
@@ -135,6 +139,7 @@ impl ReplayMem {
                 _ => {}
             }
         }
+        (!q.is_empty(), dropped)
     }
 }
 
@@ -170,14 +175,22 @@ impl SysMem for ReplayMem {
     }
 }
 
-/// Builds the model a trace was recorded against.
-pub fn device_for(header: &super::file::TraceHeader) -> Device {
+/// Builds the model a trace was recorded against; a header naming a seeded bug this
+/// gp100emu does not know is an error (the trace is damaged or from a newer gp100emu).
+pub fn device_for(header: &super::file::TraceHeader) -> Result<Device, TraceError> {
+    let inject = crate::check::Inject::parse(&header.inject).ok_or_else(|| {
+        TraceError::BadHeader(format!(
+            "it names a seeded bug '{}' this gp100emu does not know",
+            header.inject
+        ))
+    })?;
     let mut d = Device::with_layout(BarLayout {
         bar1: header.bar1_size,
         ..BarLayout::default()
     });
-    d.set_inject(crate::check::Inject::parse(&header.inject).unwrap_or_default());
-    d
+    d.set_inject(inject);
+    d.set_dma_write_data(header.dma_write_data);
+    Ok(d)
 }
 
 /// Replays `reader` through `dev`.
@@ -195,6 +208,8 @@ pub fn replay<R: Read>(
     let mut context: std::collections::VecDeque<Record> = std::collections::VecDeque::new();
     let mut index = 0u64;
     let mut level = false;
+    // Whether the recorded-DMA queue may hold something.
+    let mut dma_loaded = false;
     // A level change the model made that the recording must show next.
     let mut pending_irq: Option<bool> = None;
     // Model events the model produced for the last input that the recording must show next.
@@ -227,7 +242,21 @@ pub fn replay<R: Read>(
         };
         let is_input = !matches!(rec.event, Event::Irq { .. } | Event::Model(_));
         if is_input {
-            sys.load(reader.following_models());
+            // Most inputs make no DMA access: lock the queue only to fill it or to empty
+            // what the previous input left.
+            let mut models = reader.following_models().peekable();
+            if models.peek().is_some() || dma_loaded {
+                let (loaded, dropped) = sys.load(models);
+                dma_loaded = loaded;
+                if let Some(count) = dropped {
+                    return Ok(ReplayOutcome {
+                        events: index,
+                        final_cycle: dev.gpu_cycles(),
+                        mismatch: None,
+                        damaged: Some(TraceError::Incomplete { index, count }),
+                    });
+                }
+            }
         }
         if !matches!(rec.event, Event::Model(_)) {
             if let Some(m) = pending_model.front() {
@@ -291,8 +320,16 @@ pub fn replay<R: Read>(
                 data,
                 ok,
             } => {
-                let bytes = data.to_vec();
-                let got_ok = port::write(&mut dev, *space, *offset, &bytes).is_ok();
+                let got_ok = match data {
+                    Data::Small { value, .. } => port::write(
+                        &mut dev,
+                        *space,
+                        *offset,
+                        &value.to_le_bytes()[..data.len()],
+                    ),
+                    Data::Bytes(b) => port::write(&mut dev, *space, *offset, b),
+                }
+                .is_ok();
                 (got_ok != *ok).then(|| {
                     format!(
                         "write {space}+{offset:#08x} <- {data}{}",
@@ -339,7 +376,7 @@ pub fn replay<R: Read>(
                 damaged: None,
             });
         }
-        if is_input {
+        if is_input && dev.has_events() {
             pending_model.extend(dev.take_events());
         }
         if is_input && !matches!(rec.event, Event::Reset) {
@@ -479,6 +516,7 @@ mod tests {
             bar1_size: bar1,
             note: String::new(),
             inject: "none".into(),
+            dma_write_data: false,
         }
     }
 
@@ -533,10 +571,10 @@ mod tests {
     #[test]
     fn a_recorded_session_replays_exactly() {
         let h = header(256 << 20);
-        let recs = session(&mut device_for(&h));
+        let recs = session(&mut device_for(&h).unwrap());
         let bytes = encode(&h, &recs);
         let reader = TraceReader::new(&bytes[..]).unwrap();
-        let dev = device_for(reader.header());
+        let dev = device_for(reader.header()).unwrap();
         let out = replay(reader, dev).unwrap();
         assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
         assert_eq!(out.events, recs.len() as u64);
@@ -549,7 +587,7 @@ mod tests {
         // output that differs is the BAR1 sizing read (BAR1's low dword is config 0x14; the
         // read after writing all ones returns the size mask).
         let h = header(256 << 20);
-        let recs = session(&mut device_for(&h));
+        let recs = session(&mut device_for(&h).unwrap());
         let bytes = encode(&h, &recs);
         let reader = TraceReader::new(&bytes[..]).unwrap();
         let changed = Device::with_layout(BarLayout {
@@ -578,7 +616,7 @@ mod tests {
     #[test]
     fn an_edited_output_is_caught() {
         let h = header(256 << 20);
-        let mut recs = session(&mut device_for(&h));
+        let mut recs = session(&mut device_for(&h).unwrap());
         let i = recs
             .iter()
             .position(|r| {
@@ -597,14 +635,14 @@ mod tests {
         }
         let bytes = encode(&h, &recs);
         let reader = TraceReader::new(&bytes[..]).unwrap();
-        let out = replay(reader, device_for(&h)).unwrap();
+        let out = replay(reader, device_for(&h).unwrap()).unwrap();
         assert_eq!(out.mismatch.unwrap().index, i as u64);
     }
 
     #[test]
     fn model_events_are_recorded_and_checked() {
         let h = header(256 << 20);
-        let mut recs = session(&mut device_for(&h));
+        let mut recs = session(&mut device_for(&h).unwrap());
         let i = recs
             .iter()
             .position(|r| matches!(r.event, Event::Model(_)))
@@ -612,7 +650,11 @@ mod tests {
         // Dropping the model event from the recording makes replay fail right there.
         recs.remove(i);
         let bytes = encode(&h, &recs);
-        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
         let m = out.mismatch.expect("must diverge");
         assert_eq!(m.index, i as u64, "{m}");
         assert!(m.replayed.contains("invalidate"), "{m}");
@@ -626,7 +668,11 @@ mod tests {
             event: Event::Irq { asserted: true },
         }];
         let bytes = encode(&h, &recs);
-        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
         let m = out.mismatch.unwrap();
         assert_eq!(m.index, 0);
         assert!(m.replayed.contains("no interrupt change"), "{m}");
@@ -635,11 +681,15 @@ mod tests {
     #[test]
     fn a_damaged_trace_replays_its_good_prefix() {
         let h = header(256 << 20);
-        let recs = session(&mut device_for(&h));
+        let recs = session(&mut device_for(&h).unwrap());
         let mut bytes = encode(&h, &recs);
         let n = bytes.len();
         bytes.truncate(n - 3);
-        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
         assert!(out.mismatch.is_none());
         assert!(out.damaged.is_some());
         assert!(!out.exact());
@@ -668,7 +718,7 @@ mod tests {
     #[test]
     fn dma_reads_replay_from_the_recording_without_the_guest() {
         let h = header(256 << 20);
-        let recs = dma_session(&mut device_for(&h), 0x1234_5678);
+        let recs = dma_session(&mut device_for(&h).unwrap(), 0x1234_5678);
         assert!(recs.iter().any(|r| matches!(
             r.event,
             Event::Model(ModelEvent::DmaRead {
@@ -686,14 +736,14 @@ mod tests {
         )));
         let bytes = encode(&h, &recs);
         let reader = TraceReader::new(&bytes[..]).unwrap();
-        let out = replay(reader, device_for(&h)).unwrap();
+        let out = replay(reader, device_for(&h).unwrap()).unwrap();
         assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
     }
 
     #[test]
     fn an_edited_dma_read_is_caught_at_the_read() {
         let h = header(256 << 20);
-        let mut recs = dma_session(&mut device_for(&h), 0x1234_5678);
+        let mut recs = dma_session(&mut device_for(&h).unwrap(), 0x1234_5678);
         // The guest's memory "had" another value: the register read that returned it must
         // now differ from the recorded answer.
         for r in &mut recs {
@@ -702,7 +752,11 @@ mod tests {
             }
         }
         let bytes = encode(&h, &recs);
-        let out = replay(TraceReader::new(&bytes[..]).unwrap(), device_for(&h)).unwrap();
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
         let m = out.mismatch.expect("divergence");
         assert!(
             matches!(
@@ -714,5 +768,101 @@ mod tests {
             ),
             "{m}"
         );
+    }
+
+    #[test]
+    fn dma_write_contents_are_recorded_and_checked_with_trace_data() {
+        let h = TraceHeader {
+            dma_write_data: true,
+            ..header(256 << 20)
+        };
+        let mut dev = device_for(&h).unwrap();
+        let recs = dma_session(&mut dev, 0x1234_5678);
+        let written = recs.iter().find_map(|r| match &r.event {
+            Event::Model(ModelEvent::DmaWrite {
+                addr: 0x10_0044,
+                data,
+                ..
+            }) => Some(data.clone()),
+            _ => None,
+        });
+        assert_eq!(written, Some(Some(Data::from_slice(&7u32.to_le_bytes()))));
+        let bytes = encode(&h, &recs);
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
+        assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
+
+        // The recording says other bytes went out (same CRC kept): replay stops there.
+        let mut edited = recs.clone();
+        for r in &mut edited {
+            if let Event::Model(ModelEvent::DmaWrite { data: Some(d), .. }) = &mut r.event {
+                *d = Data::from_slice(&8u32.to_le_bytes());
+            }
+        }
+        let bytes = encode(&h, &edited);
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
+        let m = out.mismatch.expect("divergence");
+        assert!(
+            matches!(m.recorded.event, Event::Model(ModelEvent::DmaWrite { .. })),
+            "{m}"
+        );
+        assert!(m.replayed.contains("<- 0x00000007"), "{m}");
+    }
+
+    #[test]
+    fn a_recording_that_dropped_events_stops_replay_with_a_clear_error() {
+        let h = header(256 << 20);
+        let mut recs = dma_session(&mut device_for(&h).unwrap(), 0x1234_5678);
+        // The read through the window: say the device dropped events while handling it.
+        let at = recs
+            .iter()
+            .position(|r| {
+                matches!(
+                    r.event,
+                    Event::Read {
+                        offset: 0x700040,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        recs.insert(
+            at + 1,
+            Record {
+                cycle: recs[at].cycle,
+                event: Event::Model(ModelEvent::EventsDropped { count: 9 }),
+            },
+        );
+        let bytes = encode(&h, &recs);
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
+        assert!(out.mismatch.is_none());
+        assert_eq!(out.events, at as u64);
+        match out.damaged {
+            Some(TraceError::Incomplete { index, count: 9 }) => assert_eq!(index, at as u64),
+            other => panic!("expected Incomplete, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_seeded_bug_in_the_header_is_an_error() {
+        let h = TraceHeader {
+            inject: "from-the-future".into(),
+            ..header(256 << 20)
+        };
+        let Err(e) = device_for(&h) else {
+            panic!("an unknown seeded bug was accepted")
+        };
+        assert!(e.to_string().contains("from-the-future"), "{e}");
     }
 }
