@@ -201,6 +201,7 @@ impl Device {
     pub fn set_event_log(&mut self, on: bool) {
         self.log_events = on;
         self.phys.set_log(on);
+        self.mmu.set_walk_log(on);
         if !on {
             self.events.clear();
             self.events_dropped = 0;
@@ -214,7 +215,10 @@ impl Device {
 
     /// Whether [`Device::take_events`] has anything to return.
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty() || self.events_dropped > 0 || self.phys.has_log()
+        !self.events.is_empty()
+            || self.events_dropped > 0
+            || self.phys.has_log()
+            || self.mmu.has_walks()
     }
 
     /// The model events since the last call, in the order they happened.
@@ -237,11 +241,30 @@ impl Device {
         }
     }
 
+    /// Moves what the memory and the MMU logged (DMA accesses, walks) into the event log.
     fn flush_dma_log(&mut self) {
-        if self.log_events && self.phys.has_log() {
+        if !self.log_events {
+            return;
+        }
+        if self.phys.has_log() {
             for e in self.phys.take_log() {
                 self.keep(e);
             }
+        }
+        if self.mmu.has_walks() {
+            let (walks, dropped) = self.mmu.take_walks();
+            for w in walks {
+                let clamp = |n: u32| n.min(u8::MAX as u32) as u8;
+                self.keep(ModelEvent::Walk {
+                    va: w.va,
+                    pa: w.outcome.ok().flatten(),
+                    fault_type: w.outcome.err().map(|t| t.bits() as u8),
+                    reads: clamp(w.reads),
+                    sys_reads: clamp(w.sys_reads),
+                    cycles: w.cycles.min(u32::MAX as u64) as u32,
+                });
+            }
+            self.events_dropped = self.events_dropped.saturating_add(dropped);
         }
     }
 

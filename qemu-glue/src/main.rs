@@ -175,7 +175,7 @@ enum Command {
         /// Write Perfetto-compatible JSON (the one format there is today).
         #[arg(long, required = true)]
         perfetto: bool,
-        /// Include every read (a boot has very many; off by default).
+        /// Include every BAR and DMA read (a boot has very many; off by default).
         #[arg(long)]
         with_reads: bool,
         /// The trace file.

@@ -91,6 +91,28 @@ pub struct Mmu {
     cost_due: u64,
     stats: MmuStats,
     processed: Vec<Processed>,
+    log_walks: bool,
+    walks: Vec<WalkDone>,
+    walks_dropped: u64,
+}
+
+/// Most walks kept between two drains; past it they are counted
+/// ([`Mmu::take_walks`]).
+pub const MAX_WALK_LOG: usize = 1 << 20;
+
+/// A page-table walk the unit made (a TLB miss), for the device's event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkDone {
+    /// The virtual address translated.
+    pub va: u64,
+    /// What it found: `Ok(Some(pa))` mapped, `Ok(None)` sparse, `Err(fault type)`.
+    pub outcome: Result<Option<u64>, FaultType>,
+    /// Page-table reads it made.
+    pub reads: u32,
+    /// Of which from system memory.
+    pub sys_reads: u32,
+    /// Cycles the reads cost ([`Costs::walk_read_vidmem`], [`Costs::walk_read_sysmem`]).
+    pub cycles: u64,
 }
 
 /// An invalidate the unit processed, for the device's event log.
@@ -119,7 +141,32 @@ impl Mmu {
             cost_due: 0,
             stats: MmuStats::default(),
             processed: Vec::new(),
+            log_walks: false,
+            walks: Vec::new(),
+            walks_dropped: 0,
         }
+    }
+
+    /// Turns the walk log on or off (the device's event log does).
+    pub fn set_walk_log(&mut self, on: bool) {
+        self.log_walks = on;
+        if !on {
+            self.walks.clear();
+            self.walks_dropped = 0;
+        }
+    }
+
+    /// The walks made since the last call, and how many more were not kept.
+    pub fn take_walks(&mut self) -> (Vec<WalkDone>, u64) {
+        (
+            std::mem::take(&mut self.walks),
+            std::mem::take(&mut self.walks_dropped),
+        )
+    }
+
+    /// Whether [`Mmu::take_walks`] has anything to return.
+    pub fn has_walks(&self) -> bool {
+        !self.walks.is_empty() || self.walks_dropped > 0
     }
 
     /// Counters.
@@ -233,8 +280,26 @@ impl Mmu {
             }) => (*reads, *sys_reads),
             Err(f) => (f.reads, f.sys_reads),
         };
-        self.cost_due += u64::from(reads - sys) * self.costs.walk_read_vidmem
+        let cycles = u64::from(reads.saturating_sub(sys)) * self.costs.walk_read_vidmem
             + u64::from(sys) * self.costs.walk_read_sysmem;
+        self.cost_due += cycles;
+        if self.log_walks {
+            if self.walks.len() < MAX_WALK_LOG {
+                self.walks.push(WalkDone {
+                    va,
+                    outcome: match &r {
+                        Ok(Walk::Mapped { pa, .. }) => Ok(Some(*pa)),
+                        Ok(Walk::Sparse { .. }) => Ok(None),
+                        Err(f) => Err(f.fault_type),
+                    },
+                    reads,
+                    sys_reads: sys,
+                    cycles,
+                });
+            } else {
+                self.walks_dropped += 1;
+            }
+        }
         match r? {
             Walk::Mapped {
                 target,
@@ -297,7 +362,9 @@ impl Bar0Unit for Mmu {
     }
 
     fn reset(&mut self) {
+        let log = self.log_walks;
         *self = Mmu::new(self.cfg, self.costs);
+        self.log_walks = log;
     }
 }
 
@@ -331,6 +398,47 @@ mod tests {
                 addr: pd3,
             },
         )
+    }
+
+    #[test]
+    fn walks_are_logged_when_asked_and_hits_are_not() {
+        let (mut vid, pdb) = setup();
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let mem = Memory {
+            vid: &mut vid,
+            sys: &ram,
+        };
+        let mut mmu = Mmu::new(TlbConfig::default(), P100);
+        let c = ClientKind::Gpc(0);
+        mmu.translate(&mem, c, pdb, 0x123, Access::Read, false)
+            .unwrap();
+        assert!(!mmu.has_walks(), "logging is off by default");
+        mmu.set_walk_log(true);
+        mmu.reset();
+        mmu.translate(&mem, c, pdb, 0x123, Access::Read, false)
+            .unwrap();
+        mmu.translate(&mem, c, pdb, 0x456, Access::Read, false)
+            .unwrap();
+        assert!(mmu
+            .translate(&mem, c, pdb, 0x20_0000, Access::Read, false)
+            .is_err());
+        let (walks, dropped) = mmu.take_walks();
+        assert_eq!(dropped, 0);
+        assert_eq!(
+            walks.len(),
+            2,
+            "the second translation hit the TLB: {walks:?}"
+        );
+        assert_eq!(walks[0].va, 0x123);
+        assert_eq!(walks[0].outcome, Ok(Some(0x5123)));
+        assert!(walks[0].reads >= 5);
+        assert_eq!(
+            walks[0].cycles,
+            u64::from(walks[0].reads) * P100.walk_read_vidmem
+        );
+        assert_eq!(walks[1].va, 0x20_0000);
+        assert!(walks[1].outcome.is_err());
+        assert!(!mmu.has_walks());
     }
 
     #[test]

@@ -177,6 +177,21 @@ pub enum ModelEvent {
         /// TLB entries dropped.
         dropped: u32,
     },
+    /// The MMU walked the page tables (a TLB miss).
+    Walk {
+        /// The virtual address translated.
+        va: u64,
+        /// Physical address found; `None` when the walk faulted or found a sparse page.
+        pa: Option<u64>,
+        /// `NV_PFAULT_FAULT_TYPE_*` when it faulted.
+        fault_type: Option<u8>,
+        /// Page-table reads it made.
+        reads: u8,
+        /// Of which from system memory.
+        sys_reads: u8,
+        /// Cycles the reads cost.
+        cycles: u32,
+    },
     /// A BAR1 or BAR3 access the bound address space does not map (the hardware reports a
     /// BAR1/BAR2 MMU fault; the model reads zero and drops writes).
     ApertureFault {
@@ -391,6 +406,24 @@ impl fmt::Display for ModelEvent {
                 f,
                 "fault #{index} at {addr:#x} type {fault_type:#x} access {access}"
             ),
+            ModelEvent::Walk {
+                va,
+                pa,
+                fault_type,
+                reads,
+                sys_reads,
+                cycles,
+            } => {
+                write!(
+                    f,
+                    "walk {va:#x}: {reads} reads ({sys_reads} system memory), {cycles} cycles -> "
+                )?;
+                match (pa, fault_type) {
+                    (_, Some(t)) => write!(f, "fault type {t:#x}"),
+                    (Some(pa), None) => write!(f, "{pa:#x}"),
+                    (None, None) => f.write_str("sparse"),
+                }
+            }
             ModelEvent::EventsDropped { count } => write!(
                 f,
                 "{count} model events not recorded (more than one input may keep)"

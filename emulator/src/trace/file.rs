@@ -538,6 +538,22 @@ mod tests {
                 bad_buffer: true,
             },
             ModelEvent::EventsDropped { count: u64::MAX },
+            ModelEvent::Walk {
+                va: 0x7f00_0000_0000,
+                pa: Some(0x1234_5000),
+                fault_type: None,
+                reads: 6,
+                sys_reads: 1,
+                cycles: 1900,
+            },
+            ModelEvent::Walk {
+                va: 0,
+                pa: None,
+                fault_type: Some(2),
+                reads: 255,
+                sys_reads: 0,
+                cycles: u32::MAX,
+            },
         ];
         let evs: Vec<Event> = evs
             .into_iter()

@@ -2,8 +2,9 @@
 //! clock, in a chunked, checksummed binary file that replays through the model alone.
 //!
 //! - [`event`]: what is recorded ([`Record`] = GPU-clock stamp + [`Event`]).
-//! - [`file`]: the file format (header, chunks with CRC-32, streaming writer, reader that
-//!   keeps the good prefix of a damaged file).
+//! - [`codec`]: how records are encoded inside a chunk (differences from the record before).
+//! - [`file`]: the file format (header, zstd-compressed chunks with CRC-32, streaming writer,
+//!   reader that keeps the good prefix of a damaged file).
 //! - [`replay`]: feed the recorded inputs to a fresh [`crate::Device`] and check every output.
 //! - [`diff`]: the first divergence between two traces.
 //! - [`perfetto`]: Chrome trace-event JSON for the Perfetto UI.

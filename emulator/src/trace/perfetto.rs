@@ -1,8 +1,12 @@
 //! Chrome trace-event JSON (the format Perfetto UI and chrome://tracing open) from a trace:
-//! interrupts as a counter track, resets and DMA maps as instants, TLB invalidates and fault
-//! reports on an "MMU and faults" track, and BAR writes and refused accesses as instants on
-//! their own tracks. Timestamps are GPU cycles converted to
-//! microseconds at [`crate::trace::perfetto::CYCLES_PER_US`].
+//! interrupts as a counter track; page-table walks as slices as long as the cycles they cost;
+//! TLB invalidates, fault reports, replays, cancels and checker findings on an "MMU and
+//! faults" track; host and copy-engine work; DMA writes (and reads, with `with_reads`); BAR
+//! writes, with runs of writes to consecutive offsets folded into one slice (nouveau clears
+//! instance memory one byte at a time: two million writes become a handful of slices);
+//! refused accesses, resets and DMA maps as instants. Timestamps are GPU cycles converted to
+//! microseconds at [`crate::trace::perfetto::CYCLES_PER_US`]. Events are written as they are
+//! read, so a long trace does not have to fit in memory.
 //!
 //! Format: "Trace Event Format" (Google, docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU).
 
@@ -10,8 +14,9 @@ use std::io::{Read, Write};
 
 use serde_json::{json, Value};
 
-use super::event::Event;
+use super::event::{Event, ModelEvent};
 use super::file::{TraceError, TraceReader};
+use crate::port::Space;
 
 /// GPU cycles per microsecond used for the timeline: the Tesla P100 PCIe base clock,
 /// 1126 MHz (NVIDIA Tesla P100 PCIe datasheet). Timeline only; the model counts cycles.
@@ -26,27 +31,108 @@ pub struct ExportStats {
     pub events: u64,
 }
 
-/// Writes the JSON for `reader` to `out`. Reads are left out unless `with_reads` (a boot has
-/// hundreds of thousands; they drown the timeline). A damaged tail ends the export with the
-/// good prefix written and the error returned in the stats' place.
+const PID: u32 = 1;
+const TID_IRQ: u32 = 1;
+const TID_BAR_WRITES: u32 = 2;
+const TID_BAR_READS: u32 = 3;
+const TID_CONFIG: u32 = 4;
+const TID_DMA_MAP_RESET: u32 = 5;
+const TID_REFUSED: u32 = 6;
+const TID_MMU: u32 = 7;
+const TID_WALKS: u32 = 8;
+const TID_DMA: u32 = 9;
+const TID_HOST: u32 = 10;
+
+const TRACKS: [(u32, &str); 10] = [
+    (TID_IRQ, "interrupt"),
+    (TID_BAR_WRITES, "BAR writes"),
+    (TID_BAR_READS, "BAR reads"),
+    (TID_CONFIG, "config space"),
+    (TID_DMA_MAP_RESET, "DMA maps and reset"),
+    (TID_REFUSED, "refused accesses"),
+    (TID_MMU, "MMU and faults"),
+    (TID_WALKS, "page-table walks"),
+    (TID_DMA, "DMA"),
+    (TID_HOST, "host and copy engine"),
+];
+
+fn us(cycle: u64) -> f64 {
+    cycle as f64 / CYCLES_PER_US
+}
+
+/// A run of BAR writes to consecutive offsets, folded into one slice.
+struct Run {
+    space: Space,
+    first: u64,
+    next: u64,
+    writes: u64,
+    start: u64,
+    end: u64,
+    name: String,
+}
+
+/// Streams events into the JSON array.
+struct Out<W: Write> {
+    w: W,
+    stats: ExportStats,
+}
+
+impl<W: Write> Out<W> {
+    fn put(&mut self, v: &Value) -> Result<(), TraceError> {
+        self.w.write_all(b",\n")?;
+        serde_json::to_writer(&mut self.w, v).map_err(|e| TraceError::Io(e.into()))?;
+        self.stats.events += 1;
+        Ok(())
+    }
+
+    fn instant(&mut self, tid: u32, cycle: u64, name: String) -> Result<(), TraceError> {
+        self.put(
+            &json!({"ph": "i", "s": "t", "name": name, "pid": PID, "tid": tid,
+            "ts": us(cycle), "args": {"cycle": cycle}}),
+        )
+    }
+
+    fn slice(&mut self, tid: u32, start: u64, cycles: u64, name: String) -> Result<(), TraceError> {
+        self.put(&json!({"ph": "X", "name": name, "pid": PID, "tid": tid,
+            "ts": us(start), "dur": us(cycles), "args": {"cycle": start, "cycles": cycles}}))
+    }
+
+    fn run(&mut self, r: Run) -> Result<(), TraceError> {
+        if r.writes == 1 {
+            return self.instant(TID_BAR_WRITES, r.start, r.name);
+        }
+        let name = format!(
+            "{}+{:#x}..{:#x}: {} writes",
+            r.space, r.first, r.next, r.writes
+        );
+        self.slice(TID_BAR_WRITES, r.start, r.end - r.start, name)
+    }
+}
+
+/// Writes the JSON for `reader` to `out`. BAR and DMA reads are left out unless `with_reads`
+/// (a boot has hundreds of thousands; they drown the timeline). A damaged tail ends the export
+/// with the good prefix written and the error returned in the stats' place.
 pub fn export<R: Read, W: Write>(
     mut reader: TraceReader<R>,
-    mut out: W,
+    out: W,
     with_reads: bool,
 ) -> Result<(ExportStats, Option<TraceError>), TraceError> {
-    let mut stats = ExportStats::default();
-    let pid = 1;
-    let meta = |tid: u32, name: &str| json!({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}});
-    let mut events: Vec<Value> = vec![
-        json!({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": "gp100emu"}}),
-        meta(1, "interrupt"),
-        meta(2, "BAR writes"),
-        meta(3, "BAR reads"),
-        meta(4, "config space"),
-        meta(5, "DMA and reset"),
-        meta(6, "refused accesses"),
-        meta(7, "MMU and faults"),
-    ];
+    let mut o = Out {
+        w: out,
+        stats: ExportStats::default(),
+    };
+    o.w.write_all(b"{\"displayTimeUnit\": \"ns\", \"traceEvents\": [\n")?;
+    serde_json::to_writer(
+        &mut o.w,
+        &json!({"ph": "M", "name": "process_name", "pid": PID, "args": {"name": "gp100emu"}}),
+    )
+    .map_err(|e| TraceError::Io(e.into()))?;
+    for (tid, name) in TRACKS {
+        o.put(&json!({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid, "args": {"name": name}}))?;
+    }
+    o.stats.events = 0;
+    let mut run: Option<Run> = None;
+    let mut records = 0u64;
     let mut damaged = None;
     loop {
         let r = match reader.next_record() {
@@ -57,65 +143,96 @@ pub fn export<R: Read, W: Write>(
                 break;
             }
         };
-        stats.records += 1;
-        let ts = r.cycle as f64 / CYCLES_PER_US;
-        let instant = |tid: u32, name: String, args: Value| json!({"ph": "i", "s": "t", "name": name, "pid": pid, "tid": tid, "ts": ts, "args": args});
-        let ev = match &r.event {
-            Event::Irq { asserted } => Some(json!({
-                "ph": "C", "name": "irq", "pid": pid, "tid": 1, "ts": ts,
+        records += 1;
+        let c = r.cycle;
+        match &r.event {
+            Event::Irq { asserted } => o.put(&json!({
+                "ph": "C", "name": "irq", "pid": PID, "tid": TID_IRQ, "ts": us(c),
                 "args": {"level": if *asserted { 1 } else { 0 }}
-            })),
+            }))?,
             Event::Write {
                 space,
                 offset,
                 data,
                 ok,
-            } => {
-                let tid = if !ok {
-                    6
-                } else if matches!(space, crate::port::Space::Config) {
-                    4
-                } else {
-                    2
-                };
-                Some(instant(
-                    tid,
-                    format!("{space}+{offset:#x} <- {data}"),
-                    json!({"cycle": r.cycle}),
-                ))
+            } if *ok && !matches!(space, Space::Config) => {
+                let len = data.len() as u64;
+                match &mut run {
+                    Some(x) if x.space == *space && x.next == *offset => {
+                        x.next = offset.wrapping_add(len);
+                        x.writes += 1;
+                        x.end = c;
+                    }
+                    _ => {
+                        if let Some(x) = run.take() {
+                            o.run(x)?;
+                        }
+                        run = Some(Run {
+                            space: *space,
+                            first: *offset,
+                            next: offset.wrapping_add(len),
+                            writes: 1,
+                            start: c,
+                            end: c,
+                            name: format!("{space}+{offset:#x} <- {data}"),
+                        });
+                    }
+                }
             }
+            Event::Write {
+                space,
+                offset,
+                data,
+                ok,
+            } => o.instant(
+                if !ok { TID_REFUSED } else { TID_CONFIG },
+                c,
+                format!("{space}+{offset:#x} <- {data}"),
+            )?,
             Event::Read {
                 space,
                 offset,
                 data,
                 ok,
-            } if with_reads || !ok => Some(instant(
-                if *ok { 3 } else { 6 },
+            } if with_reads || !ok => o.instant(
+                if *ok { TID_BAR_READS } else { TID_REFUSED },
+                c,
                 format!("{space}+{offset:#x} -> {data}"),
-                json!({"cycle": r.cycle}),
-            )),
-            Event::Read { .. } => None,
+            )?,
+            Event::Read { .. } => {}
             Event::DmaMap { .. } | Event::DmaUnmap { .. } | Event::Reset => {
-                Some(instant(5, r.event.to_string(), json!({"cycle": r.cycle})))
+                o.instant(TID_DMA_MAP_RESET, c, r.event.to_string())?
             }
-            Event::Model(m) => Some(instant(7, m.to_string(), json!({"cycle": r.cycle}))),
-        };
-        if let Some(e) = ev {
-            events.push(e);
-            stats.events += 1;
+            Event::Model(m) => match m {
+                ModelEvent::Walk { cycles, .. } => {
+                    o.slice(TID_WALKS, c, u64::from(*cycles), m.to_string())?
+                }
+                ModelEvent::DmaRead { .. } if !with_reads => {}
+                ModelEvent::DmaRead { .. } | ModelEvent::DmaWrite { .. } => {
+                    o.instant(TID_DMA, c, m.to_string())?
+                }
+                ModelEvent::HostRan { .. }
+                | ModelEvent::RunlistSubmitted { .. }
+                | ModelEvent::RunlistRejected { .. }
+                | ModelEvent::ChannelError { .. } => o.instant(TID_HOST, c, m.to_string())?,
+                _ => o.instant(TID_MMU, c, m.to_string())?,
+            },
         }
     }
-    let doc = json!({"traceEvents": events, "displayTimeUnit": "ns"});
-    serde_json::to_writer(&mut out, &doc).map_err(|e| TraceError::Io(e.into()))?;
-    out.flush()?;
-    Ok((stats, damaged))
+    if let Some(x) = run.take() {
+        o.run(x)?;
+    }
+    o.w.write_all(b"\n]}\n")?;
+    o.w.flush()?;
+    o.stats.records = records;
+    Ok((o.stats, damaged))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::port::Space;
-    use crate::trace::event::{Data, Record};
+    use crate::trace::event::{Data, ModelEvent, Record};
     use crate::trace::file::{TraceHeader, TraceWriter};
 
     #[test]
@@ -170,5 +287,88 @@ mod tests {
         assert!(evs
             .iter()
             .any(|e| e["ph"] == "M" && e["args"]["name"] == "gp100emu"));
+    }
+
+    #[test]
+    fn write_runs_fold_walks_are_slices_and_dma_reads_wait_for_with_reads() {
+        let h = TraceHeader {
+            emulator_version: "t".into(),
+            bar1_size: 1 << 28,
+            note: String::new(),
+            inject: "none".into(),
+            dma_write_data: false,
+        };
+        let mut recs: Vec<Event> = (0..1000u64)
+            .map(|i| Event::Write {
+                space: Space::Bar(3),
+                offset: 0x1000 + i,
+                data: Data::from_slice(&[0]),
+                ok: true,
+            })
+            .collect();
+        recs.insert(
+            500,
+            Event::Model(ModelEvent::Walk {
+                va: 0x1000,
+                pa: Some(0xff_1000),
+                fault_type: None,
+                reads: 6,
+                sys_reads: 0,
+                cycles: 1126,
+            }),
+        );
+        recs.push(Event::Model(ModelEvent::DmaRead {
+            addr: 0x40,
+            len: 4,
+            data: Some(Data::from_slice(&[1, 2, 3, 4])),
+        }));
+        // A write elsewhere ends the run.
+        recs.push(Event::Write {
+            space: Space::Bar(0),
+            offset: 0x140,
+            data: Data::from_slice(&1u32.to_le_bytes()),
+            ok: true,
+        });
+        let mut bytes = Vec::new();
+        let mut w = TraceWriter::new(&mut bytes, &h).unwrap();
+        for (i, e) in recs.into_iter().enumerate() {
+            w.push(&Record {
+                cycle: 36 * i as u64,
+                event: e,
+            })
+            .unwrap();
+        }
+        drop(w);
+        for with_reads in [false, true] {
+            let mut json_out = Vec::new();
+            let (stats, _) = export(
+                TraceReader::new(&bytes[..]).unwrap(),
+                &mut json_out,
+                with_reads,
+            )
+            .unwrap();
+            let v: Value = serde_json::from_slice(&json_out).unwrap();
+            let evs = v["traceEvents"].as_array().unwrap();
+            let runs: Vec<&Value> = evs
+                .iter()
+                .filter(|e| e["ph"] == "X" && e["tid"] == TID_BAR_WRITES)
+                .collect();
+            assert_eq!(runs.len(), 1, "{runs:?}");
+            assert_eq!(runs[0]["name"], "BAR3+0x1000..0x13e8: 1000 writes");
+            assert_eq!(runs[0]["args"]["cycles"], 36 * 1000);
+            let walk = evs
+                .iter()
+                .find(|e| e["tid"] == TID_WALKS && e["ph"] != "M")
+                .unwrap();
+            assert_eq!(walk["ph"], "X");
+            assert_eq!(walk["dur"], 1.0);
+            let dma = evs
+                .iter()
+                .filter(|e| e["tid"] == TID_DMA && e["ph"] != "M")
+                .count();
+            assert_eq!(dma, usize::from(with_reads));
+            // run + walk + (DMA read) + the BAR0 write.
+            assert_eq!(stats.events, 3 + u64::from(with_reads));
+        }
     }
 }
