@@ -368,6 +368,62 @@ pub fn replay<R: Read>(
                 .then(|| format!("{} at GPU cycle {}", rec.event, dev.gpu_cycles()))
         });
         if let Some(replayed) = mismatch {
+            // An input answered right but at another clock: what the model did while
+            // handling it (a walk, a DMA access, a fault) usually says why, so report the
+            // first of those that differs from the recording, if one does.
+            if is_input && dev.gpu_cycles() != rec.cycle {
+                let ours = dev.take_events();
+                let recorded: Vec<ModelEvent> = reader.following_models().cloned().collect();
+                let n = ours.len().max(recorded.len());
+                if let Some(k) = (0..n).find(|&k| ours.get(k) != recorded.get(k)) {
+                    let mut ctx = context.clone();
+                    ctx.push_back(rec.clone());
+                    for m in &recorded[..k] {
+                        ctx.push_back(Record {
+                            cycle: rec.cycle,
+                            event: Event::Model(m.clone()),
+                        });
+                    }
+                    while ctx.len() > CONTEXT {
+                        ctx.pop_front();
+                    }
+                    let at = index + 1 + k as u64;
+                    let m = Mismatch {
+                        index: at,
+                        recorded: match recorded.get(k) {
+                            Some(m) => Record {
+                                cycle: rec.cycle,
+                                event: Event::Model(m.clone()),
+                            },
+                            None => rec.clone(),
+                        },
+                        replayed: match ours.get(k) {
+                            Some(o) => format!(
+                                "model: {o}{} (and the input ends at GPU cycle {}, not {})",
+                                if recorded.get(k).is_none() {
+                                    " (the recording does not have it)"
+                                } else {
+                                    ""
+                                },
+                                dev.gpu_cycles(),
+                                rec.cycle
+                            ),
+                            None => format!(
+                                "nothing (the model did not do this; the input ends at GPU cycle {}, not {})",
+                                dev.gpu_cycles(),
+                                rec.cycle
+                            ),
+                        },
+                        context: ctx.into_iter().collect(),
+                    };
+                    return Ok(ReplayOutcome {
+                        events: at + 1,
+                        final_cycle: dev.gpu_cycles(),
+                        mismatch: Some(m),
+                        damaged: None,
+                    });
+                }
+            }
             let m = fail(&rec, replayed, &context, index);
             return Ok(ReplayOutcome {
                 events: index + 1,
@@ -658,6 +714,42 @@ mod tests {
         let m = out.mismatch.expect("must diverge");
         assert_eq!(m.index, i as u64, "{m}");
         assert!(m.replayed.contains("invalidate"), "{m}");
+    }
+
+    #[test]
+    fn a_clock_divergence_is_reported_at_the_model_event_that_explains_it() {
+        let h = header(256 << 20);
+        let mut recs = session(&mut device_for(&h).unwrap());
+        let i = recs
+            .iter()
+            .position(|r| matches!(r.event, Event::Model(ModelEvent::Invalidate { .. })))
+            .expect("the invalidate is in the recording");
+        // The recording says the invalidate dropped other entries and took longer.
+        if let Event::Model(ModelEvent::Invalidate { dropped, .. }) = &mut recs[i].event {
+            *dropped += 5;
+        }
+        recs[i - 1].cycle += 100;
+        let bytes = encode(&h, &recs);
+        let out = replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(&h).unwrap(),
+        )
+        .unwrap();
+        let m = out.mismatch.expect("must diverge");
+        assert_eq!(m.index, i as u64, "{m}");
+        assert!(
+            matches!(
+                m.recorded.event,
+                Event::Model(ModelEvent::Invalidate { .. })
+            ),
+            "{m}"
+        );
+        assert!(m.replayed.contains("model: invalidate"), "{m}");
+        assert!(m.replayed.contains("not"), "{m}");
+        // The context ends with the input itself.
+        assert_eq!(m.context.last(), Some(&recs[i - 1]), "{m}");
+        let text = m.to_string();
+        assert!(text.contains(&format!("#{:<8}", i - 1)), "{text}");
     }
 
     #[test]
