@@ -52,6 +52,20 @@ pub struct ReplayOutcome {
 }
 
 impl ReplayOutcome {
+    fn stopped(
+        events: u64,
+        dev: &Device,
+        mismatch: Option<Mismatch>,
+        damaged: Option<TraceError>,
+    ) -> Self {
+        ReplayOutcome {
+            events,
+            final_cycle: dev.gpu_cycles(),
+            mismatch,
+            damaged,
+        }
+    }
+
     /// Whether the whole trace replayed exactly.
     pub fn exact(&self) -> bool {
         self.mismatch.is_none() && self.damaged.is_none()
@@ -193,6 +207,40 @@ pub fn device_for(header: &super::file::TraceHeader) -> Result<Device, TraceErro
     Ok(d)
 }
 
+/// The first of the model events an input made (`ours`) that differs from those recorded
+/// after it, as a mismatch at that model record, with the input in the context; `None` when
+/// they agree.
+fn first_model_difference(
+    input: &Record,
+    index: u64,
+    context: &VecDeque<Record>,
+    ours: &[ModelEvent],
+    recorded: &[&ModelEvent],
+    now: u64,
+) -> Option<Mismatch> {
+    let n = ours.len().max(recorded.len());
+    let k = (0..n).find(|&k| ours.get(k) != recorded.get(k).copied())?;
+    let model = |m: &ModelEvent| Record {
+        cycle: input.cycle,
+        event: Event::Model(m.clone()),
+    };
+    let mut ctx: Vec<Record> = context.iter().cloned().collect();
+    ctx.push(input.clone());
+    ctx.extend(recorded[..k].iter().map(|m| model(m)));
+    let ctx = ctx.split_off(ctx.len().saturating_sub(CONTEXT));
+    let clock = format!("the input ends at GPU cycle {now}, not {}", input.cycle);
+    Some(Mismatch {
+        index: index + 1 + k as u64,
+        recorded: recorded.get(k).map_or_else(|| input.clone(), |m| model(m)),
+        replayed: match (ours.get(k), recorded.get(k)) {
+            (Some(o), Some(_)) => format!("model: {o} (and {clock})"),
+            (Some(o), None) => format!("model: {o} (the recording does not have it) (and {clock})"),
+            (None, _) => format!("nothing (the model did not do this; {clock})"),
+        },
+        context: ctx,
+    })
+}
+
 /// Replays `reader` through `dev`.
 pub fn replay<R: Read>(
     reader: TraceReader<R>,
@@ -205,7 +253,7 @@ pub fn replay<R: Read>(
     };
     let sys = ReplayMem::default();
     dev.set_sysmem(Box::new(sys.clone()));
-    let mut context: std::collections::VecDeque<Record> = std::collections::VecDeque::new();
+    let mut context: VecDeque<Record> = VecDeque::new();
     let mut index = 0u64;
     let mut level = false;
     // Whether the recorded-DMA queue may hold something.
@@ -213,14 +261,10 @@ pub fn replay<R: Read>(
     // A level change the model made that the recording must show next.
     let mut pending_irq: Option<bool> = None;
     // Model events the model produced for the last input that the recording must show next.
-    let mut pending_model: std::collections::VecDeque<super::event::ModelEvent> =
-        std::collections::VecDeque::new();
+    let mut pending_model: VecDeque<ModelEvent> = VecDeque::new();
     dev.set_event_log(true);
     let mut buf = vec![0u8; port::MAX_CONFIG_ACCESS];
-    let fail = |rec: &Record,
-                replayed: String,
-                context: &std::collections::VecDeque<Record>,
-                index: u64| Mismatch {
+    let fail = |rec: &Record, replayed: String, context: &VecDeque<Record>, index: u64| Mismatch {
         index,
         recorded: rec.clone(),
         replayed,
@@ -231,12 +275,7 @@ pub fn replay<R: Read>(
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e @ TraceError::Corrupt { .. }) => {
-                return Ok(ReplayOutcome {
-                    events: index,
-                    final_cycle: dev.gpu_cycles(),
-                    mismatch: None,
-                    damaged: Some(e),
-                })
+                return Ok(ReplayOutcome::stopped(index, &dev, None, Some(e)))
             }
             Err(e) => return Err(e),
         };
@@ -249,12 +288,12 @@ pub fn replay<R: Read>(
                 let (loaded, dropped) = sys.load(models);
                 dma_loaded = loaded;
                 if let Some(count) = dropped {
-                    return Ok(ReplayOutcome {
-                        events: index,
-                        final_cycle: dev.gpu_cycles(),
-                        mismatch: None,
-                        damaged: Some(TraceError::Incomplete { index, count }),
-                    });
+                    return Ok(ReplayOutcome::stopped(
+                        index,
+                        &dev,
+                        None,
+                        Some(TraceError::Incomplete { index, count }),
+                    ));
                 }
             }
         }
@@ -266,12 +305,7 @@ pub fn replay<R: Read>(
                     &context,
                     index,
                 );
-                return Ok(ReplayOutcome {
-                    events: index + 1,
-                    final_cycle: dev.gpu_cycles(),
-                    mismatch: Some(m),
-                    damaged: None,
-                });
+                return Ok(ReplayOutcome::stopped(index + 1, &dev, Some(m), None));
             }
         }
         if is_input {
@@ -285,12 +319,7 @@ pub fn replay<R: Read>(
                     &context,
                     index,
                 );
-                return Ok(ReplayOutcome {
-                    events: index + 1,
-                    final_cycle: dev.gpu_cycles(),
-                    mismatch: Some(m),
-                    damaged: None,
-                });
+                return Ok(ReplayOutcome::stopped(index + 1, &dev, Some(m), None));
             }
         }
         let mismatch: Option<String> = match &rec.event {
@@ -369,68 +398,23 @@ pub fn replay<R: Read>(
         });
         if let Some(replayed) = mismatch {
             // An input answered right but at another clock: what the model did while
-            // handling it (a walk, a DMA access, a fault) usually says why, so report the
-            // first of those that differs from the recording, if one does.
+            // handling it (a walk, a DMA access, a fault) usually says why.
             if is_input && dev.gpu_cycles() != rec.cycle {
                 let ours = dev.take_events();
-                let recorded: Vec<ModelEvent> = reader.following_models().cloned().collect();
-                let n = ours.len().max(recorded.len());
-                if let Some(k) = (0..n).find(|&k| ours.get(k) != recorded.get(k)) {
-                    let mut ctx = context.clone();
-                    ctx.push_back(rec.clone());
-                    for m in &recorded[..k] {
-                        ctx.push_back(Record {
-                            cycle: rec.cycle,
-                            event: Event::Model(m.clone()),
-                        });
-                    }
-                    while ctx.len() > CONTEXT {
-                        ctx.pop_front();
-                    }
-                    let at = index + 1 + k as u64;
-                    let m = Mismatch {
-                        index: at,
-                        recorded: match recorded.get(k) {
-                            Some(m) => Record {
-                                cycle: rec.cycle,
-                                event: Event::Model(m.clone()),
-                            },
-                            None => rec.clone(),
-                        },
-                        replayed: match ours.get(k) {
-                            Some(o) => format!(
-                                "model: {o}{} (and the input ends at GPU cycle {}, not {})",
-                                if recorded.get(k).is_none() {
-                                    " (the recording does not have it)"
-                                } else {
-                                    ""
-                                },
-                                dev.gpu_cycles(),
-                                rec.cycle
-                            ),
-                            None => format!(
-                                "nothing (the model did not do this; the input ends at GPU cycle {}, not {})",
-                                dev.gpu_cycles(),
-                                rec.cycle
-                            ),
-                        },
-                        context: ctx.into_iter().collect(),
-                    };
-                    return Ok(ReplayOutcome {
-                        events: at + 1,
-                        final_cycle: dev.gpu_cycles(),
-                        mismatch: Some(m),
-                        damaged: None,
-                    });
+                let recorded: Vec<&ModelEvent> = reader.following_models().collect();
+                if let Some(m) = first_model_difference(
+                    &rec,
+                    index,
+                    &context,
+                    &ours,
+                    &recorded,
+                    dev.gpu_cycles(),
+                ) {
+                    return Ok(ReplayOutcome::stopped(m.index + 1, &dev, Some(m), None));
                 }
             }
             let m = fail(&rec, replayed, &context, index);
-            return Ok(ReplayOutcome {
-                events: index + 1,
-                final_cycle: dev.gpu_cycles(),
-                mismatch: Some(m),
-                damaged: None,
-            });
+            return Ok(ReplayOutcome::stopped(index + 1, &dev, Some(m), None));
         }
         if is_input && dev.has_events() {
             pending_model.extend(dev.take_events());
@@ -459,12 +443,7 @@ pub fn replay<R: Read>(
             replayed: format!("model: {m} after the last event; the recording ends without it"),
             context: context.iter().cloned().collect(),
         };
-        return Ok(ReplayOutcome {
-            events: index,
-            final_cycle: dev.gpu_cycles(),
-            mismatch: Some(m),
-            damaged: None,
-        });
+        return Ok(ReplayOutcome::stopped(index, &dev, Some(m), None));
     }
     if let Some(l) = pending_irq {
         let last = context.back().cloned().unwrap_or(Record {
@@ -480,19 +459,9 @@ pub fn replay<R: Read>(
             ),
             context: context.iter().cloned().collect(),
         };
-        return Ok(ReplayOutcome {
-            events: index,
-            final_cycle: dev.gpu_cycles(),
-            mismatch: Some(m),
-            damaged: None,
-        });
+        return Ok(ReplayOutcome::stopped(index, &dev, Some(m), None));
     }
-    Ok(ReplayOutcome {
-        events: index,
-        final_cycle: dev.gpu_cycles(),
-        mismatch: None,
-        damaged: None,
-    })
+    Ok(ReplayOutcome::stopped(index, &dev, None, None))
 }
 
 /// Records what a host does to a device, the way the transport does it: every port access
@@ -614,6 +583,16 @@ mod tests {
         out
     }
 
+    /// Replays `recs` as a file with header `h`, through a fresh model for `h`.
+    fn replay_records(h: &TraceHeader, recs: &[Record]) -> ReplayOutcome {
+        let bytes = encode(h, recs);
+        replay(
+            TraceReader::new(&bytes[..]).unwrap(),
+            device_for(h).unwrap(),
+        )
+        .unwrap()
+    }
+
     fn encode(h: &TraceHeader, recs: &[Record]) -> Vec<u8> {
         let mut out = Vec::new();
         let mut w = TraceWriter::new(&mut out, h).unwrap();
@@ -689,9 +668,7 @@ mod tests {
         if let Event::Read { data, .. } = &mut recs[i].event {
             *data = Data::from_slice(&0x1400_00a1u32.to_le_bytes());
         }
-        let bytes = encode(&h, &recs);
-        let reader = TraceReader::new(&bytes[..]).unwrap();
-        let out = replay(reader, device_for(&h).unwrap()).unwrap();
+        let out = replay_records(&h, &recs);
         assert_eq!(out.mismatch.unwrap().index, i as u64);
     }
 
@@ -705,12 +682,7 @@ mod tests {
             .expect("the invalidate is in the recording");
         // Dropping the model event from the recording makes replay fail right there.
         recs.remove(i);
-        let bytes = encode(&h, &recs);
-        let out = replay(
-            TraceReader::new(&bytes[..]).unwrap(),
-            device_for(&h).unwrap(),
-        )
-        .unwrap();
+        let out = replay_records(&h, &recs);
         let m = out.mismatch.expect("must diverge");
         assert_eq!(m.index, i as u64, "{m}");
         assert!(m.replayed.contains("invalidate"), "{m}");
@@ -729,12 +701,7 @@ mod tests {
             *dropped += 5;
         }
         recs[i - 1].cycle += 100;
-        let bytes = encode(&h, &recs);
-        let out = replay(
-            TraceReader::new(&bytes[..]).unwrap(),
-            device_for(&h).unwrap(),
-        )
-        .unwrap();
+        let out = replay_records(&h, &recs);
         let m = out.mismatch.expect("must diverge");
         assert_eq!(m.index, i as u64, "{m}");
         assert!(
@@ -759,12 +726,7 @@ mod tests {
             cycle: 0,
             event: Event::Irq { asserted: true },
         }];
-        let bytes = encode(&h, &recs);
-        let out = replay(
-            TraceReader::new(&bytes[..]).unwrap(),
-            device_for(&h).unwrap(),
-        )
-        .unwrap();
+        let out = replay_records(&h, &recs);
         let m = out.mismatch.unwrap();
         assert_eq!(m.index, 0);
         assert!(m.replayed.contains("no interrupt change"), "{m}");
@@ -826,9 +788,7 @@ mod tests {
                 ..
             })
         )));
-        let bytes = encode(&h, &recs);
-        let reader = TraceReader::new(&bytes[..]).unwrap();
-        let out = replay(reader, device_for(&h).unwrap()).unwrap();
+        let out = replay_records(&h, &recs);
         assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
     }
 
@@ -843,12 +803,7 @@ mod tests {
                 *d = Data::from_slice(&0x0bad_0bad_u32.to_le_bytes());
             }
         }
-        let bytes = encode(&h, &recs);
-        let out = replay(
-            TraceReader::new(&bytes[..]).unwrap(),
-            device_for(&h).unwrap(),
-        )
-        .unwrap();
+        let out = replay_records(&h, &recs);
         let m = out.mismatch.expect("divergence");
         assert!(
             matches!(
@@ -879,12 +834,7 @@ mod tests {
             _ => None,
         });
         assert_eq!(written, Some(Some(Data::from_slice(&7u32.to_le_bytes()))));
-        let bytes = encode(&h, &recs);
-        let out = replay(
-            TraceReader::new(&bytes[..]).unwrap(),
-            device_for(&h).unwrap(),
-        )
-        .unwrap();
+        let out = replay_records(&h, &recs);
         assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
 
         // The recording says other bytes went out (same CRC kept): replay stops there.
@@ -894,12 +844,7 @@ mod tests {
                 *d = Data::from_slice(&8u32.to_le_bytes());
             }
         }
-        let bytes = encode(&h, &edited);
-        let out = replay(
-            TraceReader::new(&bytes[..]).unwrap(),
-            device_for(&h).unwrap(),
-        )
-        .unwrap();
+        let out = replay_records(&h, &edited);
         let m = out.mismatch.expect("divergence");
         assert!(
             matches!(m.recorded.event, Event::Model(ModelEvent::DmaWrite { .. })),
@@ -932,12 +877,7 @@ mod tests {
                 event: Event::Model(ModelEvent::EventsDropped { count: 9 }),
             },
         );
-        let bytes = encode(&h, &recs);
-        let out = replay(
-            TraceReader::new(&bytes[..]).unwrap(),
-            device_for(&h).unwrap(),
-        )
-        .unwrap();
+        let out = replay_records(&h, &recs);
         assert!(out.mismatch.is_none());
         assert_eq!(out.events, at as u64);
         match out.damaged {
