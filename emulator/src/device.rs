@@ -223,7 +223,7 @@ impl Device {
 
     /// The model events since the last call, in the order they happened.
     pub fn take_events(&mut self) -> Vec<ModelEvent> {
-        self.flush_dma_log();
+        self.flush_unit_logs();
         let mut v = std::mem::take(&mut self.events);
         if self.events_dropped > 0 {
             v.push(ModelEvent::EventsDropped {
@@ -242,7 +242,7 @@ impl Device {
     }
 
     /// Moves what the memory and the MMU logged (DMA accesses, walks) into the event log.
-    fn flush_dma_log(&mut self) {
+    fn flush_unit_logs(&mut self) {
         if !self.log_events {
             return;
         }
@@ -270,7 +270,7 @@ impl Device {
 
     fn log(&mut self, e: ModelEvent) {
         if self.log_events {
-            self.flush_dma_log();
+            self.flush_unit_logs();
             self.keep(e);
         }
     }

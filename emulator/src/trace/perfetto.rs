@@ -78,9 +78,14 @@ struct Out<W: Write> {
 }
 
 impl<W: Write> Out<W> {
+    /// Writes one array element (`sep` before it), not counted as a timeline event.
+    fn raw(&mut self, sep: &[u8], v: &Value) -> Result<(), TraceError> {
+        self.w.write_all(sep)?;
+        serde_json::to_writer(&mut self.w, v).map_err(|e| TraceError::Io(e.into()))
+    }
+
     fn put(&mut self, v: &Value) -> Result<(), TraceError> {
-        self.w.write_all(b",\n")?;
-        serde_json::to_writer(&mut self.w, v).map_err(|e| TraceError::Io(e.into()))?;
+        self.raw(b",\n", v)?;
         self.stats.events += 1;
         Ok(())
     }
@@ -121,16 +126,16 @@ pub fn export<R: Read, W: Write>(
         w: out,
         stats: ExportStats::default(),
     };
-    o.w.write_all(b"{\"displayTimeUnit\": \"ns\", \"traceEvents\": [\n")?;
-    serde_json::to_writer(
-        &mut o.w,
+    o.raw(
+        b"{\"displayTimeUnit\": \"ns\", \"traceEvents\": [\n",
         &json!({"ph": "M", "name": "process_name", "pid": PID, "args": {"name": "gp100emu"}}),
-    )
-    .map_err(|e| TraceError::Io(e.into()))?;
+    )?;
     for (tid, name) in TRACKS {
-        o.put(&json!({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid, "args": {"name": name}}))?;
+        o.raw(
+            b",\n",
+            &json!({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid, "args": {"name": name}}),
+        )?;
     }
-    o.stats.events = 0;
     let mut run: Option<Run> = None;
     let mut records = 0u64;
     let mut damaged = None;
