@@ -41,10 +41,13 @@ fn main() {
     code.push_str("];\n");
     for (name, rel) in [
         ("INIT", "init/init"),
+        ("KMSG_HELPER_C", "init/gp100emu-kmsg.c"),
         ("KERNEL_FRAGMENT", "kernel/gp100emu.config"),
         ("BUILD_KERNEL_SH", "scripts/build-kernel.sh"),
         ("BUILD_INITRAMFS_SH", "scripts/build-initramfs.sh"),
         ("BUILD_MODULE_SH", "scripts/build-module.sh"),
+        ("BUILD_HMM_TESTS_SH", "scripts/build-hmm-tests.sh"),
+        ("FETCH_KERNEL_SOURCE_SH", "scripts/fetch-kernel-source.sh"),
         ("PGD_MODULE_C", "kernel/gp100emu_pgd.c"),
         ("KNOWN_ISSUES", "known-issues.txt"),
     ] {

@@ -2,19 +2,21 @@
 # Build gp100emu's test initramfs: busybox-static, /init, and one executable per suite.
 #
 # Usage: build-initramfs.sh --suites DIR --init FILE --out FILE.cpio.gz [--extra NAME=PATH]...
-#                           [--firmware DIR] [--module PATH]
+#                           [--firmware DIR] [--module PATH] [--helper FILE.c]...
 #
 #   --suites  a directory of suites: NAME.sh (shell, run as is) or NAME.c (C, built static with
 #             -I DIR, so DIR/lib/*.h are shared helpers). Each becomes /suites/NAME.
 #   --extra   a prebuilt static binary to put at /bin/NAME (e.g. hmm-tests from the kernel build).
 #   --firmware a directory to copy to /lib/firmware (gp100emu's generated GR/ACR files).
 #   --module  a kernel module to put in /lib/modules (loaded by the suites that need it).
+#   --helper  a C program of /init's (guest-tests/init/*.c), built static into /bin/NAME.
 #
 # Reproducible: sorted file list, every mtime 0, owner 0:0, cpio newc --reproducible, gzip -n.
 set -euo pipefail
 suites= init= out= firmware=
 extras=()
 modules=()
+helpers=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --suites) suites=$2; shift 2 ;;
@@ -23,7 +25,8 @@ while [ $# -gt 0 ]; do
         --extra) extras+=("$2"); shift 2 ;;
         --firmware) firmware=$2; shift 2 ;;
         --module) modules+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --helper) helpers+=("$2"); shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "build-initramfs: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -54,6 +57,11 @@ for f in "$suites"/*.sh "$suites"/*.c; do
                 || { echo "build-initramfs: suite $f did not compile" >&2; exit 1; }
             ;;
     esac
+done
+for h in "${helpers[@]}"; do
+    name=$(basename "$h" .c)
+    gcc -static -O2 -Wall -Werror -o "$stage/bin/$name" "$h" \
+        || { echo "build-initramfs: /init's helper $h did not compile" >&2; exit 1; }
 done
 if [ -n "$firmware" ]; then
     [ -d "$firmware" ] || { echo "build-initramfs: --firmware $firmware is not a directory" >&2; exit 2; }

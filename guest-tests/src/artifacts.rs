@@ -33,6 +33,12 @@ pub enum ArtifactError {
     /// The user asked for something that cannot work.
     #[error("{0}")]
     Usage(String),
+    /// A `--patch` did not apply; build-kernel.sh printed the rejected hunks above.
+    #[error("a patch did not apply (its rejected hunks are printed above and kept in {})", rejects.display())]
+    PatchRejected {
+        /// Where the `.rej` files are.
+        rejects: PathBuf,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ArtifactError {
@@ -42,6 +48,106 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ArtifactError {
 
 /// Debian's kernel source tarball (package linux-source-6.12, from bookworm-backports).
 pub const DEBIAN_KERNEL_SOURCE: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+/// The Debian kernel versions `--kernel-version` is tested with (CI boots 6.12 and the newest);
+/// any other `linux-source-N` a Debian suite offers works the same way.
+pub const KNOWN_DEBIAN_VERSIONS: &[&str] = &["6.1", "6.12", "7.3"];
+
+/// Debian's `linux-source-VERSION` tarball: the host's installed one, else the one cached under
+/// `cache`, else fetched from the Debian archive (guest-tests/scripts/fetch-kernel-source.sh:
+/// a private apt configuration, the host's apt is never changed). Progress goes to stderr.
+pub fn debian_kernel_source(
+    cache: &Path,
+    version: &str,
+    allow_fetch: bool,
+) -> Result<PathBuf, ArtifactError> {
+    if !version
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        || !version.contains('.')
+    {
+        return Err(ArtifactError::Usage(format!(
+            "--kernel-version {version}: want a Debian kernel source version such as {}",
+            KNOWN_DEBIAN_VERSIONS.join(", ")
+        )));
+    }
+    let installed = PathBuf::from(format!("/usr/src/linux-source-{version}.tar.xz"));
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    let script = script_file(
+        cache,
+        "fetch-kernel-source.sh",
+        embedded::FETCH_KERNEL_SOURCE_SH,
+    )?;
+    let current = cache.join("linux-source").join(version).join("current");
+    if !allow_fetch {
+        return match std::fs::read_to_string(&current) {
+            Ok(p) if Path::new(p.trim()).is_file() => Ok(PathBuf::from(p.trim())),
+            _ => Err(ArtifactError::Usage(format!(
+                "Debian's linux-source-{version} is neither installed nor cached; run \
+                 `gp100emu run --kernel-version {version}` once without --no-build (it fetches it)"
+            ))),
+        };
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("--version")
+        .arg(version)
+        .arg("--cache")
+        .arg(cache)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(io("starting bash for fetch-kernel-source.sh"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tarball = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("TARBALL="))
+        .map(PathBuf::from);
+    match (out.status.code(), tarball) {
+        (Some(0), Some(t)) => Ok(t),
+        (Some(2), _) => Err(ArtifactError::Usage(format!(
+            "--kernel-version {version}: see the message above"
+        ))),
+        _ => Err(ArtifactError::Script {
+            what: format!("fetching Debian's linux-source-{version}"),
+            status: out.status,
+        }),
+    }
+}
+
+/// Expands `--patch` arguments in order: a file is one patch; a directory gives its `*.patch`
+/// files in name order (it must hold at least one).
+pub fn expand_patches(args: &[PathBuf]) -> Result<Vec<PathBuf>, ArtifactError> {
+    let mut v = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(a)
+                .map_err(io(format!("reading {}", a.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "patch"))
+                .collect();
+            if in_dir.is_empty() {
+                return Err(ArtifactError::Usage(format!(
+                    "--patch {}: the directory holds no *.patch file",
+                    a.display()
+                )));
+            }
+            in_dir.sort();
+            v.extend(in_dir);
+        } else if a.is_file() {
+            v.push(a.clone());
+        } else {
+            return Err(ArtifactError::Usage(format!(
+                "--patch {}: no such file or directory",
+                a.display()
+            )));
+        }
+    }
+    Ok(v)
+}
 
 /// Where the guest kernel comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +178,9 @@ impl KernelSource {
 pub struct Kernel {
     /// bzImage (or the user's image).
     pub image: PathBuf,
-    /// The kernel's hmm-tests built from the same source, when we built the kernel.
-    pub hmm_tests: Option<PathBuf>,
+    /// Its installed UAPI headers, when we built the kernel (user programs such as hmm-tests
+    /// are built against them).
+    pub headers: Option<PathBuf>,
     /// Whether this call built anything (false: taken from the cache or given).
     pub built: bool,
     /// The source tree and out-of-tree build directory, when we built it (modules are built
@@ -102,11 +209,28 @@ fn script_file(cache: &Path, name: &str, body: &[u8]) -> Result<PathBuf, Artifac
     Ok(p)
 }
 
-/// The kernel for `source`, building it if the cache lacks it and `allow_build` says so.
-/// Progress goes to stderr.
+/// The cache key of a kernel build: the source, the fragment and build script, and the patches
+/// in order (a patched kernel is cached apart from the unpatched one and from other patch
+/// orders; with no patches the key is what it was before patches existed).
+pub fn kernel_key(key_input: &str, patches: &[Vec<u8>]) -> String {
+    let mut h = Sha256::new();
+    h.update(key_input.as_bytes());
+    h.update(embedded::KERNEL_FRAGMENT);
+    h.update(embedded::BUILD_KERNEL_SH);
+    for p in patches {
+        h.update(b"\0patch\0");
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex(h.finalize())
+}
+
+/// The kernel for `source` with `patches` applied (to a copy of the source), building it if the
+/// cache lacks it and `allow_build` says so. Progress goes to stderr.
 pub fn ensure_kernel(
     cache: &Path,
     source: &KernelSource,
+    patches: &[PathBuf],
     allow_build: bool,
 ) -> Result<Kernel, ArtifactError> {
     let (src, key_input) = match source {
@@ -117,9 +241,16 @@ pub fn ensure_kernel(
                     p.display()
                 )));
             }
+            if !patches.is_empty() {
+                return Err(ArtifactError::Usage(format!(
+                    "--patch needs a kernel source to patch, and --kernel {} is a built image; \
+                     pass a source tree or tarball with --kernel, or --kernel-version N",
+                    p.display()
+                )));
+            }
             return Ok(Kernel {
                 image: p.clone(),
-                hmm_tests: None,
+                headers: None,
                 built: false,
                 tree: None,
             });
@@ -144,16 +275,17 @@ pub fn ensure_kernel(
             (abs.clone(), format!("tree:{}", abs.display()))
         }
     };
-    let mut h = Sha256::new();
-    h.update(key_input.as_bytes());
-    h.update(embedded::KERNEL_FRAGMENT);
-    h.update(embedded::BUILD_KERNEL_SH);
-    let key = hex(h.finalize());
+    let patch_bodies = patches
+        .iter()
+        .map(|p| std::fs::read(p).map_err(io(format!("reading the patch {}", p.display()))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = kernel_key(&key_input, &patch_bodies);
     let out = cache.join("kernel").join(&key[..16]);
     let done = out.join("done");
     let is_tree = matches!(source, KernelSource::Tree(_));
+    // A tree with patches is built from a patched copy in the cache.
     let tree_dirs = Some((
-        if is_tree {
+        if is_tree && patches.is_empty() {
             src.clone()
         } else {
             out.join("src")
@@ -164,7 +296,7 @@ pub fn ensure_kernel(
         info!("guest kernel from the cache: {}", out.display());
         return Ok(Kernel {
             image: out.join("bzImage"),
-            hmm_tests: Some(out.join("hmm-tests")),
+            headers: Some(out.join("headers")),
             built: false,
             tree: tree_dirs,
         });
@@ -182,28 +314,116 @@ pub fn ensure_kernel(
     std::fs::write(&fragment, embedded::KERNEL_FRAGMENT)
         .map_err(io(format!("writing {}", fragment.display())))?;
     eprintln!(
-        "[kernel] building the guest kernel into {} (first time only; about 10 minutes on 2 cores)",
-        out.display()
+        "[kernel] building the guest kernel into {}{} (first time only; about 12 minutes on 2 cores)",
+        out.display(),
+        if patches.is_empty() {
+            String::new()
+        } else {
+            format!(" with {} patch(es)", patches.len())
+        }
     );
-    run_script(
-        Command::new("bash")
-            .arg(&script)
-            .arg("--source")
-            .arg(&src)
-            .arg("--fragment")
-            .arg(&fragment)
-            .arg("--out")
-            .arg(&out)
-            .stdout(Stdio::null()),
-        "build-kernel.sh",
-        "building the guest kernel",
-    )?;
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script)
+        .arg("--source")
+        .arg(&src)
+        .arg("--fragment")
+        .arg(&fragment)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null());
+    for p in patches {
+        cmd.arg("--patch").arg(p);
+    }
+    let _ = std::fs::remove_dir_all(out.join("rejects"));
+    let status = cmd
+        .stdin(Stdio::null())
+        .status()
+        .map_err(io("starting bash for build-kernel.sh"))?;
+    if status.code() == Some(2) && !patches.is_empty() && out.join("rejects").is_dir() {
+        return Err(ArtifactError::PatchRejected {
+            rejects: out.join("rejects"),
+        });
+    }
+    if !status.success() {
+        return Err(ArtifactError::Script {
+            what: "building the guest kernel".into(),
+            status,
+        });
+    }
     Ok(Kernel {
         image: out.join("bzImage"),
-        hmm_tests: Some(out.join("hmm-tests")),
+        headers: Some(out.join("headers")),
         built: true,
         tree: tree_dirs,
     })
+}
+
+/// The kernel's own hmm-tests, or why this kernel's cannot be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HmmTests {
+    /// A static binary built from the kernel's selftests.
+    Built(PathBuf),
+    /// It cannot be built for this kernel: the suites that need it are skipped with this reason.
+    Unavailable(String),
+}
+
+/// hmm-tests for `kernel`, built with the kernel's own selftests Makefile
+/// (guest-tests/scripts/build-hmm-tests.sh); cached by the kernel build, the test's sources and
+/// the script.
+pub fn ensure_hmm_tests(cache: &Path, kernel: &Kernel) -> Result<HmmTests, ArtifactError> {
+    let (Some((tree, _)), Some(headers)) = (&kernel.tree, &kernel.headers) else {
+        return Ok(HmmTests::Unavailable(
+            "the kernel is a prebuilt image; pass --hmm-tests PATH (a static build of the \
+             kernel's tools/testing/selftests/mm/hmm-tests)"
+                .into(),
+        ));
+    };
+    let mut h = Sha256::new();
+    h.update(headers.to_string_lossy().as_bytes());
+    h.update(embedded::BUILD_HMM_TESTS_SH);
+    for d in ["mm", "vm"] {
+        let dir = tree.join("tools/testing/selftests").join(d);
+        for f in ["hmm-tests.c", "vm_util.c", "vm_util.h", "Makefile"] {
+            if let Ok(b) = std::fs::read(dir.join(f)) {
+                h.update(f.as_bytes());
+                h.update(&b);
+            }
+        }
+    }
+    let key = hex(h.finalize());
+    let out = cache.join("hmm-tests").join(&key[..16]);
+    let bin = out.join("hmm-tests");
+    if bin.is_file() {
+        return Ok(HmmTests::Built(bin));
+    }
+    let script = script_file(cache, "build-hmm-tests.sh", embedded::BUILD_HMM_TESTS_SH)?;
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg("--tree")
+        .arg(tree)
+        .arg("--headers")
+        .arg(headers)
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(io("starting bash for build-hmm-tests.sh"))?;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    match o.status.code() {
+        Some(0) if bin.is_file() => Ok(HmmTests::Built(bin)),
+        Some(3) => Ok(HmmTests::Unavailable(
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("REASON="))
+                .unwrap_or("hmm-tests could not be built (no reason given)")
+                .to_string(),
+        )),
+        _ => Err(ArtifactError::Script {
+            what: "building hmm-tests".into(),
+            status: o.status,
+        }),
+    }
 }
 
 /// gp100emu's test-only module `gp100emu_pgd.ko` (guest-tests/kernel/gp100emu_pgd.c), built
@@ -291,6 +511,7 @@ pub fn ensure_initramfs(cache: &Path, x: &InitramfsExtras<'_>) -> Result<PathBuf
         h.update(body);
     }
     h.update(embedded::INIT);
+    h.update(embedded::KMSG_HELPER_C);
     h.update(embedded::BUILD_INITRAMFS_SH);
     for (name, p) in extras {
         h.update(name.as_bytes());
@@ -324,6 +545,9 @@ pub fn ensure_initramfs(cache: &Path, x: &InitramfsExtras<'_>) -> Result<PathBuf
     }
     let init = stage.join("init");
     std::fs::write(&init, embedded::INIT).map_err(io(format!("writing {}", init.display())))?;
+    let kmsg = stage.join("gp100emu-kmsg.c");
+    std::fs::write(&kmsg, embedded::KMSG_HELPER_C)
+        .map_err(io(format!("writing {}", kmsg.display())))?;
     let script = script_file(cache, "build-initramfs.sh", embedded::BUILD_INITRAMFS_SH)?;
     let mut cmd = Command::new("bash");
     cmd.arg(&script)
@@ -332,7 +556,9 @@ pub fn ensure_initramfs(cache: &Path, x: &InitramfsExtras<'_>) -> Result<PathBuf
         .arg("--init")
         .arg(&init)
         .arg("--out")
-        .arg(&out);
+        .arg(&out)
+        .arg("--helper")
+        .arg(&kmsg);
     for (name, p) in extras {
         let mut a = std::ffi::OsString::from(format!("{name}="));
         a.push(p.as_os_str());
@@ -379,7 +605,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let tarball = dir.join("fake.tar.xz");
         std::fs::write(&tarball, b"not a kernel").unwrap();
-        let e = ensure_kernel(&dir, &KernelSource::Tarball(tarball), false).unwrap_err();
+        let e = ensure_kernel(&dir, &KernelSource::Tarball(tarball), &[], false).unwrap_err();
         assert!(e.to_string().contains("cargo run --release -- run"), "{e}");
         assert!(
             !dir.join("kernel").exists(),
@@ -414,6 +640,7 @@ mod tests {
         let e = ensure_kernel(
             &std::env::temp_dir(),
             &KernelSource::Image("/nonexistent/bzImage".into()),
+            &[],
             true,
         )
         .unwrap_err();
@@ -425,9 +652,134 @@ mod tests {
         let e = ensure_kernel(
             &std::env::temp_dir(),
             &KernelSource::Tarball("/nonexistent/linux.tar.xz".into()),
+            &[],
             true,
         )
         .unwrap_err();
         assert!(e.to_string().contains("host-deps.sh"), "{e}");
+    }
+
+    /// A scratch directory removed at the end of the test.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let d = std::env::temp_dir().join(format!("gp100emu-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            Scratch(d)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A tarball shaped like a kernel source (Makefile, arch/x86) with one file to patch.
+    fn fake_kernel_tarball(dir: &Path) -> PathBuf {
+        let tree = dir.join("linux-fake");
+        std::fs::create_dir_all(tree.join("arch/x86")).unwrap();
+        std::fs::write(tree.join("Makefile"), "# not a kernel\n").unwrap();
+        std::fs::write(tree.join("hello.c"), "int one(void)\n{\n\treturn 1;\n}\n").unwrap();
+        let t = dir.join("linux-fake.tar.xz");
+        let st = Command::new("tar")
+            .arg("-cJf")
+            .arg(&t)
+            .arg("-C")
+            .arg(dir)
+            .arg("linux-fake")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        t
+    }
+
+    const GOOD_PATCH: &str = "From 1 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] two\n\n---\n\
+diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n int one(void)\n {\n-\treturn 1;\n+\treturn 2;\n }\n-- \n2.47.3\n";
+    const BAD_PATCH: &str = "--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n int one(void)\n {\n-\treturn 41;\n+\treturn 42;\n }\n";
+
+    #[test]
+    fn patched_kernels_are_cached_apart() {
+        let plain = kernel_key("tarball:abc", &[]);
+        let one = kernel_key("tarball:abc", &[b"patch one".to_vec()]);
+        let two = kernel_key("tarball:abc", &[b"patch one".to_vec(), b"patch two".to_vec()]);
+        let swapped = kernel_key("tarball:abc", &[b"patch two".to_vec(), b"patch one".to_vec()]);
+        let joined = kernel_key("tarball:abc", &[b"patch onepatch two".to_vec()]);
+        let all = [&plain, &one, &two, &swapped, &joined];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(plain, kernel_key("tarball:abc", &[]), "the key is stable");
+    }
+
+    #[test]
+    fn a_patch_that_does_not_apply_is_rejected_with_its_hunks() {
+        let d = Scratch::new("badpatch");
+        let t = fake_kernel_tarball(&d.0);
+        let p = d.0.join("0001-bad.patch");
+        std::fs::write(&p, BAD_PATCH).unwrap();
+        let cache = d.0.join("cache");
+        let e = ensure_kernel(&cache, &KernelSource::Tarball(t.clone()), &[p], true).unwrap_err();
+        let ArtifactError::PatchRejected { rejects } = &e else {
+            panic!("want PatchRejected, got {e}");
+        };
+        let rej: String = std::fs::read_dir(rejects)
+            .unwrap()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .collect();
+        assert!(rej.contains("return 42"), "the reject holds the hunk: {rej}");
+        // Nothing half-patched is left to be mistaken for a source tree next time.
+        let key = std::fs::read_dir(cache.join("kernel")).unwrap().next().unwrap().unwrap().path();
+        assert!(!key.join("src").exists() && !key.join("src.tmp").exists());
+        assert!(!key.join("done").exists());
+    }
+
+    #[test]
+    fn a_patch_that_applies_reaches_the_build_on_a_copy() {
+        let d = Scratch::new("goodpatch");
+        let t = fake_kernel_tarball(&d.0);
+        let patches_dir = d.0.join("patches");
+        std::fs::create_dir_all(&patches_dir).unwrap();
+        std::fs::write(patches_dir.join("0001-two.patch"), GOOD_PATCH).unwrap();
+        std::fs::write(patches_dir.join("README"), "not a patch").unwrap();
+        let patches = expand_patches(&[patches_dir.clone()]).unwrap();
+        assert_eq!(patches, vec![patches_dir.join("0001-two.patch")]);
+        let cache = d.0.join("cache");
+        // The fake tree applies the patch, then fails to configure (it is not a kernel).
+        let e = ensure_kernel(&cache, &KernelSource::Tarball(t), &patches, true).unwrap_err();
+        assert!(matches!(e, ArtifactError::Script { .. }), "{e}");
+        let key = std::fs::read_dir(cache.join("kernel")).unwrap().next().unwrap().unwrap().path();
+        let hello = std::fs::read_to_string(key.join("src/hello.c")).unwrap();
+        assert!(hello.contains("return 2;"), "{hello}");
+    }
+
+    #[test]
+    fn patch_arguments_must_exist_and_directories_must_hold_patches() {
+        let d = Scratch::new("patchargs");
+        assert!(matches!(
+            expand_patches(&[d.0.join("nope.patch")]),
+            Err(ArtifactError::Usage(_))
+        ));
+        let e = expand_patches(&[d.0.clone()]).unwrap_err();
+        assert!(e.to_string().contains("no *.patch"), "{e}");
+        std::fs::write(d.0.join("bz"), b"an image").unwrap();
+        let e = ensure_kernel(
+            &d.0,
+            &KernelSource::Image(d.0.join("bz")),
+            &[d.0.join("x.patch")],
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("needs a kernel source to patch"), "{e}");
+    }
+
+    #[test]
+    fn kernel_versions_are_checked_before_anything_runs() {
+        for bad in ["", "7", "seven", "6..1", "6.1;rm"] {
+            let e = debian_kernel_source(&std::env::temp_dir(), bad, false).unwrap_err();
+            assert!(e.to_string().contains("--kernel-version"), "{bad}: {e}");
+        }
     }
 }

@@ -11,6 +11,15 @@ pub const INIT_MARKER: &str = "gp100emu: init reached";
 /// `/init` prints this after the last suite, before powering off.
 pub const DONE_MARKER: &str = "gp100emu: suite done";
 const SUITE_MARKER: &str = "# gp100emu-suite: ";
+/// `/bin/gp100emu-kmsg` (guest-tests/init/gp100emu-kmsg.c) prints each kernel log record of
+/// level error or worse after this, as `<level> <message>`.
+pub const KMSG_ERR_MARKER: &str = "gp100emu-kmsg-err: ";
+
+/// Whether an error-level kernel record fails the run: nouveau's (its `nvkm_error` and
+/// `dev_err` lines all name the driver or its PCI device's subdevs through "nouveau").
+fn is_failing_error(message: &str) -> bool {
+    message.contains("nouveau")
+}
 
 /// Kernel console lines that mean the kernel itself went wrong. Matched at the start of the
 /// message (after the `[ seconds]` stamp), as the kernel prints them (lib/bug.c, kernel/panic.c,
@@ -110,6 +119,10 @@ pub struct SuiteRecord {
     pub rc: Option<i32>,
     /// `/init` said it has no such suite.
     pub missing: bool,
+    /// When its begin marker arrived, on the monitor's clock ([`ConsoleMonitor::set_now`]).
+    pub began: Option<Duration>,
+    /// When its end marker arrived.
+    pub ended: Option<Duration>,
 }
 
 /// How the guest run ended, as far as the monitor needs to know.
@@ -139,6 +152,13 @@ pub struct Verdict {
     pub stale_known: Vec<String>,
     /// Known issues that matched a warning in this run.
     pub matched_known: Vec<String>,
+    /// Error-level kernel log lines that fail the run (nouveau's), with the suite they came
+    /// with (`boot` before the first).
+    pub errors: Vec<String>,
+    /// Other error-level kernel log lines (informational, not failures).
+    pub other_errors: Vec<String>,
+    /// Suites the host skipped without booting them: (suite, why).
+    pub host_skips: Vec<(String, String)>,
     /// Why the run is incomplete or broken beyond test results.
     pub problems: Vec<String>,
     /// Suites as `/init` ran them.
@@ -169,6 +189,9 @@ impl Verdict {
         }
         let matched = &self.matched_known;
         self.stale_known.retain(|k| !matched.contains(k));
+        self.errors.extend(o.errors);
+        self.other_errors.extend(o.other_errors);
+        self.host_skips.extend(o.host_skips);
         self.problems.extend(o.problems);
         self.suites.extend(o.suites);
         self.documents.extend(o.documents);
@@ -186,7 +209,31 @@ impl Verdict {
 
     /// Failures of every kind.
     pub fn failed(&self) -> u32 {
-        self.tally.failed + self.oopses.len() as u32 + self.problems.len() as u32
+        self.tally.failed
+            + self.oopses.len() as u32
+            + self.errors.len() as u32
+            + self.problems.len() as u32
+    }
+
+    /// Records that the host skipped `suite` without running it, and why: a skipped test in
+    /// the counts, a `# SKIP` document in the KTAP and JUnit outputs, a line in the report.
+    pub fn skip_suite(&mut self, suite: &str, why: &str) {
+        self.tally.skipped += 1;
+        self.host_skips.push((suite.to_string(), why.to_string()));
+        self.documents.push(Document {
+            suite: Some(suite.to_string()),
+            plan: Some(1),
+            tests: vec![ktap::TestCase {
+                number: 1,
+                name: suite.to_string(),
+                outcome: ktap::Outcome::Skip,
+                directive: Some(format!("SKIP {why}")),
+                diagnostics: Vec::new(),
+                subtests: Vec::new(),
+                at: None,
+            }],
+            ..Document::default()
+        });
     }
 
     /// Whether the run passed: something ran and nothing failed.
@@ -212,8 +259,17 @@ impl Verdict {
         for o in &self.oopses {
             s.push_str(&format!("FAIL kernel: {o}\n"));
         }
+        for e in &self.errors {
+            s.push_str(&format!("FAIL kernel error: {e}\n"));
+        }
         for p in &self.problems {
             s.push_str(&format!("FAIL {p}\n"));
+        }
+        for (suite, why) in &self.host_skips {
+            s.push_str(&format!("SKIP {suite}: {why}\n"));
+        }
+        for e in &self.other_errors {
+            s.push_str(&format!("note: kernel error line (not nouveau's, not counted): {e}\n"));
         }
         for (line, why) in &self.known {
             s.push_str(&format!("KNOWN kernel: {line}\n      why: {why}\n"));
@@ -252,9 +308,12 @@ pub struct ConsoleMonitor {
     parser: KtapParser,
     oopses: Vec<String>,
     oops_dropped: usize,
+    errors: Vec<String>,
+    other_errors: Vec<String>,
     suites: Vec<SuiteRecord>,
     init_reached: bool,
     done: bool,
+    now: Option<Duration>,
 }
 
 impl ConsoleMonitor {
@@ -275,9 +334,61 @@ impl ConsoleMonitor {
             parser: KtapParser::new(),
             oopses: Vec::new(),
             oops_dropped: 0,
+            errors: Vec::new(),
+            other_errors: Vec::new(),
             suites: Vec::new(),
             init_reached: false,
             done: false,
+            now: None,
+        }
+    }
+
+    /// Sets the clock for the lines fed from now on (time since the guest started): suites and
+    /// test results are stamped with it, for the durations in JUnit reports.
+    pub fn set_now(&mut self, now: Duration) {
+        self.now = Some(now);
+        self.parser.set_now(now);
+    }
+
+    /// Which known issue explains `message`, if one applies at this point of the run.
+    fn known_issue_for(&self, message: &str) -> Option<usize> {
+        self.known_issues
+            .iter()
+            .position(|k| message.contains(&k.warning))
+            .filter(|&i| self.known_issues[i].after.is_none() || self.seen_after[i])
+    }
+
+    /// Notes that known issue `i` explained `message`.
+    fn use_known(&mut self, i: usize, message: &str) {
+        self.known_used[i] = true;
+        if self.known.len() < MAX_OOPSES {
+            self.known
+                .push((message.to_string(), self.known_issues[i].why.clone()));
+        }
+    }
+
+    /// An error-level kernel record listed by /init's gp100emu-kmsg.
+    fn kmsg_error(&mut self, record: &str) {
+        let message = record
+            .split_once(' ')
+            .map(|(_, m)| m)
+            .unwrap_or(record)
+            .trim();
+        // /init lists the records after each suite ends: they came with the last one begun.
+        let during = self.suites.last().map_or("boot", |s| s.name.as_str());
+        let line = format!("[{during}] {message}");
+        if !is_failing_error(message) {
+            if self.other_errors.len() < MAX_OOPSES {
+                self.other_errors.push(line);
+            }
+            return;
+        }
+        if let Some(i) = self.known_issue_for(message) {
+            self.use_known(i, &line);
+        } else if self.errors.len() < MAX_OOPSES {
+            self.errors.push(line);
+        } else {
+            self.oops_dropped += 1;
         }
     }
 
@@ -293,20 +404,14 @@ impl ConsoleMonitor {
 
     /// Feeds one console line; returns true when the guest has finished its suites.
     pub fn feed_line(&mut self, line: &str) -> bool {
+        if let Some(rec) = line.trim_end().strip_prefix(KMSG_ERR_MARKER) {
+            self.kmsg_error(rec);
+            return false;
+        }
         if is_oops_line(line) {
             let m = message_of(line);
-            let hit = self
-                .known_issues
-                .iter()
-                .position(|k| m.contains(&k.warning));
-            let applies =
-                hit.filter(|&i| self.known_issues[i].after.is_none() || self.seen_after[i]);
-            if let Some(i) = applies {
-                self.known_used[i] = true;
-                if self.known.len() < MAX_OOPSES {
-                    self.known
-                        .push((m.to_string(), self.known_issues[i].why.clone()));
-                }
+            if let Some(i) = self.known_issue_for(m) {
+                self.use_known(i, m);
             } else if self.oopses.len() < MAX_OOPSES {
                 self.oopses.push(message_of(line).to_string());
             } else {
@@ -344,16 +449,23 @@ impl ConsoleMonitor {
                 name: name.to_string(),
                 rc: None,
                 missing: false,
+                began: self.now,
+                ended: None,
             });
         } else if let Some((name, rc)) = m.split_once(" ends rc=") {
             self.parser.set_suite(None);
             let rc = rc.trim().parse().unwrap_or(-1);
             match self.suites.iter_mut().rev().find(|s| s.name == name) {
-                Some(s) => s.rc = Some(rc),
+                Some(s) => {
+                    s.rc = Some(rc);
+                    s.ended = self.now;
+                }
                 None => self.suites.push(SuiteRecord {
                     name: name.to_string(),
                     rc: Some(rc),
                     missing: false,
+                    began: None,
+                    ended: self.now,
                 }),
             }
         } else if m.contains(": no such suite") {
@@ -441,6 +553,9 @@ impl ConsoleMonitor {
             known: self.known,
             stale_known,
             matched_known,
+            errors: self.errors,
+            other_errors: self.other_errors,
+            host_skips: Vec::new(),
             problems,
             suites: self.suites,
             documents,

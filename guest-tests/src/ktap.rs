@@ -35,6 +35,9 @@ pub struct TestCase {
     pub diagnostics: Vec<String>,
     /// The nested document this result closes, if any.
     pub subtests: Vec<TestCase>,
+    /// When its result line arrived, on the clock the reader set ([`KtapParser::set_now`]);
+    /// None when nobody set one. Durations for reports are the differences.
+    pub at: Option<std::time::Duration>,
 }
 
 /// One top-level KTAP document.
@@ -50,6 +53,8 @@ pub struct Document {
     pub bail_out: Option<String>,
     /// Inconsistencies found while parsing (missing results, unclosed subtests).
     pub problems: Vec<String>,
+    /// When its header arrived, on the reader's clock (see [`TestCase::at`]).
+    pub started: Option<std::time::Duration>,
 }
 
 /// Leaf counts over documents.
@@ -223,12 +228,18 @@ pub struct KtapParser {
     doc: Option<Document>,
     docs: Vec<Document>,
     suite: Option<String>,
+    now: Option<std::time::Duration>,
 }
 
 impl KtapParser {
     /// A parser with nothing open.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the clock for the lines fed from now on (results and documents are stamped with it).
+    pub fn set_now(&mut self, now: std::time::Duration) {
+        self.now = Some(now);
     }
 
     /// Names the suite that the following documents belong to; closes the open document.
@@ -251,6 +262,7 @@ impl KtapParser {
         self.end_document();
         self.doc = Some(Document {
             suite: self.suite.clone(),
+            started: self.now,
             ..Document::default()
         });
         self.stack.push(Level {
@@ -278,6 +290,7 @@ impl KtapParser {
                 directive: None,
                 diagnostics: l.pending_diags,
                 subtests: l.tests,
+                at: self.now,
             });
         }
         if let Some(top) = self.stack.pop() {
@@ -394,6 +407,7 @@ impl KtapParser {
                 directive: None,
                 diagnostics: l.pending_diags,
                 subtests: l.tests,
+                at: self.now,
             });
         }
     }
@@ -435,6 +449,7 @@ impl KtapParser {
             directive: r.directive,
             diagnostics,
             subtests,
+            at: self.now,
         });
         // A top-level document is complete once its plan is met.
         if self.stack.len() == 1 {

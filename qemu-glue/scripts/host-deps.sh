@@ -3,15 +3,24 @@
 # initramfs: a C toolchain, the kernel build tools, busybox-static, and Debian's
 # linux-source-6.12 (from bookworm-backports on Debian 12).
 #
-# Usage: host-deps.sh [--check]
+# Usage: host-deps.sh [--check] [--without-kernel-source]
 #   --check   only report what is missing (exit 1 if anything is)
+#   --without-kernel-source   the run brings its own kernel source (--kernel, --kernel-version):
+#             do not ask for linux-source-6.12
 # Without --check, as root on a Debian-family host, installs what is missing
 # with apt-get (adding the backports source for linux-source-6.12 when needed).
 set -euo pipefail
 
 log() { printf '[host-deps] %s\n' "$*" >&2; }
 check_only=0
-[ "${1:-}" = "--check" ] && check_only=1
+want_source=1
+for a in "$@"; do
+    case "$a" in
+        --check) check_only=1 ;;
+        --without-kernel-source) want_source=0 ;;
+        *) log "unknown argument $a"; exit 2 ;;
+    esac
+done
 
 missing=()
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
@@ -26,6 +35,9 @@ need_cmd cpio cpio
 need_cmd xz xz-utils
 need_cmd gzip gzip
 need_cmd perl perl
+need_cmd patch patch
+# xmllint: the tests validate the JUnit report against its schema.
+need_cmd xmllint libxml2-utils
 need_file /usr/include/libelf.h libelf-dev
 need_file /usr/include/openssl/ssl.h libssl-dev
 # A statically linked busybox (Debian's plain busybox package is dynamic).
@@ -33,7 +45,7 @@ if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then missing+=(bus
 # Static libc for the guest programs.
 need_file /usr/lib/x86_64-linux-gnu/libc.a libc6-dev
 kernel_src_ok=1
-ls /usr/src/linux-source-6.12.tar.* >/dev/null 2>&1 || kernel_src_ok=0
+[ $want_source = 0 ] || ls /usr/src/linux-source-6.12.tar.* >/dev/null 2>&1 || kernel_src_ok=0
 
 if [ ${#missing[@]} -eq 0 ] && [ $kernel_src_ok = 1 ]; then
     exit 0

@@ -48,8 +48,27 @@ enum Command {
         suite: Vec<String>,
         /// Your kernel: a bzImage/vmlinux, a source tree (built out of tree with our config
         /// fragment) or a source tarball. Default: Debian's linux-source-6.12.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "kernel_version")]
         kernel: Option<PathBuf>,
+        /// Debian's linux-source-VERSION instead of 6.12: 6.1 (bookworm), 6.12
+        /// (bookworm-backports), 7.3 (trixie-backports), or any version a Debian suite offers.
+        /// Fetched into ~/.cache/gp100emu/linux-source/ when the host does not have it
+        /// installed (the host's apt sources are not changed), built with our fragment, cached.
+        #[arg(long, value_name = "VERSION")]
+        kernel_version: Option<String>,
+        /// A patch to apply to a copy of the kernel source before building (git format-patch
+        /// mbox or plain diff, applied with patch -p1); repeatable, applied in order; a
+        /// directory gives its *.patch files in name order. Cached by source + patches +
+        /// fragment. A patch that does not apply prints its rejected hunks and exits 2.
+        #[arg(long, value_name = "FILE|DIR")]
+        patch: Vec<PathBuf>,
+        /// Write the combined KTAP of every suite (and the host's findings) to this file.
+        #[arg(long, value_name = "FILE")]
+        ktap: Option<PathBuf>,
+        /// Write the results as JUnit XML (per-test durations; KNOWN kernel issues and TODO
+        /// expected failures as skipped tests with that label) for GitLab, Jenkins or GitHub.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Use this initramfs instead of building ours (it must print our suite markers).
         #[arg(long)]
         initrd: Option<PathBuf>,
@@ -233,6 +252,10 @@ fn main() -> ExitCode {
         Command::Run {
             suite,
             kernel,
+            kernel_version,
+            patch,
+            ktap,
+            junit,
             initrd,
             hmm_tests,
             pgd_module,
@@ -266,6 +289,10 @@ fn main() -> ExitCode {
             let o = qemu_glue::run::RunOptions {
                 suites: suite,
                 kernel,
+                kernel_version,
+                patches: patch,
+                ktap,
+                junit,
                 initrd,
                 hmm_tests,
                 pgd_module,
@@ -281,12 +308,17 @@ fn main() -> ExitCode {
                 build: !no_build,
                 keep_logs,
             };
+            let started = std::time::Instant::now();
             match qemu_glue::run::run(&o) {
                 Ok((verdict, times)) => {
+                    if let Err(e) = qemu_glue::run::write_reports(&o, &verdict, started.elapsed()) {
+                        eprintln!("gp100emu run: {e}");
+                        return ExitCode::from(2);
+                    }
                     println!("=== verdict");
                     println!("{}", verdict.report());
                     eprintln!(
-                        "timings: qemu {:.1} s, kernel {:.1} s, initramfs {:.1} s, boot-to-init {}, guest {:.1} s",
+                        "timings: qemu {:.1} s, kernel {:.1} s, initramfs {:.1} s, boot-to-init {}, guest {:.1} s ({})",
                         times.qemu.as_secs_f64(),
                         times.kernel.as_secs_f64(),
                         times.initramfs.as_secs_f64(),
@@ -294,7 +326,13 @@ fn main() -> ExitCode {
                             .boot_to_init
                             .map(|d| format!("{:.1} s", d.as_secs_f64()))
                             .unwrap_or_else(|| "never".into()),
-                        times.guest.as_secs_f64()
+                        times.guest.as_secs_f64(),
+                        times
+                            .boots
+                            .iter()
+                            .map(|(s, d)| format!("{s}: {:.1} s", d.as_secs_f64()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                     ExitCode::from(verdict.exit_code() as u8)
                 }

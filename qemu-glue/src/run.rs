@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use guest_tests::artifacts::{self, KernelSource};
+use guest_tests::artifacts::{self, HmmTests, KernelSource};
 use guest_tests::console::{ConsoleMonitor, RunEnd, Verdict};
 use guest_tests::suites;
 
@@ -20,6 +20,14 @@ pub struct RunOptions {
     pub suites: Vec<String>,
     /// `--kernel`: a bzImage, a source tree or a tarball; None for Debian's linux-source.
     pub kernel: Option<PathBuf>,
+    /// `--kernel-version`: Debian's linux-source-N (fetched when the host lacks it).
+    pub kernel_version: Option<String>,
+    /// `--patch`: patches (files, or directories of `*.patch`) applied to a copy of the source.
+    pub patches: Vec<PathBuf>,
+    /// `--ktap`: write the combined KTAP here.
+    pub ktap: Option<PathBuf>,
+    /// `--junit`: write JUnit XML here.
+    pub junit: Option<PathBuf>,
     /// `--initrd`: use this initramfs instead of building ours.
     pub initrd: Option<PathBuf>,
     /// `--hmm-tests`: the hmm-tests binary to use with a prebuilt `--kernel`.
@@ -54,8 +62,9 @@ pub struct RunOptions {
 /// `qemu-glue/scripts/host-deps.sh`, run before building guest artefacts.
 const HOST_DEPS_SH: &str = include_str!("../scripts/host-deps.sh");
 
-/// Installs (as root, with apt) or names the host packages the guest build needs.
-fn host_deps(cache: &std::path::Path, check_only: bool) -> Result<(), RunError> {
+/// Installs (as root, with apt) or names the host packages the guest build needs; Debian's
+/// linux-source-6.12 too unless the run brings its own source (`with_source` false).
+fn host_deps(cache: &std::path::Path, check_only: bool, with_source: bool) -> Result<(), RunError> {
     std::fs::create_dir_all(cache)
         .map_err(|e| RunError::Usage(format!("creating {}: {e}", cache.display())))?;
     let script = cache.join("host-deps.sh");
@@ -65,6 +74,9 @@ fn host_deps(cache: &std::path::Path, check_only: bool) -> Result<(), RunError> 
     cmd.arg(&script);
     if check_only {
         cmd.arg("--check");
+    }
+    if !with_source {
+        cmd.arg("--without-kernel-source");
     }
     let status = cmd
         .status()
@@ -110,6 +122,8 @@ pub struct RunTimes {
     pub boot_to_init: Option<Duration>,
     /// The guest run as a whole.
     pub guest: Duration,
+    /// Per boot: its suites and how long it took from QEMU's start to its exit.
+    pub boots: Vec<(String, Duration)>,
 }
 
 /// Validates suite names against what the initramfs carries.
@@ -152,15 +166,29 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
     times.qemu = t.elapsed();
     eprintln!("    {} ({:.1} s)", q.version, times.qemu.as_secs_f64());
 
+    if o.kernel.is_some() && o.kernel_version.is_some() {
+        return Err(RunError::Usage(
+            "--kernel and --kernel-version both name the guest kernel; give one".into(),
+        ));
+    }
+    let patches = artifacts::expand_patches(&o.patches)?;
     let source = KernelSource::from_arg(o.kernel.as_deref());
     if !(matches!(source, KernelSource::Image(_)) && o.initrd.is_some()) {
         step("host packages");
-        host_deps(&cache, !o.build)?;
+        host_deps(
+            &cache,
+            !o.build,
+            o.kernel.is_none() && o.kernel_version.is_none(),
+        )?;
     }
 
     step("guest kernel");
     let t = Instant::now();
-    let kernel = artifacts::ensure_kernel(&cache, &source, o.build)?;
+    let source = match &o.kernel_version {
+        Some(v) => KernelSource::Tarball(artifacts::debian_kernel_source(&cache, v, o.build)?),
+        None => source,
+    };
+    let kernel = artifacts::ensure_kernel(&cache, &source, &patches, o.build)?;
     times.kernel = t.elapsed();
     eprintln!(
         "    {} ({}, {:.1} s)",
@@ -172,6 +200,27 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
         },
         times.kernel.as_secs_f64()
     );
+
+    // The kernel's own hmm-tests, for the suites that need it. When this kernel's cannot be
+    // built, only those suites are skipped, with the reason in the verdict.
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    let mut hmm: Option<PathBuf> = o.hmm_tests.clone();
+    let mut chosen = chosen;
+    if hmm.is_none() && o.initrd.is_none() && chosen.iter().any(|s| s.needs.iter().any(|n| n == "hmm-tests")) {
+        match artifacts::ensure_hmm_tests(&cache, &kernel)? {
+            HmmTests::Built(p) => hmm = Some(p),
+            HmmTests::Unavailable(why) => {
+                chosen.retain(|s| {
+                    let needs = s.needs.iter().any(|n| n == "hmm-tests");
+                    if needs {
+                        eprintln!("    skipping suite '{}': {why}", s.name);
+                        skipped.push((s.name.clone(), why.clone()));
+                    }
+                    !needs
+                });
+            }
+        }
+    }
 
     // Suites that need gp100emu's generated GR firmware boot on their own: the others (the
     // probe above all) show nouveau on a GP100 without firmware files.
@@ -188,21 +237,43 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
     }
     let mut verdict: Option<Verdict> = None;
     for (fw, group) in &groups {
-        let v = boot_group(o, &q, &kernel, &cache, group, *fw, &mut times)?;
+        let v = boot_group(o, &q, &kernel, hmm.as_deref(), &cache, group, *fw, &mut times)?;
         match &mut verdict {
             None => verdict = Some(v),
             Some(all) => all.merge(v),
         }
     }
-    Ok((verdict.unwrap_or_default(), times))
+    let mut verdict = verdict.unwrap_or_default();
+    for (suite, why) in &skipped {
+        verdict.skip_suite(suite, why);
+    }
+    Ok((verdict, times))
+}
+
+/// Writes the `--ktap` and `--junit` reports the options ask for; `total` is the run's wall time.
+pub fn write_reports(o: &RunOptions, v: &Verdict, total: Duration) -> Result<(), RunError> {
+    use guest_tests::report;
+    for (path, body) in [
+        (&o.ktap, o.ktap.as_ref().map(|_| report::ktap(v))),
+        (&o.junit, o.junit.as_ref().map(|_| report::junit(v, total))),
+    ] {
+        if let (Some(p), Some(b)) = (path, body) {
+            std::fs::write(p, b)
+                .map_err(|e| RunError::Usage(format!("writing {}: {e}", p.display())))?;
+            eprintln!("    wrote {}", p.display());
+        }
+    }
+    Ok(())
 }
 
 /// Builds the initramfs for one group of suites (with or without the generated GR firmware),
 /// boots it, and returns its verdict.
+#[allow(clippy::too_many_arguments)]
 fn boot_group(
     o: &RunOptions,
     q: &qemu::Qemu,
     kernel: &artifacts::Kernel,
+    hmm: Option<&std::path::Path>,
     cache: &std::path::Path,
     chosen: &[suites::Suite],
     gr_firmware: bool,
@@ -220,16 +291,15 @@ fn boot_group(
     let initrd = match &o.initrd {
         Some(p) => p.clone(),
         None => {
-            let hmm = o.hmm_tests.clone().or(kernel.hmm_tests.clone());
             let mut bins: Vec<(&str, PathBuf)> = Vec::new();
             let mut modules: Vec<PathBuf> = Vec::new();
             for s in chosen {
                 for need in &s.needs {
                     match need.as_str() {
-                        "hmm-tests" => match &hmm {
+                        "hmm-tests" => match hmm {
                             Some(p) => {
                                 if !bins.iter().any(|(n, _)| *n == "hmm-tests") {
-                                    bins.push(("hmm-tests", p.clone()))
+                                    bins.push(("hmm-tests", p.to_path_buf()))
                                 }
                             }
                             None => {
@@ -334,6 +404,7 @@ fn boot_group(
         if echo {
             println!("{line}");
         }
+        monitor.set_now(started.elapsed());
         let done = monitor.feed_line(line);
         if init_at.is_none() && monitor.init_reached() {
             init_at = Some(started.elapsed());
@@ -345,6 +416,7 @@ fn boot_group(
         }
     })?;
     times.guest += g.wall;
+    times.boots.push((names.join(","), g.wall));
     if times.boot_to_init.is_none() {
         times.boot_to_init = init_at;
     }
