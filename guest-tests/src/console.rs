@@ -641,6 +641,56 @@ mod tests {
         assert_eq!(v.documents[0].suite.as_deref(), Some("smoke"));
     }
 
+    const SVM_OK: &str = "gp100emu: init reached at 1.0 s\ngp100emu-kmsg: errors logged during boot follow\n\
+        gp100emu-kmsg-err: 3 ACPI: some firmware complaint\n# gp100emu-suite: svm begins\nKTAP version 1\n1..1\n\
+        ok 1 a\n# gp100emu-suite: svm ends rc=0\ngp100emu-kmsg: errors logged during suite svm follow\n";
+
+    #[test]
+    fn nouveau_error_lines_fail_the_run_and_name_their_suite() {
+        let text = format!(
+            "{SVM_OK}gp100emu-kmsg-err: 3 nouveau 0000:00:02.0: svm[77]: failed to idle channel 2 [svm[77]]\ngp100emu: suite done\n"
+        );
+        let v = run(&text, &["svm"], RunEnd::Exited);
+        assert!(!v.passed(), "{}", v.report());
+        assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+        assert!(v.errors[0].starts_with("[svm] nouveau 0000:00:02.0: svm[77]: failed to idle"));
+        assert!(v.report().contains("FAIL kernel error: [svm] nouveau"), "{}", v.report());
+        // Another subsystem's error line is listed, not counted.
+        assert_eq!(v.other_errors, vec!["[boot] ACPI: some firmware complaint".to_string()]);
+        assert_eq!(v.summary_line(), "1 passed, 1 failed, 0 skipped");
+        // The raw console copy of the same line (no level visible) is not a finding by itself.
+        let plain = format!("{SVM_OK}[ 9.0] nouveau 0000:00:02.0: fifo: some info line\ngp100emu: suite done\n");
+        assert!(run(&plain, &["svm"], RunEnd::Exited).passed());
+    }
+
+    #[test]
+    fn a_known_nouveau_error_is_known_not_a_failure() {
+        let known = parse_known_issues(
+            "failed to idle channel | gp100emu-suite: svm begins | the reason, with its analysis\n",
+        )
+        .unwrap();
+        let mut m = ConsoleMonitor::with_known_issues(&["svm".to_string()], known);
+        let text = format!(
+            "{SVM_OK}gp100emu-kmsg-err: 3 nouveau 0000:00:02.0: svm[77]: failed to idle channel 2\ngp100emu: suite done\n"
+        );
+        for l in text.lines() {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert!(v.passed(), "{}", v.report());
+        assert_eq!(v.known.len(), 1);
+        assert!(v.report().contains("KNOWN kernel: [svm] nouveau"), "{}", v.report());
+    }
+
+    #[test]
+    fn a_host_skipped_suite_is_counted_and_explained() {
+        let mut v = run(&format!("{SVM_OK}gp100emu: suite done\n"), &["svm"], RunEnd::Exited);
+        v.skip_suite("hmm", "hmm-tests does not build against this kernel: x");
+        assert_eq!(v.summary_line(), "1 passed, 0 failed, 1 skipped");
+        assert!(v.report().contains("SKIP hmm: hmm-tests does not build"), "{}", v.report());
+        assert!(v.passed());
+    }
+
     #[test]
     fn warn_fails_a_run_whose_tests_passed() {
         let text = "gp100emu: init reached\n# gp100emu-suite: smoke begins\nKTAP version 1\n1..1\n[ 2.0] ------------[ cut here ]------------\n[ 2.0] WARNING: CPU: 0 PID: 55 at mm/migrate_device.c:300 migrate_vma_setup+0x1/0x2\nok 1 a\n# gp100emu-suite: smoke ends rc=0\ngp100emu: suite done\n";
