@@ -1482,8 +1482,10 @@ mod tests {
         assert_eq!(d.bar0_read32(reg), 0);
     }
 
-    #[test]
-    fn a_channel_runs_its_pushbuffer_when_gp_put_is_written_through_bar1() {
+    /// A device with channel 1 bound, enabled and scheduled: USERD at BAR1 VA 0, its
+    /// pushbuffer at VA 0x10_0000 and GPFIFO at `gp_base` (RAMFC GP_BASE / GP_BASE_HI, LIMIT2
+    /// 1024 entries ORed in), a fence page at 0x40_0000 and copy pages at 0x60_0000.
+    fn one_channel(gp_base: u32, gp_base_hi: u32) -> Device {
         use crate::engine::testutil::Space;
         use crate::mmu::format::Pte;
         let mut d = Device::new();
@@ -1497,7 +1499,6 @@ mod tests {
         map(&mut d, &mut s, 0x10_0000, 0x30_0000, 0x12); // pushbuffer + GPFIFO at +0x10000
         map(&mut d, &mut s, 0x40_0000, 0x50_0000, 1); // fence
         map(&mut d, &mut s, 0x60_0000, 0x60_0000, 0x12); // copy source and destination
-        let w32 = |d: &mut Device, a: u64, v: u32| d.vram_write(a, &v.to_le_bytes()).unwrap();
         let pdb = s.pdb.addr | 1 << 10;
         // BAR1's instance block, then the channel's (RAMFC + PDB).
         w32(&mut d, 0x80_0200, pdb as u32);
@@ -1505,8 +1506,8 @@ mod tests {
         let chid = 1u32;
         let inst = 0x81_0000u64;
         w32(&mut d, inst + 0x08, 0x20_0000 + chid * 0x200); // USERD, VRAM
-        w32(&mut d, inst + 0x48, 0x11_0000); // GP_BASE
-        w32(&mut d, inst + 0x4c, 10 << 16); // LIMIT2: 1024 entries
+        w32(&mut d, inst + 0x48, gp_base); // GP_BASE
+        w32(&mut d, inst + 0x4c, gp_base_hi | 10 << 16); // LIMIT2: 1024 entries
         w32(&mut d, inst + 0xe4, 0x20); // HCE privileged
         w32(&mut d, inst + 0x200, pdb as u32);
         // The runlist nouveau writes: a TSG of one, then the channel.
@@ -1521,6 +1522,18 @@ mod tests {
         d.bar0_write32(0x2274, 1 << 20 | 2);
         assert_eq!(d.bar0_read32(0x2284 + 8) & 0x0010_0000, 0, "not pending");
         assert_eq!(d.fifo().active_channels(), &[1]);
+        d
+    }
+
+    /// Writes a little-endian word into video memory.
+    fn w32(d: &mut Device, a: u64, v: u32) {
+        d.vram_write(a, &v.to_le_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_channel_runs_its_pushbuffer_when_gp_put_is_written_through_bar1() {
+        let mut d = one_channel(0x11_0000, 0);
+        let chid = 1u32;
         // A fence release + non-stall interrupt (nvc0_fence_emit32), the copy class on
         // subchannel 4 (nve0_bo_move_init), and one page copied (nve0_bo_move_copy).
         let pb: [u32; 19] = [
@@ -1602,6 +1615,30 @@ mod tests {
             .any(|e| matches!(e, ModelEvent::ChannelError { chid: 1, .. })));
         assert!(d.fifo().active_channels().is_empty());
         assert!(d.unknown_offsets().next().is_none());
+    }
+
+    /// The host reads GPFIFO addresses with 40 bits (GP_BASE_HI OFFSET 7:0): bits 15:8 that
+    /// a driver writes for a GPFIFO above 1 TiB are not address bits, so the fetch goes to the
+    /// truncated address and faults, and the channel error says why.
+    #[test]
+    fn a_gpfifo_above_the_hosts_40_bit_reach_stops_the_channel_with_the_reason() {
+        let chid = 1u32;
+        // nouveau's upper_32_bits(0x7f4a_0011_0000) = 0x7f4a: the host sees VA 0x4a_0011_0000.
+        let mut d = one_channel(0x11_0000, 0x7f4a);
+        d.set_event_log(true);
+        d.bar_write(1, u64::from(chid) * 0x200 + 0x8c, &1u32.to_le_bytes())
+            .unwrap();
+        let why = d
+            .take_events()
+            .into_iter()
+            .find_map(|e| match e {
+                ModelEvent::ChannelError { chid: 1, why } => Some(why),
+                _ => None,
+            })
+            .expect("the channel stops");
+        assert!(why.contains("GPFIFO fetch at 0x4a00110000"), "{why}");
+        assert!(why.contains("bits 15:8 = 0x7f") && why.contains("above 1 TiB"), "{why}");
+        assert!(d.fifo().active_channels().is_empty());
     }
 
     /// The SVM loop as nouveau drives it, register by register: an access faults, the entry

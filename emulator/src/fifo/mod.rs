@@ -422,7 +422,11 @@ impl Fifo {
                 userd_target,
                 (u64::from(userd_hi & 0xff) << 32) | u64::from(userd_lo & !0x1ff),
             ),
+            // NV_PPBDMA_GP_BASE_HI: OFFSET 7:0 (VA bits 39:32), LIMIT2 20:16 (open-gpu-doc
+            // gm107 pbdma hwref; the same on Pascal): the host fetches with 40-bit addresses.
+            // Bits nouveau writes above (upper_32_bits of a higher VA) are not part of it.
             gp_base: (u64::from(gp_hi & 0xff) << 32) | u64::from(gp_lo & !7),
+            gp_base_hi_ignored: ((gp_hi >> 8) & 0xff) as u8,
             gp_entries: 1 << limit2,
             privileged: r(0xe4)? & (1 << 5) != 0,
             ce_client: ce_client(runlist),

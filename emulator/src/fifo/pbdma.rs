@@ -54,8 +54,11 @@ pub struct ChanCtx {
     pub pdb: Pdb,
     /// USERD location.
     pub userd: (Target, u64),
-    /// GPFIFO virtual address.
+    /// GPFIFO virtual address (40 bits, as the host reads it).
     pub gp_base: u64,
+    /// Bits 15:8 of RAMFC GP_BASE_HI, which are not part of the address: non-zero when the
+    /// driver placed the GPFIFO above 1 TiB, where the host cannot fetch it.
+    pub gp_base_hi_ignored: u8,
     /// GPFIFO entries (a power of two).
     pub gp_entries: u32,
     /// HCE privileged (RAMFC HCE_CTRL bit 5): physical copies allowed.
@@ -232,7 +235,18 @@ impl Exec {
             let mut e = [0u8; 8];
             let at = ctx.gp_base.wrapping_add(u64::from(gp_get) * 8);
             hw.vm_read(CLIENT_HOST, ctx.pdb, at, &mut e, ctx.privileged)
-                .map_err(|e| format!("GPFIFO fetch: {e}"))?;
+                .map_err(|e| {
+                    if ctx.gp_base_hi_ignored != 0 {
+                        format!(
+                            "GPFIFO fetch at {at:#x}: {e} (RAMFC GP_BASE_HI bits 15:8 = {:#x} are \
+                             not address bits: the host reads 40-bit GPFIFO addresses, and the \
+                             driver placed this GPFIFO above 1 TiB)",
+                            ctx.gp_base_hi_ignored
+                        )
+                    } else {
+                        format!("GPFIFO fetch: {e}")
+                    }
+                })?;
             let e0 = u32::from_le_bytes(e[..4].try_into().expect("4"));
             let e1 = u32::from_le_bytes(e[4..].try_into().expect("4"));
             let len = (e1 >> 10) & 0x1f_ffff;

@@ -218,10 +218,17 @@ impl Drop for Children {
     }
 }
 
+/// QEMU's wait for one vfio-user reply, in milliseconds (`x-msg-timeout`).
+pub const QEMU_MSG_TIMEOUT_MS: u32 = 120_000;
+
 /// The QEMU arguments for a run (without the program itself).
 pub fn qemu_args(o: &GuestOptions, socket: &Path) -> Vec<OsString> {
+    // x-msg-timeout: how long QEMU waits for the device's reply to one message (5 s by default).
+    // A loaded machine (CI's two cores building beside the guest) or one long model step (a
+    // checker scan) can take longer; QEMU then fails the access and nouveau sees a bus error
+    // (measured: g84_bar_flush timed out in a run beside two kernel builds).
     let dev = format!(
-        r#"{{"driver":"vfio-user-pci","socket":{{"path":"{}","type":"unix"}}}}"#,
+        r#"{{"driver":"vfio-user-pci","socket":{{"path":"{}","type":"unix"}},"x-msg-timeout":{QEMU_MSG_TIMEOUT_MS}}}"#,
         socket.display()
     );
     let mem = format!(
