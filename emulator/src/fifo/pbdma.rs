@@ -71,6 +71,8 @@ pub struct Effects {
     pub nonstall: bool,
     /// Bytes the copy engine wrote.
     pub ce_bytes: u64,
+    /// The copy engine's work in steps (`ce::Launch::work`), charged to the budget.
+    pub ce_work: u64,
     /// Dwords of pushbuffer consumed.
     pub dwords: u64,
     /// GP entries consumed.
@@ -193,6 +195,7 @@ impl Exec {
                             return Ok(Outcome::Budget);
                         }
                         let d = u32::from_le_bytes(buf[4 * i..4 * i + 4].try_into().expect("4"));
+                        let ce_work = fx.ce_work;
                         match self.feed(hw, ctx, d, fx)? {
                             Step::Continue => {}
                             Step::Block => {
@@ -204,7 +207,8 @@ impl Exec {
                                 break;
                             }
                         }
-                        *budget -= 1;
+                        // A copy launch costs its work on top of its dword (ce/mod.rs).
+                        *budget = budget.saturating_sub(1 + (fx.ce_work - ce_work));
                         fx.dwords += 1;
                         seg.pos += 1;
                         i += 1;
@@ -397,6 +401,7 @@ impl Exec {
             .map_err(|e| e.to_string())?
         {
             fx.ce_bytes += l.bytes;
+            fx.ce_work += l.work;
             fx.releases += u64::from(l.semaphore);
         }
         Ok(Step::Continue)
