@@ -178,6 +178,10 @@ enum Command {
         /// Include every BAR and DMA read (a boot has very many; off by default).
         #[arg(long)]
         with_reads: bool,
+        /// Stop and remove the output once it would pass this many MiB (a crafted trace can
+        /// expand to far more JSON than any recording).
+        #[arg(long, default_value_t = trace_cmd::DEFAULT_EXPORT_LIMIT_MIB)]
+        max_output_mib: u64,
         /// The trace file.
         file: PathBuf,
         /// The JSON file to write.
@@ -360,7 +364,7 @@ fn main() -> ExitCode {
                         dma_write_data: trace_data,
                     };
                     match trace_cmd::create(p, &h) {
-                        Ok(w) => Some(w),
+                        Ok(w) => Some(std::sync::Arc::new(std::sync::Mutex::new(w))),
                         Err(e) => {
                             eprintln!("gp100emu serve: {e}");
                             return ExitCode::from(2);
@@ -377,6 +381,13 @@ fn main() -> ExitCode {
                     "injecting seeded bug '{}' into nouveau's PTEs",
                     inject.name()
                 );
+            }
+            // SIGTERM/SIGINT finish the trace and remove the socket (transport/signals.rs).
+            if let Err(e) =
+                qemu_glue::transport::signals::finish_on_signal(socket.clone(), writer.clone())
+            {
+                eprintln!("gp100emu serve: {e}");
+                return ExitCode::from(2);
             }
             match qemu_glue::transport::vfio_user::serve_traced(&socket, device, writer) {
                 Ok(mut backend) => {
@@ -444,7 +455,14 @@ fn main() -> ExitCode {
             grep,
             tail,
         } => match trace_cmd::show(&file, skip, count, grep.as_deref(), tail) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(None) => ExitCode::SUCCESS,
+            Ok(Some(e)) => {
+                eprintln!(
+                    "gp100emu show: {}: damaged after the records shown: {e}",
+                    file.display()
+                );
+                ExitCode::from(1)
+            }
             Err(e) => {
                 eprintln!("gp100emu show: {e}");
                 ExitCode::from(2)
@@ -467,9 +485,10 @@ fn main() -> ExitCode {
         Command::Export {
             perfetto: _,
             with_reads,
+            max_output_mib,
             file,
             out,
-        } => match trace_cmd::export_perfetto(&file, &out, with_reads) {
+        } => match trace_cmd::export_perfetto(&file, &out, with_reads, max_output_mib) {
             Ok((stats, damaged)) => {
                 println!(
                     "{}: {} timeline events from {} trace events; open it at https://ui.perfetto.dev",
