@@ -1470,6 +1470,18 @@ impl Server {
         }
     }
 
+    /// Serves one already-connected stream until it closes (or the error that dropped it),
+    /// without accepting on the listener: for callers that accept connections themselves,
+    /// and for fuzzing the message parser over a socket pair.
+    pub fn run_stream(
+        &self,
+        backend: &mut dyn ServerBackend,
+        mut stream: UnixStream,
+    ) -> Result<(), Error> {
+        let mut negotiated = false;
+        self.serve_connection(backend, &mut stream, &mut negotiated)
+    }
+
     /// Reads one message: the header (with any file descriptors, possibly split over
     /// several reads) and its whole body, bounded by [`MAX_MESSAGE_SIZE`] before anything
     /// is allocated. `Ok(None)` at a clean close before a header.
