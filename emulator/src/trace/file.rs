@@ -133,12 +133,14 @@ pub enum TraceError {
     },
     /// More model records follow one input than a recording can hold (the device's bound
     /// on the events it keeps per input): a crafted or damaged file.
-    #[error("more than {limit} model events after the input at event #{index}: no recording holds that many (the device keeps at most {limit}); the file is damaged or crafted")]
+    #[error("more model events after the input at event #{index} than a recording holds (at most {limit} events, {bytes} bytes of them); the file is damaged or crafted")]
     TooManyModelEvents {
         /// Index of the input record.
         index: u64,
-        /// The bound.
+        /// The bound on records.
         limit: u64,
+        /// The bound on their decoded bytes.
+        bytes: u64,
     },
     /// A record could not be encoded.
     #[error("encoding a trace record: {0}")]

@@ -309,8 +309,11 @@ pub fn replay<R: Read>(
             // Most inputs make no DMA access: lock the queue only to fill it or to empty
             // what the previous input left.
             if reader.following_models().next().is_some() && reader.over {
-                let limit = LOOKAHEAD_RECORDS;
-                let e = TraceError::TooManyModelEvents { index, limit };
+                let e = TraceError::TooManyModelEvents {
+                    index,
+                    limit: LOOKAHEAD_RECORDS,
+                    bytes: LOOKAHEAD_BYTES,
+                };
                 return Ok(ReplayOutcome::stopped(index, &dev, None, Some(e)));
             }
             let mut models = reader.following_models().peekable();
