@@ -77,37 +77,28 @@ fn bad_bar1_sizes_are_reported_not_panicked_on() {
 #[test]
 fn millions_of_model_records_after_one_input_are_refused_with_bounded_memory() {
     let d = dir("models");
-    let p = d.join("flood.gptrace");
-    let flood = Record {
-        cycle: 0,
-        event: Event::Model(ModelEvent::Replay),
+    // One input, then `n` copies of `model`: refused at the look-ahead bound (records for
+    // small records, bytes for DMA reads carrying 4 KiB each), with bounded memory.
+    let flood = |name: &str, model: ModelEvent, n: usize| {
+        let p = d.join(name);
+        let rec = Record {
+            cycle: 0,
+            event: Event::Model(model),
+        };
+        let recs = std::iter::once(config_read()).chain(std::iter::repeat_n(rec, n));
+        write(&p, &header(256 << 20), recs);
+        let (out, text) = gp100emu(&["replay"], &p);
+        assert_eq!(out.status.code(), Some(1), "{name}: {text}");
+        assert!(text.contains("model events after the input at event #0"), "{text}");
+        p
     };
-    write(
-        &p,
-        &header(256 << 20),
-        std::iter::once(config_read()).chain(std::iter::repeat_n(flood, 3_000_000)),
-    );
-    let (out, text) = gp100emu(&["replay"], &p);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("model events after the input at event #0"), "{text}");
-    // The same with DMA reads carrying 4 KiB of data each: the byte bound stops it first.
-    let p2 = d.join("dma-flood.gptrace");
-    let read = Record {
-        cycle: 0,
-        event: Event::Model(ModelEvent::DmaRead {
-            addr: 0x1000,
-            len: 4096,
-            data: Some(Data::from_slice(&[0x5a; 4096])),
-        }),
+    let p = flood("flood.gptrace", ModelEvent::Replay, 3_000_000);
+    let read = ModelEvent::DmaRead {
+        addr: 0x1000,
+        len: 4096,
+        data: Some(Data::from_slice(&[0x5a; 4096])),
     };
-    write(
-        &p2,
-        &header(256 << 20),
-        std::iter::once(config_read()).chain(std::iter::repeat_n(read, 40_000)),
-    );
-    let (out, text) = gp100emu(&["replay"], &p2);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("model events after the input at event #0"), "{text}");
+    flood("dma-flood.gptrace", read, 40_000);
     // The export of the same file stops at its output limit and leaves nothing behind.
     let json = d.join("out.json");
     let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
