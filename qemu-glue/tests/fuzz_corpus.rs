@@ -6,8 +6,9 @@
 //! number of mutants per target (default 200); a failure names the target, the seed and the
 //! mutation number, and writes the input to `target/fuzz-failure-<target>.bin`.
 //!
-//! `GP100EMU_FUZZ_WRITE_CORPUS=DIR` writes the seeds as `DIR/<target>/seed-N` (the initial
-//! corpus for `cargo fuzz run`; see fuzz/README.md) instead of checking anything.
+//! `GP100EMU_FUZZ_WRITE_CORPUS=DIR` writes the seeds small enough to mutate as
+//! `DIR/<target>/seed-N` (the initial corpus for `cargo fuzz run`; see fuzz/README.md)
+//! instead of checking anything.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -51,12 +52,20 @@ fn vfio_session() -> Vec<u8> {
     let mut v = vec![0, 0, 0, 0];
     v.extend_from_slice(b"{\"capabilities\":{\"max_msg_fds\":16}}\0");
     s.extend(msg(1, 1, &v));
-    s.extend(msg(2, 4, &[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    s.extend(msg(
+        2,
+        4,
+        &[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    ));
     let mut ri = vec![0u8; 32];
     ri[0] = 32;
     ri[8] = 7;
     s.extend(msg(3, 5, &ri));
-    s.extend(msg(4, 7, &[16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    s.extend(msg(
+        4,
+        7,
+        &[16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    ));
     s.extend(msg(5, 9, &access(7, 0, 256, &[])));
     s.extend(msg(6, 10, &access(7, 0x10, 4, &[0xff; 4])));
     s.extend(msg(7, 9, &access(0, 0, 4, &[])));
@@ -90,7 +99,12 @@ fn vfio_seeds() -> Vec<Vec<u8>> {
         [vec![0u8], msg(1, 1, b"\0\0\0\0{}\0{}\0")].concat(),
         [vec![0u8], msg(1, 1, b"\0\0\0\0")].concat(),
         [vec![2u8], session.clone()].concat(),
-        [vec![0u8], session[..36].to_vec(), msg(2, 9, &access(0, 0, u32::MAX, &[]))].concat(),
+        [
+            vec![0u8],
+            session[..36].to_vec(),
+            msg(2, 9, &access(0, 0, u32::MAX, &[])),
+        ]
+        .concat(),
         [vec![0u8], session[..36].to_vec(), {
             let mut h = msg(2, 10, &[]);
             h[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -335,7 +349,13 @@ fn drive(target: &str, seeds: Vec<Vec<u8>>, max_mutated: usize) {
     if let Ok(dir) = std::env::var("GP100EMU_FUZZ_WRITE_CORPUS") {
         let d = Path::new(&dir).join(target);
         std::fs::create_dir_all(&d).unwrap();
-        for (i, s) in seeds.iter().enumerate() {
+        // Whole traces stay out: under libFuzzer's instrumentation their replay takes
+        // longer than its per-input timeout (the stable test runs them).
+        for (i, s) in seeds
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.len() <= max_mutated)
+        {
             std::fs::write(d.join(format!("seed-{i}")), s).unwrap();
         }
         return;
@@ -344,7 +364,10 @@ fn drive(target: &str, seeds: Vec<Vec<u8>>, max_mutated: usize) {
         check(target, &format!("seed {i}"), s);
     }
     let small: Vec<&Vec<u8>> = seeds.iter().filter(|s| s.len() <= max_mutated).collect();
-    assert!(!small.is_empty(), "{target}: no seed small enough to mutate");
+    assert!(
+        !small.is_empty(),
+        "{target}: no seed small enough to mutate"
+    );
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ target.len() as u64);
     for m in 0..mutants() {
         let si = rng.below(small.len());
