@@ -116,7 +116,10 @@ enum Command {
     /// Serve the emulated GP100 to one QEMU over a vfio-user socket.
     ///
     /// QEMU connects with `-device '{"driver":"vfio-user-pci","socket":{"path":"PATH","type":"unix"}}'`
-    /// and guest RAM backed by a shared memfd. The server exits when QEMU disconnects.
+    /// and guest RAM backed by a shared memfd. The server exits when QEMU disconnects (a
+    /// peer that leaves before VERSION is no client: it keeps listening). SIGTERM and SIGINT
+    /// finish the trace (its last chunk and end record), remove the socket and exit with
+    /// 128 + the signal. A socket path a live server listens on is refused (exit 1).
     Serve {
         /// Path of the UNIX socket to listen on (a stale socket there is replaced).
         #[arg(long)]
