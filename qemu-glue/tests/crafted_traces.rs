@@ -89,7 +89,10 @@ fn millions_of_model_records_after_one_input_are_refused_with_bounded_memory() {
         write(&p, &header(256 << 20), recs);
         let (out, text) = gp100emu(&["replay"], &p);
         assert_eq!(out.status.code(), Some(1), "{name}: {text}");
-        assert!(text.contains("model events after the input at event #0"), "{text}");
+        assert!(
+            text.contains("model events after the input at event #0"),
+            "{text}"
+        );
         p
     };
     let p = flood("flood.gptrace", ModelEvent::Replay, 3_000_000);
@@ -109,7 +112,10 @@ fn millions_of_model_records_after_one_input_are_refused_with_bounded_memory() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("limit of 1 MiB") && err.contains("--max-output-mib"), "{err}");
+    assert!(
+        err.contains("limit of 1 MiB") && err.contains("--max-output-mib"),
+        "{err}"
+    );
     assert!(!json.exists(), "the partial export was removed");
 }
 
@@ -125,7 +131,10 @@ fn a_cut_off_trace_fails_replay_and_show_with_exit_1() {
     assert!(text.contains("cut off after event 2"), "{text}");
     let (out, text) = gp100emu(&["show"], &p);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("#1") && text.contains("cut off after event 2"), "{text}");
+    assert!(
+        text.contains("#1") && text.contains("cut off after event 2"),
+        "{text}"
+    );
     // A damaged tail (a chunk cut in half) is exit 1 for show too, as for replay.
     std::fs::write(&p, &bytes[..bytes.len() - 30]).unwrap();
     let (out, text) = gp100emu(&["show"], &p);
