@@ -357,6 +357,11 @@ fn main() -> ExitCode {
                 bar1: bar1_mib << 20,
                 ..BarLayout::default()
             };
+            // Refuse a busy socket path before creating the trace file.
+            if let Err(e) = qemu_glue::transport::vfio_user::remove_stale_socket(&socket) {
+                eprintln!("gp100emu serve: {e}");
+                return ExitCode::FAILURE;
+            }
             let writer = match &trace {
                 Some(p) => {
                     let h = TraceHeader {

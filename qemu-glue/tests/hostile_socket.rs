@@ -77,7 +77,32 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-fn spawn(sock: &Path, extra: &[&str]) -> Child {
+/// A server process, killed if a failing test leaves it running.
+struct Kid(Child);
+
+impl std::ops::Deref for Kid {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kid {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn(sock: &Path, extra: &[&str]) -> Kid {
     let child = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
         .args(["serve", "--socket"])
         .arg(sock)
@@ -93,7 +118,7 @@ fn spawn(sock: &Path, extra: &[&str]) -> Child {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    child
+    Kid(child)
 }
 
 fn wait(child: &mut Child, what: &str) -> (ExitStatus, String) {
@@ -194,7 +219,7 @@ fn nothing_is_served_before_version() {
 }
 
 /// A raw connection that has negotiated VERSION.
-fn negotiated(name: &str) -> (Child, PathBuf, UnixStream) {
+fn negotiated(name: &str) -> (Kid, PathBuf, UnixStream) {
     let d = dir(name);
     let sock = d.join("s.sock");
     let child = spawn(&sock, &[]);
@@ -277,13 +302,19 @@ fn a_huge_message_after_version_drops_the_connection_with_a_clear_error() {
 fn a_second_server_on_a_busy_path_is_refused_and_the_first_keeps_serving() {
     let d = dir("second");
     let sock = d.join("s.sock");
-    let mut first = spawn(&sock, &[]);
-    let mut second = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+    let trace = d.join("first.gptrace");
+    let mut first = spawn(&sock, &["--trace", trace.to_str().unwrap()]);
+    let before = std::fs::metadata(&trace).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // Same socket, same trace file: refused before the trace is touched.
+    let mut second = Kid(Command::new(env!("CARGO_BIN_EXE_gp100emu"))
         .args(["serve", "--socket"])
         .arg(&sock)
+        .arg("--trace")
+        .arg(&trace)
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap());
     let (st, err) = wait(&mut second, "second server");
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(err.contains("in use by a live server"), "{err}");
@@ -291,6 +322,11 @@ fn a_second_server_on_a_busy_path_is_refused_and_the_first_keeps_serving() {
     assert!(
         first.try_wait().unwrap().is_none(),
         "the first server still runs"
+    );
+    assert_eq!(
+        std::fs::metadata(&trace).unwrap().modified().unwrap(),
+        before,
+        "its trace file was not recreated"
     );
     still_serves(&mut first, &sock, "first server");
 }
@@ -333,6 +369,41 @@ fn sigterm_finishes_the_trace_with_its_pending_chunk() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("cut off after event 100"), "{text}");
+}
+
+/// A SIGTERM must end the server even when its stderr is a pipe nobody reads any more (the
+/// signal thread's message fails; it used to panic and leave the signals blocked for good).
+#[test]
+fn sigterm_ends_the_server_when_stderr_is_gone() {
+    let d = dir("sigterm-no-stderr");
+    let sock = d.join("s.sock");
+    let trace = d.join("t.gptrace");
+    let mut child = spawn(&sock, &["--trace", trace.to_str().unwrap()]);
+    drop(child.stderr.take());
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "SIGTERM did not end the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+        .arg("replay")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

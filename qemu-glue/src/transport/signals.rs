@@ -58,29 +58,41 @@ pub fn finish_on_signal(socket: PathBuf, trace: Option<SharedTrace>) -> Result<(
             let mut sig = 0;
             // SAFETY: the set is initialised and blocked in every thread; sig is writable.
             while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
-            let name = if sig == libc::SIGINT {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
-            if let Some(t) = &trace {
-                let mut w = t.lock().unwrap_or_else(|p| p.into_inner());
-                match w.finish() {
-                    Ok(()) => eprintln!(
-                        "gp100emu serve: {name}: trace finished, {} events, {} bytes",
-                        w.records(),
-                        w.bytes_written()
-                    ),
-                    Err(e) => eprintln!("gp100emu serve: {name}: finishing the trace: {e}"),
-                }
-            } else {
-                eprintln!("gp100emu serve: {name}: exiting");
-            }
-            if SOCKET_BOUND.load(Ordering::SeqCst) {
-                let _ = std::fs::remove_file(&socket);
-            }
+            // Whatever happens below (stderr may be a closed pipe, which makes eprintln!
+            // panic), the process exits: the signals stay blocked, so nothing else would
+            // end it.
+            let _ = std::panic::catch_unwind(move || finish(sig, &socket, trace.as_ref()));
             std::process::exit(128 + sig);
         })
         .map_err(SignalError::Thread)?;
     Ok(())
+}
+
+/// The signal's work: finish the trace, say so on stderr (ignoring a closed stderr), remove
+/// the socket this process bound.
+fn finish(sig: i32, socket: &std::path::Path, trace: Option<&SharedTrace>) {
+    use std::io::Write;
+    let name = if sig == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    let mut err = std::io::stderr();
+    if let Some(t) = trace {
+        let mut w = t.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = match w.finish() {
+            Ok(()) => writeln!(
+                err,
+                "gp100emu serve: {name}: trace finished, {} events, {} bytes",
+                w.records(),
+                w.bytes_written()
+            ),
+            Err(e) => writeln!(err, "gp100emu serve: {name}: finishing the trace: {e}"),
+        };
+    } else {
+        let _ = writeln!(err, "gp100emu serve: {name}: exiting");
+    }
+    if SOCKET_BOUND.load(Ordering::SeqCst) {
+        let _ = std::fs::remove_file(socket);
+    }
 }

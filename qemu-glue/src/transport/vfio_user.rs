@@ -336,7 +336,11 @@ pub fn irqs() -> Vec<IrqInfo> {
         .collect()
 }
 
-fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
+/// Checks that `path` is free for a new server: nothing there, or a stale socket (removed).
+/// A live server's socket or any other file is an error. `serve` calls it; callers that
+/// create files for the server (its trace) call it first, so a refused second server does
+/// not truncate what the first one is writing.
+pub fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
