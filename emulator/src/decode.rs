@@ -21,6 +21,16 @@ pub enum DecodeError {
     },
 }
 
+/// The input as an error message shows it: control characters escaped (a pasted escape
+/// sequence must not reach the terminal), at most 80 characters.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 80 {
+        out.push_str("...");
+    }
+    out
+}
+
 fn parse_u64(what: &'static str, s: &str) -> Result<u64, DecodeError> {
     let t = s.trim();
     let t = t
@@ -31,7 +41,7 @@ fn parse_u64(what: &'static str, s: &str) -> Result<u64, DecodeError> {
     if t.is_empty() || t.len() > 16 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(DecodeError::BadHex {
             what,
-            input: s.to_string(),
+            input: shown(s),
             expected: "a 64-bit hexadecimal value (up to 16 hex digits, 0x optional)",
         });
     }
@@ -90,16 +100,18 @@ pub fn decode_pde(lo: &str, hi: Option<&str>) -> Result<Value, DecodeError> {
 /// `gp100emu decode fault HEX64`: the 32 bytes of a fault-buffer entry in memory order
 /// (byte 0 first, as `xxd -p` or `hexdump` print them).
 pub fn decode_fault(s: &str) -> Result<Value, DecodeError> {
-    let t: String = s
-        .trim()
-        .trim_start_matches("0x")
+    let t = s.trim();
+    let t: String = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t)
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '_')
         .collect();
     if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(DecodeError::BadHex {
             what: "fault",
-            input: s.to_string(),
+            input: shown(s),
             expected: "64 hex digits (the 32 bytes of an entry, byte 0 first)",
         });
     }
@@ -194,5 +206,23 @@ mod tests {
         assert!(decode_pde("1", Some("zz")).is_err());
         assert!(decode_fault("00").is_err());
         assert!(decode_fault(&"g".repeat(64)).is_err());
+    }
+
+    /// Issue 14: `decode fault` took `0x0x...` (every leading 0x was stripped) and errors
+    /// echoed control characters to the terminal.
+    #[test]
+    fn one_prefix_only_and_no_control_characters_echoed() {
+        let hex = "00".repeat(32);
+        assert!(decode_fault(&format!("0x{hex}")).is_ok());
+        assert!(decode_fault(&format!("0x0x{hex}")).is_err());
+        assert!(decode_pte("0x0x12").is_err());
+        for bad in ["\x1b[2J\x07", "a\nb", "\u{9b}31m"] {
+            for e in [decode_pte(bad), decode_fault(bad), decode_pde(bad, None)] {
+                let m = e.unwrap_err().to_string();
+                assert!(!m.chars().any(char::is_control), "{m:?}");
+            }
+        }
+        let long = "z".repeat(500);
+        assert!(decode_pte(&long).unwrap_err().to_string().len() < 300);
     }
 }

@@ -136,7 +136,7 @@ pub struct Device {
 /// Most model events held between two drains (a guest cannot grow it without bound); past
 /// it events are counted and the drain ends with [`ModelEvent::EventsDropped`]. As large as
 /// the DMA log's bound, since one input's DMA events all pass through here.
-const MAX_PENDING_EVENTS: usize = crate::mem::phys::MAX_DMA_EVENTS + 4096;
+pub(crate) const MAX_PENDING_EVENTS: usize = crate::mem::phys::MAX_DMA_EVENTS + 4096;
 
 impl Default for Device {
     fn default() -> Self {

@@ -5,8 +5,21 @@
 //! memfd and its offset, and some without a file descriptor (ROM/BIOS areas,
 //! read-only). Regions without an fd are remembered so that a DMA there is
 //! refused with a clear error instead of silently reading nothing.
+//!
+//! The backing file is the peer's, so it can be shorter than the map says or be truncated
+//! later; touching a mapped page past its end is SIGBUS, which kills the server. So every
+//! map is checked against the file's size (`fstat`) and refused when the file is not a
+//! regular file or too short, and the file is sealed against shrinking (`F_SEAL_SHRINK`,
+//! memfd(2); QEMU's `memory-backend-memfd` seals it already with its default `seal=on`).
+//! A file that cannot be sealed (not a memfd, or created without `MFD_ALLOW_SEALING`) is
+//! still mapped, but its size is checked again before every DMA into it: a truncation
+//! then refuses the DMA instead of faulting. That check and the copy are not atomic, so a
+//! peer truncating an unsealed file at the same instant can still raise SIGBUS; a
+//! SIGBUS-safe copy would close that window and is not done.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use emulator::mem::{MemError, SysMem, Target};
 use log::{debug, info};
@@ -38,6 +51,27 @@ pub enum RamError {
         #[source]
         source: vm_memory::GuestRegionCollectionError,
     },
+    /// The fd is not a regular file (memfd, tmpfs, hugetlbfs): its size cannot be checked.
+    #[error("dma_map at {addr:#x} (+{size:#x}): the fd is not a regular file (mode {mode:#o}); guest RAM must be a memfd or a file")]
+    NotAFile { addr: u64, size: u64, mode: u32 },
+    /// The fd is shorter than the region the map announces.
+    #[error("dma_map at {addr:#x} (+{size:#x}, fd offset {offset:#x}) reaches past the end of its file ({file_size:#x} bytes)")]
+    ShortFile {
+        addr: u64,
+        size: u64,
+        offset: u64,
+        file_size: u64,
+    },
+    /// `fstat` of the fd failed.
+    #[error("dma_map at {addr:#x}: fstat of its fd failed: {source}")]
+    Stat {
+        addr: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An unsealed backing file was truncated after the map.
+    #[error("DMA to {addr:#x}+{len:#x} refused: its backing file was truncated to {file_size:#x} bytes after the map")]
+    Truncated { addr: u64, len: u64, file_size: u64 },
     /// `dma_unmap` of a range that was never mapped as one region.
     #[error("dma_unmap of {size:#x} bytes at {addr:#x}: no such mapping")]
     NotMapped { addr: u64, size: u64 },
@@ -54,6 +88,40 @@ pub enum RamError {
 pub struct GuestRam {
     mem: GuestMemoryMmap,
     fdless: Vec<(u64, u64)>,
+    /// Regions whose file could not be sealed against shrinking, checked before each DMA.
+    unsealed: Vec<Arc<Unsealed>>,
+}
+
+/// A mapped region whose file may still shrink.
+#[derive(Debug)]
+struct Unsealed {
+    addr: u64,
+    size: u64,
+    /// File offset of the region's end.
+    file_end: u64,
+    file: File,
+}
+
+fn file_size(f: &File) -> std::io::Result<(u64, u32)> {
+    // SAFETY: fstat on a descriptor we own, into a zeroed stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.st_size as u64, st.st_mode))
+}
+
+/// Whether `f` cannot shrink any more: F_SEAL_SHRINK already set, or set now.
+fn seal_shrink(f: &File) -> bool {
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; F_GET_SEALS/F_ADD_SEALS take an int.
+    let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
+    if seals >= 0 && seals & libc::F_SEAL_SHRINK != 0 {
+        return true;
+    }
+    // SAFETY: as above.
+    seals >= 0 && unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) } == 0
 }
 
 impl GuestRam {
@@ -87,6 +155,34 @@ impl GuestRam {
             self.fdless.push((addr, size));
             return Ok(());
         };
+        let (file_size, mode) =
+            file_size(&file).map_err(|source| RamError::Stat { addr, source })?;
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(RamError::NotAFile { addr, size, mode });
+        }
+        let file_end = offset
+            .checked_add(size)
+            .filter(|&end| end <= file_size)
+            .ok_or(RamError::ShortFile {
+                addr,
+                size,
+                offset,
+                file_size,
+            })?;
+        let unsealed = if seal_shrink(&file) {
+            None
+        } else {
+            let file = file
+                .try_clone()
+                .map_err(|source| RamError::Stat { addr, source })?;
+            info!("dma_map {addr:#x}+{size:#x}: its file cannot be sealed; DMA there re-checks its size");
+            Some(Arc::new(Unsealed {
+                addr,
+                size,
+                file_end,
+                file,
+            }))
+        };
         let flags = libc::MAP_NORESERVE
             | if writable {
                 libc::MAP_SHARED
@@ -111,6 +207,7 @@ impl GuestRam {
             .mem
             .insert_region(std::sync::Arc::new(region))
             .map_err(|source| RamError::Overlap { addr, size, source })?;
+        self.unsealed.extend(unsealed);
         debug!("dma_map {addr:#x}+{size:#x} fd offset {offset:#x} writable={writable}");
         Ok(())
     }
@@ -126,6 +223,7 @@ impl GuestRam {
             .remove_region(GuestAddress(addr), size)
             .map_err(|_| RamError::NotMapped { addr, size })?;
         self.mem = mem;
+        self.unsealed.retain(|u| (u.addr, u.size) != (addr, size));
         Ok(())
     }
 
@@ -133,6 +231,7 @@ impl GuestRam {
     pub fn clear(&mut self) {
         self.mem = GuestMemoryMmap::new();
         self.fdless.clear();
+        self.unsealed.clear();
     }
 
     /// Checks that `len` bytes at `addr` lie inside one fd-backed region.
@@ -151,11 +250,22 @@ impl GuestRam {
             let last = r.start_addr().unchecked_add(r.len()).raw_value();
             end <= last
         });
-        if inside {
-            Ok(())
-        } else {
-            Err(RamError::Unmapped { addr, len })
+        if !inside {
+            return Err(RamError::Unmapped { addr, len });
         }
+        for u in &self.unsealed {
+            if addr >= u.addr && addr - u.addr < u.size {
+                let (file_size, _) = file_size(&u.file).unwrap_or((0, 0));
+                if file_size < u.file_end {
+                    return Err(RamError::Truncated {
+                        addr,
+                        len,
+                        file_size,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Total bytes of fd-backed guest RAM mapped.
@@ -170,6 +280,7 @@ impl GuestRam {
             ram: GuestRam {
                 mem: self.mem.clone(),
                 fdless: self.fdless.clone(),
+                unsealed: self.unsealed.clone(),
             },
         }
     }
@@ -212,8 +323,12 @@ mod tests {
     use vm_memory::Bytes;
 
     fn memfd(size: u64) -> File {
+        memfd_flags(size, 0)
+    }
+
+    fn memfd_flags(size: u64, flags: libc::c_uint) -> File {
         // SAFETY: memfd_create with a valid NUL-terminated name.
-        let fd = unsafe { libc::memfd_create(c"gp100emu-test".as_ptr(), 0) };
+        let fd = unsafe { libc::memfd_create(c"gp100emu-test".as_ptr(), flags) };
         assert!(fd >= 0, "memfd_create");
         // SAFETY: fd is a fresh, owned descriptor.
         let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
@@ -313,5 +428,83 @@ mod tests {
         let mut b = [0u8; 4];
         std::os::unix::fs::FileExt::read_exact_at(&other, &mut b, 0).unwrap();
         assert_eq!(u32::from_le_bytes(b), 0, "the guest's copy is untouched");
+    }
+
+    /// Issue 14: a 4 KiB memfd announced as 1 MiB was mapped, and a DMA past 4 KiB was
+    /// SIGBUS. The map is refused now, with the sizes in the message.
+    #[test]
+    fn a_map_past_the_end_of_its_file_is_refused() {
+        let mut ram = GuestRam::new();
+        let e = ram
+            .map(0x10_0000, 1 << 20, 0, Some(memfd(0x1000)), true)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RamError::ShortFile {
+                    file_size: 0x1000,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("past the end of its file"), "{e}");
+        // The offset counts too, and cannot wrap.
+        let e = ram
+            .map(0, 0x1000, 0x1000, Some(memfd(0x1000)), true)
+            .unwrap_err();
+        assert!(matches!(e, RamError::ShortFile { .. }), "{e:?}");
+        let e = ram
+            .map(0, 0x1000, u64::MAX - 0x800, Some(memfd(0x1000)), true)
+            .unwrap_err();
+        assert!(matches!(e, RamError::ShortFile { .. }), "{e:?}");
+        assert_eq!(ram.mapped_bytes(), 0, "nothing was mapped");
+        // Not a regular file: a pipe.
+        let mut fds = [0; 2];
+        // SAFETY: pipe into a two-int array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors we own.
+        let (r, _w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
+        };
+        let e = ram.map(0, 0x1000, 0, Some(r), true).unwrap_err();
+        assert!(matches!(e, RamError::NotAFile { .. }), "{e:?}");
+    }
+
+    /// A sealable memfd is sealed against shrinking, so the peer cannot truncate it under
+    /// the map; an unsealable one is re-checked, so a truncation refuses the DMA.
+    #[test]
+    fn truncation_after_the_map_cannot_fault_the_server() {
+        let f = memfd_flags(0x2000, libc::MFD_ALLOW_SEALING);
+        let peer = f.try_clone().unwrap();
+        let mut ram = GuestRam::new();
+        ram.map(0, 0x2000, 0, Some(f), true).unwrap();
+        assert!(peer.set_len(0x1000).is_err(), "sealed against shrinking");
+        let f = memfd(0x2000);
+        let peer = f.try_clone().unwrap();
+        ram.map(0x10_0000, 0x2000, 0, Some(f), true).unwrap();
+        let v = ram.view();
+        let mut b = [0u8; 16];
+        v.read(0x10_1000, &mut b).unwrap();
+        peer.set_len(0x1000).unwrap();
+        let e = ram.check_dma(0x10_1000, 16).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RamError::Truncated {
+                    file_size: 0x1000,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(v.read(0x10_1000, &mut b).is_err(), "refused, not SIGBUS");
+        assert!(
+            v.read(0x10_0000, &mut b).is_err(),
+            "the whole region is refused"
+        );
+        ram.unmap(0x10_0000, 0x2000).unwrap();
+        assert!(ram.unsealed.is_empty());
     }
 }

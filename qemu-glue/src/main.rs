@@ -135,7 +135,10 @@ enum Command {
     /// Serve the emulated GP100 to one QEMU over a vfio-user socket.
     ///
     /// QEMU connects with `-device '{"driver":"vfio-user-pci","socket":{"path":"PATH","type":"unix"}}'`
-    /// and guest RAM backed by a shared memfd. The server exits when QEMU disconnects.
+    /// and guest RAM backed by a shared memfd. The server exits when QEMU disconnects (a
+    /// peer that leaves before VERSION is no client: it keeps listening). SIGTERM and SIGINT
+    /// finish the trace (its last chunk and end record), remove the socket and exit with
+    /// 128 + the signal. A socket path a live server listens on is refused (exit 1).
     Serve {
         /// Path of the UNIX socket to listen on (a stale socket there is replaced).
         #[arg(long)]
@@ -197,6 +200,10 @@ enum Command {
         /// Include every BAR and DMA read (a boot has very many; off by default).
         #[arg(long)]
         with_reads: bool,
+        /// Stop and remove the output once it would pass this many MiB (a crafted trace can
+        /// expand to far more JSON than any recording).
+        #[arg(long, default_value_t = trace_cmd::DEFAULT_EXPORT_LIMIT_MIB)]
+        max_output_mib: u64,
         /// The trace file.
         file: PathBuf,
         /// The JSON file to write.
@@ -388,6 +395,11 @@ fn main() -> ExitCode {
                 bar1: bar1_mib << 20,
                 ..BarLayout::default()
             };
+            // Refuse a busy socket path before creating the trace file.
+            if let Err(e) = qemu_glue::transport::vfio_user::remove_stale_socket(&socket) {
+                eprintln!("gp100emu serve: {e}");
+                return ExitCode::FAILURE;
+            }
             let writer = match &trace {
                 Some(p) => {
                     let h = TraceHeader {
@@ -398,7 +410,7 @@ fn main() -> ExitCode {
                         dma_write_data: trace_data,
                     };
                     match trace_cmd::create(p, &h) {
-                        Ok(w) => Some(w),
+                        Ok(w) => Some(std::sync::Arc::new(std::sync::Mutex::new(w))),
                         Err(e) => {
                             eprintln!("gp100emu serve: {e}");
                             return ExitCode::from(2);
@@ -415,6 +427,13 @@ fn main() -> ExitCode {
                     "injecting seeded bug '{}' into nouveau's PTEs",
                     inject.name()
                 );
+            }
+            // SIGTERM/SIGINT finish the trace and remove the socket (transport/signals.rs).
+            if let Err(e) =
+                qemu_glue::transport::signals::finish_on_signal(socket.clone(), writer.clone())
+            {
+                eprintln!("gp100emu serve: {e}");
+                return ExitCode::from(2);
             }
             match qemu_glue::transport::vfio_user::serve_traced(&socket, device, writer) {
                 Ok(mut backend) => {
@@ -482,7 +501,14 @@ fn main() -> ExitCode {
             grep,
             tail,
         } => match trace_cmd::show(&file, skip, count, grep.as_deref(), tail) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(None) => ExitCode::SUCCESS,
+            Ok(Some(e)) => {
+                eprintln!(
+                    "gp100emu show: {}: damaged after the records shown: {e}",
+                    file.display()
+                );
+                ExitCode::from(1)
+            }
             Err(e) => {
                 eprintln!("gp100emu show: {e}");
                 ExitCode::from(2)
@@ -505,9 +531,10 @@ fn main() -> ExitCode {
         Command::Export {
             perfetto: _,
             with_reads,
+            max_output_mib,
             file,
             out,
-        } => match trace_cmd::export_perfetto(&file, &out, with_reads) {
+        } => match trace_cmd::export_perfetto(&file, &out, with_reads, max_output_mib) {
             Ok((stats, damaged)) => {
                 println!(
                     "{}: {} timeline events from {} trace events; open it at https://ui.perfetto.dev",

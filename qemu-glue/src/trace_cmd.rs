@@ -22,6 +22,14 @@ pub enum TraceCmdError {
         #[source]
         source: std::io::Error,
     },
+    /// The export reached its output-size limit; the partial output was removed.
+    #[error("{path}: the export reached its limit of {limit_mib} MiB and was removed (a crafted or very long trace); raise the limit with --max-output-mib")]
+    OutputLimit {
+        /// The output file.
+        path: String,
+        /// The limit.
+        limit_mib: u64,
+    },
     /// The trace itself is unreadable.
     #[error("{path}: {source}")]
     Trace {
@@ -76,15 +84,16 @@ pub fn replay_file(path: &Path) -> Result<(ReplayOutcome, f64), TraceCmdError> {
 }
 
 /// Prints records of `path` (`@cycle event`): `skip` first, at most `count`, only those
-/// containing `grep`, only the last `tail` of them. A damaged file prints its good prefix,
-/// then the error; reading stops once `count` records are shown.
+/// containing `grep`, only the last `tail` of them. A damaged file prints its good prefix
+/// and returns the damage (exit 1, as replay and export); reading stops once `count`
+/// records are shown.
 pub fn show(
     path: &Path,
     skip: u64,
     count: u64,
     grep: Option<&str>,
     tail: Option<usize>,
-) -> Result<(), TraceCmdError> {
+) -> Result<Option<TraceError>, TraceCmdError> {
     use std::io::Write;
     let mut r = open(path)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -125,10 +134,7 @@ pub fn show(
         let _ = writeln!(out, "{l}");
     }
     let _ = out.flush();
-    result.map_err(|source| TraceCmdError::Trace {
-        path: path.display().to_string(),
-        source,
-    })
+    Ok(result.err())
 }
 
 /// Compares two files.
@@ -136,18 +142,61 @@ pub fn diff_files(a: &Path, b: &Path, context: usize) -> Result<Divergence, Trac
     Ok(first_divergence(open(a)?, open(b)?, context))
 }
 
-/// Writes Chrome trace-event JSON for `path` into `out`.
+/// Default of `gp100emu export --max-output-mib`: far above what a recorded run exports (the
+/// svm trace makes a few MiB), far below what a crafted trace could make.
+pub const DEFAULT_EXPORT_LIMIT_MIB: u64 = 1024;
+
+/// A writer that refuses to write past `left` bytes.
+struct Limited<W> {
+    w: W,
+    left: u64,
+    hit: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for Limited<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            self.hit = true;
+            return Err(std::io::Error::other("output size limit reached"));
+        }
+        let n = self.w.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Writes Chrome trace-event JSON for `path` into `out`, at most `limit_mib` MiB of it (past
+/// that the output is removed and the error says how to raise the limit).
 pub fn export_perfetto(
     path: &Path,
     out: &Path,
     with_reads: bool,
+    limit_mib: u64,
 ) -> Result<(perfetto::ExportStats, Option<TraceError>), TraceCmdError> {
     let reader = open(path)?;
     let f = File::create(out).map_err(|source| TraceCmdError::Io {
         path: out.display().to_string(),
         source,
     })?;
-    perfetto::export(reader, BufWriter::new(f), with_reads).map_err(|source| TraceCmdError::Trace {
+    let mut w = Limited {
+        w: BufWriter::new(f),
+        left: limit_mib.saturating_mul(1 << 20),
+        hit: false,
+    };
+    let r = perfetto::export(reader, &mut w, with_reads);
+    if w.hit {
+        drop(w);
+        let _ = std::fs::remove_file(out);
+        return Err(TraceCmdError::OutputLimit {
+            path: out.display().to_string(),
+            limit_mib,
+        });
+    }
+    r.map_err(|source| TraceCmdError::Trace {
         path: out.display().to_string(),
         source,
     })

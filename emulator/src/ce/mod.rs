@@ -14,7 +14,10 @@
 //! Modelled: pitch-linear copies, single and multi-line, virtual or physical on each side;
 //! remapped fills and copies; one- and four-word semaphore releases. Not modelled (an error
 //! the channel reports, never silently skipped): block-linear layouts and semaphore
-//! reductions. Every launch is bounded by [`MAX_LAUNCH_BYTES`].
+//! reductions. Every launch is bounded by [`MAX_LAUNCH_BYTES`] and [`MAX_LAUNCH_LINES`]
+//! (a launch past either is a channel error before any work), and its [`Launch::work`] is
+//! charged against the PBDMA's budget, so the work one host message can cause is bounded in
+//! bytes and in lines.
 
 use crate::engine::{Hw, VmError};
 use crate::mem::{GpuMemory, Target};
@@ -69,8 +72,13 @@ const METHOD_WORDS: usize = 0x800 / 4;
 /// method; nouveau's largest is a 2 MiB chunk).
 pub const MAX_LAUNCH_BYTES: u64 = 256 << 20;
 
-/// Bytes moved per step (and the unit of the cycle cost).
-const STEP: usize = 4096;
+/// The most lines one LAUNCH_DMA may have. `nve0_bo_move_copy` sends one 4 KiB line per
+/// page, so [`MAX_LAUNCH_BYTES`] of pages is this many lines; zero-length lines count too
+/// (each costs a step of the loop even when it moves nothing).
+pub const MAX_LAUNCH_LINES: u64 = MAX_LAUNCH_BYTES / STEP as u64;
+
+/// Bytes moved per step (and the unit of [`Launch::work`]).
+pub const STEP: usize = 4096;
 
 /// A LAUNCH_DMA the engine could not do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +95,9 @@ pub enum CeError {
     /// More than [`MAX_LAUNCH_BYTES`].
     #[error("copy engine: a launch of {0} bytes exceeds the model's bound")]
     TooLarge(u64),
+    /// More than [`MAX_LAUNCH_LINES`] (LINE_COUNT), whatever their length.
+    #[error("copy engine: a launch of {0} lines exceeds the model's bound of {MAX_LAUNCH_LINES}")]
+    TooManyLines(u64),
     /// A physical address out of memory.
     #[error("copy engine: physical access at {0:#x} outside memory")]
     Phys(u64),
@@ -112,6 +123,8 @@ pub struct Launch {
     pub semaphore: bool,
     /// Whether a non-blocking interrupt was asked for.
     pub interrupt: bool,
+    /// What the launch cost in steps: one per line plus one per [`STEP`] bytes moved.
+    pub work: u64,
 }
 
 /// One channel's copy-engine method state.
@@ -232,10 +245,16 @@ impl CeState {
                 Some(r) => length * r.dst_elem as u64,
                 None => length,
             };
+            if lines > MAX_LAUNCH_LINES {
+                return Err(CeError::TooManyLines(lines));
+            }
             let total = line_bytes.saturating_mul(lines);
             if total > MAX_LAUNCH_BYTES {
                 return Err(CeError::TooLarge(total));
             }
+            // Zero-length lines move nothing: no loop over them.
+            let lines = if line_bytes == 0 { 0 } else { lines };
+            out.work = lines + total.div_ceil(STEP as u64);
             for l in 0..lines {
                 let s = src_base.wrapping_add(l * pitch_in);
                 let d = dst_base.wrapping_add(l * pitch_out);
@@ -558,7 +577,83 @@ mod tests {
             ],
         )
         .unwrap_err();
-        assert!(matches!(e, CeError::TooLarge(_)));
+        assert!(matches!(e, CeError::TooManyLines(_)), "{e:?}");
+        let e = send(
+            &mut r,
+            &mut st,
+            &c,
+            &[
+                (mthd::LINE_LENGTH_IN, u32::MAX),
+                (mthd::LINE_COUNT, 1),
+                (mthd::LAUNCH_DMA, 0x386 | 1 << 9),
+            ],
+        )
+        .unwrap_err();
+        assert!(matches!(e, CeError::TooLarge(_)), "{e:?}");
+    }
+
+    /// Issue 14: LINE_LENGTH_IN = 0 with LINE_COUNT = 0xffffffff passed the byte bound (0
+    /// bytes) and looped 2^32 times. Lines are bounded on their own now, zero-length lines
+    /// within the bound cost no loop, and every launch says what work it cost.
+    #[test]
+    fn the_line_bomb_is_refused_and_work_counts_lines_and_bytes() {
+        let mut r = rig();
+        let mut st = CeState::default();
+        let c = ctx(&r, true);
+        let bomb = [
+            (mthd::SET_SRC_PHYS_MODE, 0),
+            (mthd::SET_DST_PHYS_MODE, 0),
+            (mthd::LINE_LENGTH_IN, 0),
+            (mthd::LINE_COUNT, u32::MAX),
+            (mthd::LAUNCH_DMA, 0x3386 | 1 << 9),
+        ];
+        let e = send(&mut r, &mut st, &c, &bomb).unwrap_err();
+        assert_eq!(e, CeError::TooManyLines(u64::from(u32::MAX)));
+        assert!(e.to_string().contains("4294967295 lines"), "{e}");
+        // One line past the bound, one byte each, is refused too.
+        let e = send(
+            &mut r,
+            &mut st,
+            &c,
+            &[
+                (mthd::LINE_LENGTH_IN, 1),
+                (mthd::LINE_COUNT, (MAX_LAUNCH_LINES + 1) as u32),
+                (mthd::LAUNCH_DMA, 0x3386 | 1 << 9),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e, CeError::TooManyLines(MAX_LAUNCH_LINES + 1));
+        // At the bound with zero-length lines: nothing moves, nothing loops.
+        let l = send(
+            &mut r,
+            &mut st,
+            &c,
+            &[
+                (mthd::LINE_LENGTH_IN, 0),
+                (mthd::LINE_COUNT, MAX_LAUNCH_LINES as u32),
+                (mthd::LAUNCH_DMA, 0x3386 | 1 << 9),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((l.bytes, l.work), (0, 0));
+        // Two 4 KiB lines plus one of 1 byte...: work is lines + 4 KiB steps.
+        let l = send(
+            &mut r,
+            &mut st,
+            &c,
+            &[
+                (mthd::PITCH_IN, 0x2000),
+                (mthd::PITCH_OUT, 0x2000),
+                (mthd::LINE_LENGTH_IN, 0x1001),
+                (mthd::LINE_COUNT, 3),
+                (mthd::LAUNCH_DMA, 0x3386 | 1 << 9),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(l.bytes, 3 * 0x1001);
+        assert_eq!(l.work, 3 + 4, "3 lines, 12291 bytes = 4 steps");
     }
 
     /// Writes guest RAM behind a PhysMem in tests.

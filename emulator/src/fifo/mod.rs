@@ -510,6 +510,7 @@ fn merge(a: &mut Effects, b: &Effects) {
     a.nonstall |= b.nonstall;
     a.tlb_invalidate |= b.tlb_invalidate;
     a.ce_bytes += b.ce_bytes;
+    a.ce_work += b.ce_work;
     a.dwords += b.dwords;
     a.gp_entries += b.gp_entries;
     a.releases += b.releases;

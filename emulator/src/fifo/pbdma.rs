@@ -74,6 +74,8 @@ pub struct Effects {
     pub nonstall: bool,
     /// Bytes the copy engine wrote.
     pub ce_bytes: u64,
+    /// The copy engine's work in steps (`ce::Launch::work`), charged to the budget.
+    pub ce_work: u64,
     /// Dwords of pushbuffer consumed.
     pub dwords: u64,
     /// GP entries consumed.
@@ -196,6 +198,7 @@ impl Exec {
                             return Ok(Outcome::Budget);
                         }
                         let d = u32::from_le_bytes(buf[4 * i..4 * i + 4].try_into().expect("4"));
+                        let ce_work = fx.ce_work;
                         match self.feed(hw, ctx, d, fx)? {
                             Step::Continue => {}
                             Step::Block => {
@@ -207,7 +210,8 @@ impl Exec {
                                 break;
                             }
                         }
-                        *budget -= 1;
+                        // A copy launch costs its work on top of its dword (ce/mod.rs).
+                        *budget = budget.saturating_sub(1 + (fx.ce_work - ce_work));
                         fx.dwords += 1;
                         seg.pos += 1;
                         i += 1;
@@ -411,8 +415,107 @@ impl Exec {
             .map_err(|e| e.to_string())?
         {
             fx.ce_bytes += l.bytes;
+            fx.ce_work += l.work;
             fx.releases += u64::from(l.semaphore);
         }
         Ok(Step::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::Space;
+    use crate::mem::PhysMem;
+    use crate::mmu::format::Pte;
+    use crate::mmu::tlb::TlbConfig;
+    use crate::mmu::unit::Mmu;
+    use crate::timing::P100;
+
+    const USERD: u64 = 0x20_0000;
+    const PB_VA: u64 = 0x10_0000;
+    const GP_VA: u64 = 0x11_0000;
+
+    /// Issue 14: the budget counted pushbuffer dwords only, so one access could run
+    /// thousands of copy launches of up to 256 MiB each. A launch now costs its work (lines
+    /// plus 4 KiB steps) on top of its dwords: a budget that covers the dwords of sixteen
+    /// one-page copies but not their work stops before the end, and the rest runs later.
+    #[test]
+    fn copy_launches_are_charged_to_the_budget() {
+        let mut phys = PhysMem::new(64 << 20);
+        let mut mmu = Mmu::new(TlbConfig::default(), P100);
+        let mut s = Space::new(0x100_0000);
+        for p in 0..0x11 {
+            s.map(
+                &mut phys,
+                PB_VA + p * 0x1000,
+                Pte::pfn_vram(0x30_0000 + p * 0x1000),
+            );
+        }
+        for p in 0..2 {
+            s.map(
+                &mut phys,
+                0x40_0000 + p * 0x1000,
+                Pte::pfn_vram(0x40_0000 + p * 0x1000),
+            );
+        }
+        // The copy class on subchannel 4, then sixteen one-page copies as nve0_bo_move_copy
+        // sends them (OFFSET_IN..LINE_COUNT, then LAUNCH_DMA 0x386).
+        let mut pb = vec![0x2001_8000u32, CLASS_PASCAL_DMA_COPY_A];
+        for _ in 0..16 {
+            pb.extend([
+                0x2008_8100,
+                0,
+                0x40_0000,
+                0,
+                0x40_1000,
+                0x1000,
+                0x1000,
+                0x1000,
+                1,
+            ]);
+            pb.extend([0x2001_80c0, 0x386]);
+        }
+        for (i, w) in pb.iter().enumerate() {
+            phys.vid.write_u32(0x30_0000 + 4 * i as u64, *w).unwrap();
+        }
+        phys.vid.write_u32(0x31_0000, PB_VA as u32).unwrap();
+        phys.vid
+            .write_u32(0x31_0004, (pb.len() as u32) << 10)
+            .unwrap();
+        phys.vid.write_u32(USERD + userd::GP_PUT, 1).unwrap();
+        let ctx = ChanCtx {
+            chid: 1,
+            pdb: s.pdb,
+            userd: (Target::Video, USERD),
+            gp_base: GP_VA,
+            gp_entries: 1024,
+            privileged: false,
+            ce_client: ClientKind::Hub(1),
+        };
+        let mut hw = Hw {
+            phys: &mut phys,
+            mmu: &mut mmu,
+            now_ns: 0,
+        };
+        let dwords = pb.len() as u64;
+        let work = 16 * (1 + 1);
+        let mut exec = Exec::default();
+        let mut fx = Effects::default();
+        // The GP entry costs one, the dwords one each, the launches their work.
+        let mut budget = 1 + dwords + work / 2;
+        assert_eq!(
+            exec.run(&mut hw, &ctx, &mut budget, &mut fx),
+            Outcome::Budget
+        );
+        assert!(
+            fx.ce_bytes < 16 * 4096,
+            "stopped before the last copy: {fx:?}"
+        );
+        assert_eq!(fx.ce_work, fx.ce_bytes / 4096 * 2);
+        let mut budget = 1 + dwords + work;
+        assert_eq!(exec.run(&mut hw, &ctx, &mut budget, &mut fx), Outcome::Idle);
+        assert_eq!(fx.ce_bytes, 16 * 4096, "the rest ran at the next run");
+        assert_eq!(fx.dwords, dwords);
     }
 }

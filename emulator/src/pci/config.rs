@@ -93,7 +93,44 @@ impl Default for BarLayout {
     }
 }
 
+/// A BAR layout [`ConfigSpace::new`] cannot build (sizes from a trace header or a command
+/// line are checked with [`BarLayout::check`] first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BarLayoutError {
+    /// A size that is not a power of two of at least 4 KiB (PCI LB 3.0 §6.2.5.1: a BAR
+    /// decodes a naturally aligned power-of-two range; the model's pages are 4 KiB).
+    #[error("BAR{bar} size {size:#x} is not a power of two of at least 4 KiB")]
+    NotPow2 { bar: u8, size: u64 },
+    /// BAR0 is a 32-bit BAR: at most 2 GiB.
+    #[error("BAR0 size {0:#x} does not fit a 32-bit BAR")]
+    Bar0TooLarge(u64),
+    /// Larger than [`MAX_BAR_SIZE`].
+    #[error("BAR{bar} size {size:#x} is larger than the model's bound of 64 GiB")]
+    TooLarge { bar: u8, size: u64 },
+}
+
+/// The largest BAR1/BAR3 the model builds (what `gp100emu serve --bar1-mib` accepts).
+pub const MAX_BAR_SIZE: u64 = 64 << 30;
+
 impl BarLayout {
+    /// Whether [`ConfigSpace::new`] accepts this layout.
+    pub fn check(&self) -> Result<(), BarLayoutError> {
+        for (bar, size) in [(0, self.bar0), (1, self.bar1), (3, self.bar3)] {
+            if !size.is_power_of_two() || size < 4096 {
+                return Err(BarLayoutError::NotPow2 { bar, size });
+            }
+        }
+        if self.bar0 > 1 << 31 {
+            return Err(BarLayoutError::Bar0TooLarge(self.bar0));
+        }
+        for (bar, size) in [(1, self.bar1), (3, self.bar3)] {
+            if size > MAX_BAR_SIZE {
+                return Err(BarLayoutError::TooLarge { bar, size });
+            }
+        }
+        Ok(())
+    }
+
     /// Size of the region behind VFIO BAR index `index` (0 where none).
     pub fn size_of(&self, index: u32) -> u64 {
         match index {
@@ -128,10 +165,9 @@ impl ConfigSpace {
     /// If a BAR size is not a power of two of at least 4 KiB: a programming
     /// error of the caller, never guest input.
     pub fn new(layout: BarLayout) -> Self {
-        for size in [layout.bar0, layout.bar1, layout.bar3] {
-            assert!(size.is_power_of_two() && size >= 4096, "BAR size {size:#x}");
+        if let Err(e) = layout.check() {
+            panic!("{e}");
         }
-        assert!(layout.bar0 <= 1 << 31, "BAR0 is a 32-bit BAR");
         let mut c = ConfigSpace {
             bytes: [0; CONFIG_SPACE_SIZE],
             writable: [0; CONFIG_SPACE_SIZE],
@@ -397,5 +433,29 @@ mod tests {
         c.write(u64::MAX - 1, &[1, 2, 3, 4]);
         c.write(0x1000, &[1]);
         assert_eq!(c.read32(0), 0x15f8_10de);
+    }
+
+    /// Issue 14: a trace header's bar1_size reached the assert here and replay panicked.
+    /// Every bad size is an error from `check` now.
+    #[test]
+    fn bad_layouts_are_errors_not_panics() {
+        let with = |bar1| BarLayout {
+            bar1,
+            ..BarLayout::default()
+        };
+        for bad in [0, 3, 4095, 12345, 2048, u64::MAX, 1 << 63, MAX_BAR_SIZE * 2] {
+            assert!(with(bad).check().is_err(), "{bad:#x}");
+        }
+        assert!(BarLayout {
+            bar0: 1 << 32,
+            ..BarLayout::default()
+        }
+        .check()
+        .is_err());
+        for good in [4096, 256 << 20, MAX_BAR_SIZE] {
+            assert_eq!(with(good).check(), Ok(()));
+        }
+        let e = with(12345).check().unwrap_err();
+        assert!(e.to_string().contains("BAR1 size 0x3039"), "{e}");
     }
 }

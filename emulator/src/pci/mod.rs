@@ -3,4 +3,4 @@
 
 pub mod config;
 
-pub use config::{BarLayout, ConfigSpace, CONFIG_SPACE_SIZE};
+pub use config::{BarLayout, BarLayoutError, ConfigSpace, CONFIG_SPACE_SIZE};

@@ -3,7 +3,7 @@
 //! ```text
 //! magic      16 bytes  "GP100EMU-TRACE\0\0"
 //! version    u16 LE    FORMAT_VERSION
-//! reserved   u16       0
+//! flags      u16 LE    FLAG_* bits (0 in files written before the end record existed)
 //! hdr_len    u32 LE    length of the header body (at most MAX_HEADER)
 //! hdr_crc    u32 LE    CRC-32 (IEEE) of the header body
 //! header     postcard-encoded TraceHeader
@@ -14,7 +14,18 @@
 //!   count    u32 LE    records in the payload
 //!   crc      u32 LE    CRC-32 (IEEE) of the stored payload
 //!   payload  one zstd frame holding `count` records, back to back (see [`super::codec`])
+//! then, when FLAG_END_RECORD is set, the end record, and nothing after it:
+//!   magic    4 bytes   "TEND"
+//!   records  u64 LE    records in the file
+//!   crc      u32 LE    CRC-32 (IEEE) of magic and records
 //! ```
+//!
+//! Compatibility rule for the end record: the field that was `reserved` (always 0, never
+//! read) became `flags`. A file with FLAG_END_RECORD must end with the end record, and one
+//! without it is reported cut off ([`TraceError::CutOff`]) after the records it holds; a
+//! file with flags 0 (the committed traces/, recorded before) is read as before, without
+//! that check. An unknown flag bit is a header error. Older readers of version 3 never read
+//! the field and stop at the end record's magic as at a damaged chunk, after every record.
 //!
 //! The writer emits a chunk every [`RECORDS_PER_CHUNK`] records (and on flush/drop), so a
 //! killed process loses at most its last chunk. Each chunk decodes on its own (the record
@@ -39,6 +50,14 @@ pub const CHUNK_MAGIC: &[u8; 4] = b"CHNK";
 /// Version 3: records encoded as differences ([`super::codec`]) in zstd-compressed chunks;
 /// DMA writes may carry their bytes (`--trace-data`).
 pub const FORMAT_VERSION: u16 = 3;
+/// Header flag: the file ends with an end record (written on a clean close).
+pub const FLAG_END_RECORD: u16 = 1;
+/// Header flags this code knows.
+const KNOWN_FLAGS: u16 = FLAG_END_RECORD;
+/// End-record magic.
+pub const END_MAGIC: &[u8; 4] = b"TEND";
+/// Bytes of the end record.
+const END_LEN: usize = 16;
 /// Largest header body accepted.
 pub const MAX_HEADER: u32 = 64 * 1024;
 /// Largest decompressed chunk payload accepted.
@@ -105,6 +124,24 @@ pub enum TraceError {
         /// Events not recorded.
         count: u64,
     },
+    /// The file has no end record although its writer writes one on every clean close: the
+    /// recording process was killed (SIGKILL, a crash) or the file was truncated.
+    #[error("the trace is cut off after event {records}: it has no end record (the recording process was killed or the file was truncated); the {records} events before are good")]
+    CutOff {
+        /// Records in the file.
+        records: u64,
+    },
+    /// More model records follow one input than a recording can hold (the device's bound
+    /// on the events it keeps per input): a crafted or damaged file.
+    #[error("more model events after the input at event #{index} than a recording holds (at most {limit} events, {bytes} bytes of them); the file is damaged or crafted")]
+    TooManyModelEvents {
+        /// Index of the input record.
+        index: u64,
+        /// The bound on records.
+        limit: u64,
+        /// The bound on their decoded bytes.
+        bytes: u64,
+    },
     /// A record could not be encoded.
     #[error("encoding a trace record: {0}")]
     Encode(String),
@@ -120,6 +157,7 @@ pub struct TraceWriter<W: Write> {
     count: u32,
     records: u64,
     bytes: u64,
+    finished: bool,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -128,7 +166,7 @@ impl<W: Write> TraceWriter<W> {
         let body = postcard::to_stdvec(header).map_err(|e| TraceError::Encode(e.to_string()))?;
         out.write_all(MAGIC)?;
         out.write_all(&FORMAT_VERSION.to_le_bytes())?;
-        out.write_all(&0u16.to_le_bytes())?;
+        out.write_all(&FLAG_END_RECORD.to_le_bytes())?;
         out.write_all(&(body.len() as u32).to_le_bytes())?;
         out.write_all(&crc32fast::hash(&body).to_le_bytes())?;
         out.write_all(&body)?;
@@ -142,11 +180,15 @@ impl<W: Write> TraceWriter<W> {
             count: 0,
             records: 0,
             bytes: 28 + body.len() as u64,
+            finished: false,
         })
     }
 
     /// Appends a record (written out when its chunk fills).
     pub fn push(&mut self, r: &Record) -> Result<(), TraceError> {
+        if self.finished {
+            return Err(TraceError::Encode("the trace is already finished".into()));
+        }
         let before = self.buf.len();
         let mut st = self.state.clone();
         if let Err(e) = codec::encode(&mut st, r, &mut self.buf) {
@@ -188,6 +230,31 @@ impl<W: Write> TraceWriter<W> {
         Ok(())
     }
 
+    /// Writes the pending chunk and the end record, which marks the file complete; later
+    /// pushes are refused. Dropping the writer does this too; a process that may be killed
+    /// calls it from its signal path (`gp100emu serve` on SIGTERM/SIGINT).
+    pub fn finish(&mut self) -> Result<(), TraceError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.flush()?;
+        let mut end = [0u8; END_LEN];
+        end[..4].copy_from_slice(END_MAGIC);
+        end[4..12].copy_from_slice(&self.records.to_le_bytes());
+        let crc = crc32fast::hash(&end[..12]);
+        end[12..].copy_from_slice(&crc.to_le_bytes());
+        self.out.write_all(&end)?;
+        self.out.flush()?;
+        self.bytes += END_LEN as u64;
+        self.finished = true;
+        Ok(())
+    }
+
+    /// Whether [`TraceWriter::finish`] has run.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
     /// Records pushed so far.
     pub fn records(&self) -> u64 {
         self.records
@@ -201,10 +268,8 @@ impl<W: Write> TraceWriter<W> {
 
 impl<W: Write> Drop for TraceWriter<W> {
     fn drop(&mut self) {
-        if self.count > 0 {
-            if let Err(e) = self.flush() {
-                log::warn!("trace: last chunk lost: {e}");
-            }
+        if let Err(e) = self.finish() {
+            log::warn!("trace: last chunk or end record lost: {e}");
         }
     }
 }
@@ -236,6 +301,9 @@ pub struct TraceReader<R: Read> {
     offset: u64,
     records: u64,
     done: bool,
+    flags: u16,
+    /// Decompressed bytes of the chunks finished so far.
+    raw_before: u64,
 }
 
 impl<R: Read> TraceReader<R> {
@@ -248,6 +316,12 @@ impl<R: Read> TraceReader<R> {
         let version = u16::from_le_bytes([fixed[16], fixed[17]]);
         if version != FORMAT_VERSION {
             return Err(TraceError::Version(version));
+        }
+        let flags = u16::from_le_bytes([fixed[18], fixed[19]]);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(TraceError::BadHeader(format!(
+                "flags {flags:#06x} has bits this gp100emu does not know (a newer writer, or damage)"
+            )));
         }
         let len = u32::from_le_bytes(fixed[20..24].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(fixed[24..28].try_into().expect("4 bytes"));
@@ -276,6 +350,8 @@ impl<R: Read> TraceReader<R> {
             offset: 28 + len as u64,
             records: 0,
             done: false,
+            flags,
+            raw_before: 0,
         })
     }
 
@@ -287,6 +363,17 @@ impl<R: Read> TraceReader<R> {
     /// Records yielded so far.
     pub fn records_read(&self) -> u64 {
         self.records
+    }
+
+    /// Decompressed record bytes decoded so far (a measure of what the records yielded may
+    /// hold in memory).
+    pub fn bytes_decoded(&self) -> u64 {
+        self.raw_before
+            + if self.left_in_chunk == 0 {
+                0
+            } else {
+                self.pos as u64
+            }
     }
 
     fn corrupt(&mut self, why: impl Into<String>) -> TraceError {
@@ -302,10 +389,20 @@ impl<R: Read> TraceReader<R> {
     /// Loads the next chunk; Ok(false) at a clean end of file.
     fn next_chunk(&mut self) -> Result<bool, TraceError> {
         let mut head = [0u8; CHUNK_HEAD];
-        let got = read_exact_or_eof(&mut self.input, &mut head)?;
+        let got = read_exact_or_eof(&mut self.input, &mut head[..4])?;
         if got == 0 {
+            if self.flags & FLAG_END_RECORD != 0 {
+                self.done = true;
+                return Err(TraceError::CutOff {
+                    records: self.records,
+                });
+            }
             return Ok(false);
         }
+        if got == 4 && &head[..4] == END_MAGIC && self.flags & FLAG_END_RECORD != 0 {
+            return self.end_record().map(|()| false);
+        }
+        let got = got + read_exact_or_eof(&mut self.input, &mut head[4..])?;
         if got < head.len() {
             return Err(self.corrupt("truncated chunk header"));
         }
@@ -352,6 +449,31 @@ impl<R: Read> TraceReader<R> {
         Ok(true)
     }
 
+    /// Checks the end record (its magic already read) and that nothing follows it.
+    fn end_record(&mut self) -> Result<(), TraceError> {
+        let mut end = [0u8; END_LEN];
+        end[..4].copy_from_slice(END_MAGIC);
+        if read_exact_or_eof(&mut self.input, &mut end[4..])? < END_LEN - 4 {
+            return Err(self.corrupt("truncated end record"));
+        }
+        let crc = u32::from_le_bytes(end[12..].try_into().expect("4 bytes"));
+        if crc32fast::hash(&end[..12]) != crc {
+            return Err(self.corrupt("end record checksum mismatch"));
+        }
+        let n = u64::from_le_bytes(end[4..12].try_into().expect("8 bytes"));
+        if n != self.records {
+            return Err(self.corrupt(format!(
+                "the end record counts {n} records, the file holds {}",
+                self.records
+            )));
+        }
+        if read_exact_or_eof(&mut self.input, &mut [0u8; 1])? != 0 {
+            return Err(self.corrupt("bytes after the end record"));
+        }
+        self.done = true;
+        Ok(())
+    }
+
     /// The next record, `Ok(None)` at a clean end, or the error that ended the good prefix.
     pub fn next_record(&mut self) -> Result<Option<Record>, TraceError> {
         if self.done {
@@ -372,6 +494,7 @@ impl<R: Read> TraceReader<R> {
                         return Err(self.corrupt("bytes left over after the chunk's records"));
                     }
                     self.offset += (CHUNK_HEAD + self.stored.len()) as u64;
+                    self.raw_before += self.chunk.len() as u64;
                     self.chunk_index += 1;
                 }
                 Ok(Some(r))
@@ -579,6 +702,13 @@ mod tests {
         out
     }
 
+    /// A file header and no end record: what chunks are appended to in the forging tests.
+    fn header_only() -> Vec<u8> {
+        let mut b = write_all(&[]);
+        b.truncate(b.len() - END_LEN);
+        b
+    }
+
     fn read_all(bytes: &[u8]) -> (Vec<Record>, Option<TraceError>) {
         let mut r = TraceReader::new(bytes).unwrap();
         let mut v = Vec::new();
@@ -641,7 +771,7 @@ mod tests {
     fn a_flipped_byte_is_detected_in_its_chunk() {
         let recs = many(RECORDS_PER_CHUNK * 2);
         let mut bytes = write_all(&recs);
-        let n = bytes.len();
+        let n = bytes.len() - END_LEN;
         bytes[n - 10] ^= 0x40;
         let (back, err) = read_all(&bytes);
         assert_eq!(back.len(), RECORDS_PER_CHUNK);
@@ -677,7 +807,7 @@ mod tests {
 
     #[test]
     fn hostile_chunk_headers_do_not_allocate_or_loop() {
-        let mut bytes = write_all(&[]);
+        let mut bytes = header_only();
         bytes.extend_from_slice(CHUNK_MAGIC);
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         bytes.extend_from_slice(&1u32.to_le_bytes());
@@ -689,7 +819,7 @@ mod tests {
 
     /// A chunk whose checksum is right but whose payload is not what its header says.
     fn forged_chunk(payload: &[u8], raw_len: u32, count: u32) -> Vec<u8> {
-        let mut bytes = write_all(&[]);
+        let mut bytes = header_only();
         bytes.extend_from_slice(CHUNK_MAGIC);
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&raw_len.to_le_bytes());
@@ -774,5 +904,80 @@ mod tests {
         let (back, err) = read_all(&out);
         assert!(err.is_none());
         assert_eq!(back.len(), 10);
+    }
+
+    /// Issue 14: a trace cut at a chunk boundary (a killed recorder) read as complete. Now
+    /// the end record marks a complete file and its absence is reported, with the count.
+    #[test]
+    fn a_file_without_its_end_record_is_cut_off() {
+        let recs = many(RECORDS_PER_CHUNK + 5);
+        let bytes = write_all(&recs);
+        assert_eq!(&bytes[bytes.len() - END_LEN..][..4], END_MAGIC);
+        let (back, err) = read_all(&bytes);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(back.len(), recs.len());
+        // Without the end record: every record, then CutOff.
+        let (back, err) = read_all(&bytes[..bytes.len() - END_LEN]);
+        assert_eq!(back.len(), recs.len());
+        assert!(
+            matches!(err, Some(TraceError::CutOff { records }) if records == recs.len() as u64),
+            "{err:?}"
+        );
+        assert!(err
+            .unwrap()
+            .to_string()
+            .contains(&format!("cut off after event {}", recs.len())));
+        // Half an end record, a wrong count, bytes after it, a bad checksum.
+        let (_, err) = read_all(&bytes[..bytes.len() - 3]);
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("truncated end")),
+            "{err:?}"
+        );
+        let mut b = bytes.clone();
+        let n = b.len();
+        b[n - 12] ^= 1;
+        let (_, err) = read_all(&b);
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("checksum")),
+            "{err:?}"
+        );
+        let mut b = bytes.clone();
+        b.push(0);
+        let (_, err) = read_all(&b);
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("after the end")),
+            "{err:?}"
+        );
+        let mut b = bytes[..bytes.len() - END_LEN].to_vec();
+        b.extend_from_slice(END_MAGIC);
+        b.extend_from_slice(&7u64.to_le_bytes());
+        let crc = crc32fast::hash(&b[b.len() - 12..]);
+        b.extend_from_slice(&crc.to_le_bytes());
+        let (_, err) = read_all(&b);
+        assert!(
+            matches!(err, Some(TraceError::Corrupt { ref why, .. }) if why.contains("counts 7 records")),
+            "{err:?}"
+        );
+    }
+
+    /// Files written before the end record (flags 0, as the committed traces/) read as before;
+    /// an unknown flag bit is refused.
+    #[test]
+    fn flags_zero_files_need_no_end_record_and_unknown_flags_are_refused() {
+        let recs = many(10);
+        let mut b = write_all(&recs);
+        b.truncate(b.len() - END_LEN);
+        b[18..20].copy_from_slice(&0u16.to_le_bytes());
+        let (back, err) = read_all(&b);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(back, recs);
+        for flags in [2u16, 0x8000, 0xffff] {
+            let mut b = write_all(&recs);
+            b[18..20].copy_from_slice(&flags.to_le_bytes());
+            assert!(
+                matches!(TraceReader::new(&b[..]), Err(TraceError::BadHeader(ref w)) if w.contains("flags")),
+                "{flags:#x}"
+            );
+        }
     }
 }

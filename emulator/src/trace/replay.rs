@@ -74,11 +74,22 @@ impl ReplayOutcome {
 
 const CONTEXT: usize = 6;
 
+/// Most model records a recording holds after one input: the device keeps at most
+/// `MAX_PENDING_EVENTS` per input and ends with one `EventsDropped` past that. A file with
+/// more is damaged or crafted, and look-ahead stops there instead of buffering it all.
+pub const LOOKAHEAD_RECORDS: u64 = crate::device::MAX_PENDING_EVENTS as u64 + 1;
+/// Most decoded bytes of model records after one input: the DMA log's data bound plus 64
+/// bytes for each record (a DMA or walk record is well under that).
+pub const LOOKAHEAD_BYTES: u64 =
+    crate::mem::phys::MAX_DMA_LOG_BYTES as u64 + 64 * LOOKAHEAD_RECORDS;
+
 /// Reads records with lookahead over the model events that follow an input.
 struct Lookahead<R: Read> {
     reader: TraceReader<R>,
     buf: VecDeque<Record>,
     err: Option<TraceError>,
+    /// The look-ahead passed its bound (see [`LOOKAHEAD_RECORDS`]).
+    over: bool,
 }
 
 impl<R: Read> Lookahead<R> {
@@ -94,12 +105,19 @@ impl<R: Read> Lookahead<R> {
 
     /// The model events recorded right after the current input (without consuming them).
     fn following_models(&mut self) -> impl Iterator<Item = &ModelEvent> {
+        let start = self.reader.bytes_decoded();
         while self.err.is_none()
             && self
                 .buf
                 .back()
                 .is_none_or(|r| matches!(r.event, Event::Model(_)))
         {
+            if self.buf.len() as u64 > LOOKAHEAD_RECORDS
+                || self.reader.bytes_decoded() - start > LOOKAHEAD_BYTES
+            {
+                self.over = true;
+                break;
+            }
             match self.reader.next_record() {
                 Ok(Some(r)) => self.buf.push_back(r),
                 Ok(None) => break,
@@ -198,10 +216,14 @@ pub fn device_for(header: &super::file::TraceHeader) -> Result<Device, TraceErro
             header.inject
         ))
     })?;
-    let mut d = Device::with_layout(BarLayout {
+    let layout = BarLayout {
         bar1: header.bar1_size,
         ..BarLayout::default()
-    });
+    };
+    layout
+        .check()
+        .map_err(|e| TraceError::BadHeader(format!("bar1_size: {e}")))?;
+    let mut d = Device::with_layout(layout);
     d.set_inject(inject);
     d.set_dma_write_data(header.dma_write_data);
     Ok(d)
@@ -250,6 +272,7 @@ pub fn replay<R: Read>(
         reader,
         buf: VecDeque::new(),
         err: None,
+        over: false,
     };
     let sys = ReplayMem::default();
     dev.set_sysmem(Box::new(sys.clone()));
@@ -274,15 +297,25 @@ pub fn replay<R: Read>(
         let rec = match reader.next() {
             Ok(Some(r)) => r,
             Ok(None) => break,
-            Err(e @ TraceError::Corrupt { .. }) => {
-                return Ok(ReplayOutcome::stopped(index, &dev, None, Some(e)))
-            }
+            Err(
+                e @ (TraceError::Corrupt { .. }
+                | TraceError::CutOff { .. }
+                | TraceError::TooManyModelEvents { .. }),
+            ) => return Ok(ReplayOutcome::stopped(index, &dev, None, Some(e))),
             Err(e) => return Err(e),
         };
         let is_input = !matches!(rec.event, Event::Irq { .. } | Event::Model(_));
         if is_input {
             // Most inputs make no DMA access: lock the queue only to fill it or to empty
             // what the previous input left.
+            if reader.following_models().next().is_some() && reader.over {
+                let e = TraceError::TooManyModelEvents {
+                    index,
+                    limit: LOOKAHEAD_RECORDS,
+                    bytes: LOOKAHEAD_BYTES,
+                };
+                return Ok(ReplayOutcome::stopped(index, &dev, None, Some(e)));
+            }
             let mut models = reader.following_models().peekable();
             if models.peek().is_some() || dma_loaded {
                 let (loaded, dropped) = sys.load(models);
@@ -896,5 +929,62 @@ mod tests {
             panic!("an unknown seeded bug was accepted")
         };
         assert!(e.to_string().contains("from-the-future"), "{e}");
+    }
+
+    /// Issue 14: `bar1_size` 0, 3, 4095, 12345 or u64::MAX in a header panicked at the
+    /// config-space assert. They are header errors now.
+    #[test]
+    fn a_bad_bar1_size_in_the_header_is_an_error() {
+        for bar1 in [0, 3, 4095, 12345, u64::MAX, 1 << 63] {
+            let e = device_for(&header(bar1)).unwrap_err();
+            assert!(
+                matches!(&e, TraceError::BadHeader(w) if w.contains("bar1_size")),
+                "{bar1:#x}: {e:?}"
+            );
+        }
+    }
+
+    /// Issue 14: a trace cut at a chunk boundary replayed "exactly". Without its end record
+    /// it is damaged now, after every event it holds replayed.
+    #[test]
+    fn a_trace_without_its_end_record_is_reported_cut_off() {
+        let h = header(256 << 20);
+        let recs = session(&mut device_for(&h).unwrap());
+        let bytes = encode(&h, &recs);
+        let cut = &bytes[..bytes.len() - 16];
+        let out = replay(TraceReader::new(cut).unwrap(), device_for(&h).unwrap()).unwrap();
+        assert!(out.mismatch.is_none());
+        assert_eq!(out.events, recs.len() as u64);
+        let e = out.damaged.expect("cut off");
+        assert!(
+            e.to_string()
+                .contains(&format!("cut off after event {}", recs.len())),
+            "{e}"
+        );
+    }
+
+    /// Issue 14: millions of model records after one input were all buffered (1.4 GB). The
+    /// look-ahead stops at what a recording can hold and reports the file damaged.
+    #[test]
+    fn look_ahead_is_bounded() {
+        let h = header(256 << 20);
+        let mut recs = session(&mut device_for(&h).unwrap());
+        recs.truncate(1);
+        let cycle = recs[0].cycle;
+        let walk = Record {
+            cycle,
+            event: Event::Model(ModelEvent::AccessError { why: String::new() }),
+        };
+        recs.extend(std::iter::repeat_n(walk, LOOKAHEAD_RECORDS as usize + 10));
+        let out = replay_records(&h, &recs);
+        assert!(out.mismatch.is_none(), "{:?}", out.mismatch);
+        assert!(
+            matches!(
+                out.damaged,
+                Some(TraceError::TooManyModelEvents { index: 0, .. })
+            ),
+            "{:?}",
+            out.damaged
+        );
     }
 }

@@ -39,6 +39,9 @@ pub enum IrqError {
     /// A flag combination VFIO does not define or we do not support.
     #[error("set_irqs index {index} with unsupported flags {flags:#x}")]
     BadFlags { index: u32, flags: u32 },
+    /// An interrupt fd that is not an eventfd (a pipe would block the server once full).
+    #[error("set_irqs: the fd is {0}, not an eventfd; interrupt fds must be eventfds")]
+    NotEventfd(String),
     /// A sub-range other than the one vector each line has.
     #[error("set_irqs index {index}: start {start} count {count} outside the single vector")]
     BadRange { index: u32, start: u32, count: u32 },
@@ -62,6 +65,53 @@ pub trait IrqSink: Send {
 impl IrqSink for File {
     fn signal(&mut self) -> std::io::Result<()> {
         self.write_all(&1u64.to_ne_bytes())
+    }
+}
+
+/// An eventfd QEMU handed over, made non-blocking: a signal never waits for a reader.
+///
+/// eventfd(2): a write adds to a 64-bit counter and blocks only when the counter would
+/// overflow; with O_NONBLOCK it fails with EAGAIN instead, and then the counter is already
+/// non-zero, so the reader will wake: the signal is delivered. Anything else (a pipe, a
+/// file, a socket) could block the server once nobody reads it, so it is refused.
+#[derive(Debug)]
+pub struct EventFd(File);
+
+impl EventFd {
+    /// Checks that `f` is an eventfd (its `/proc/self/fd` link reads `anon_inode:[eventfd]`)
+    /// and sets O_NONBLOCK on it.
+    pub fn new(f: File) -> Result<Self, IrqError> {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        let kind = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("unknown ({e})"));
+        if kind != "anon_inode:[eventfd]" {
+            return Err(IrqError::NotEventfd(kind));
+        }
+        // SAFETY: fcntl on a descriptor we own.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above.
+        if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
+            return Err(IrqError::NotEventfd(format!(
+                "{kind}: cannot make it non-blocking: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(EventFd(f))
+    }
+}
+
+impl IrqSink for EventFd {
+    fn signal(&mut self) -> std::io::Result<()> {
+        match self.0.write(&1u64.to_ne_bytes()) {
+            Ok(8) => Ok(()),
+            Ok(n) => Err(std::io::Error::other(format!(
+                "short eventfd write of {n} bytes"
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -164,10 +214,9 @@ impl IrqLines {
         );
         match (action, data) {
             (ACTION_TRIGGER, DATA_EVENTFD) => {
-                let sink: Option<Box<dyn IrqSink>> = if count == 0 {
-                    None
-                } else {
-                    fds.pop().map(|f| Box::new(f) as Box<dyn IrqSink>)
+                let sink: Option<Box<dyn IrqSink>> = match fds.pop() {
+                    Some(f) if count > 0 => Some(Box::new(EventFd::new(f)?)),
+                    _ => None,
                 };
                 self.set_sink(index, sink);
                 Ok(None)
@@ -311,5 +360,45 @@ mod tests {
             l.set_irqs(1, ACTION_UNMASK | DATA_NONE, 0, 1, vec![]),
             Err(IrqError::BadFlags { .. })
         ));
+    }
+
+    /// Issue 14: a pipe as the INTx fd made the server block in `write_all` once the pipe
+    /// filled. Only eventfds are taken, and they are made non-blocking, so 100,000 signals
+    /// nobody reads never block.
+    #[test]
+    fn a_pipe_is_refused_and_an_unread_eventfd_never_blocks() {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: pipe into a two-int array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors we own.
+        let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        let mut l = IrqLines::new();
+        let e = l
+            .set_irqs(0, ACTION_TRIGGER | DATA_EVENTFD, 0, 1, vec![w])
+            .unwrap_err();
+        assert!(
+            matches!(&e, IrqError::NotEventfd(k) if k.contains("pipe")),
+            "{e:?}"
+        );
+        drop(r);
+        // SAFETY: eventfd(2) with no flags: a blocking one, as a hostile peer may send.
+        let efd = unsafe { File::from_raw_fd(libc::eventfd(0, 0)) };
+        l.set_irqs(
+            1,
+            ACTION_TRIGGER | DATA_EVENTFD,
+            0,
+            1,
+            vec![efd.try_clone().unwrap()],
+        )
+        .unwrap();
+        // Drive the counter to its maximum (u64::MAX - 1) so the next write would block.
+        let mut raw = efd.try_clone().unwrap();
+        raw.write_all(&(u64::MAX - 2).to_ne_bytes()).unwrap();
+        for _ in 0..100_000 {
+            l.update(true);
+            l.update(false);
+        }
+        assert_eq!(l.signals(), 100_000, "every edge signalled, none blocked");
     }
 }

@@ -3,4 +3,5 @@
 //! function under TCG (see ../shared/spec/qemu-transport.md).
 
 pub mod irq;
+pub mod signals;
 pub mod vfio_user;

@@ -11,12 +11,10 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use std::io::BufWriter;
-
 use emulator::pci::{BarLayout, CONFIG_SPACE_SIZE};
 use emulator::port::{self, Space};
 use emulator::trace::replay::Recorder;
-use emulator::trace::{Data, Event, Record, TraceError, TraceWriter};
+use emulator::trace::{Data, Event, Record, TraceError};
 use emulator::Device;
 use log::{info, warn};
 use vfio_bindings::bindings::vfio::{
@@ -28,14 +26,18 @@ use vfio_bindings::bindings::vfio::{
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
 
 use super::irq::IrqLines;
+use super::signals::SharedTrace;
 use crate::guest_ram::GuestRam;
 
 /// Errors that end the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The socket path is taken by something that is not a stale socket.
+    /// The socket path is taken by something that is not a socket.
     #[error("socket path {0} exists and is not a socket; refusing to replace it")]
     PathTaken(String),
+    /// A live server listens on the socket path.
+    #[error("socket path {0} is in use by a live server; stop it or choose another --socket")]
+    Busy(String),
     /// Binding or serving failed in the protocol layer.
     #[error("vfio-user server: {0}")]
     Protocol(#[from] vfio_user::Error),
@@ -76,7 +78,7 @@ pub struct Gp100Backend {
 
 /// A trace being recorded.
 struct Tracing {
-    writer: TraceWriter<BufWriter<File>>,
+    writer: SharedTrace,
     recorder: Recorder,
     pending: Vec<Record>,
     failed: bool,
@@ -84,7 +86,8 @@ struct Tracing {
 
 impl std::fmt::Debug for Tracing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tracing({} records)", self.writer.records())
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        write!(f, "Tracing({} records)", w.records())
     }
 }
 
@@ -101,7 +104,7 @@ impl Gp100Backend {
     }
 
     /// Records every interaction into `writer` from now on.
-    pub fn record_to(&mut self, writer: TraceWriter<BufWriter<File>>) {
+    pub fn record_to(&mut self, writer: SharedTrace) {
         self.device.set_event_log(true);
         self.trace = Some(Tracing {
             writer,
@@ -111,14 +114,12 @@ impl Gp100Backend {
         });
     }
 
-    /// Flushes the trace, if one is being recorded; returns (records, bytes).
+    /// Finishes the trace (pending chunk and end record), if one is being recorded;
+    /// returns (records, bytes).
     pub fn finish_trace(&mut self) -> Option<Result<(u64, u64), TraceError>> {
         let t = self.trace.as_mut()?;
-        Some(
-            t.writer
-                .flush()
-                .map(|_| (t.writer.records(), t.writer.bytes_written())),
-        )
+        let mut w = t.writer.lock().unwrap_or_else(|p| p.into_inner());
+        Some(w.finish().map(|_| (w.records(), w.bytes_written())))
     }
 
     fn record(&mut self, event: Event) {
@@ -130,8 +131,10 @@ impl Gp100Backend {
         }
         t.pending.clear();
         t.recorder.after(&mut self.device, event, &mut t.pending);
+        // One lock for the whole event: the signal thread finishes the trace between events.
+        let mut w = t.writer.lock().unwrap_or_else(|p| p.into_inner());
         for r in &t.pending {
-            if let Err(e) = t.writer.push(r) {
+            if let Err(e) = w.push(r) {
                 warn!("trace recording stopped: {e}");
                 t.failed = true;
                 break;
@@ -333,15 +336,19 @@ pub fn irqs() -> Vec<IrqInfo> {
         .collect()
 }
 
-fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
+/// Checks that `path` is free for a new server: nothing there, or a stale socket (removed).
+/// A live server's socket or any other file is an error. `serve` calls it; callers that
+/// create files for the server (its trace) call it first, so a refused second server does
+/// not truncate what the first one is writing.
+pub fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
+            // A probe that connects and closes without a byte: our server (the vendored
+            // vfio_user, vendor/vfio-user) treats a connection that ends before VERSION as
+            // no client and accepts again, so the probe does not take its client's place.
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ServeError::PathTaken(format!(
-                    "{} (a live server answers there)",
-                    path.display()
-                )));
+                return Err(ServeError::Busy(path.display().to_string()));
             }
             info!("removing stale socket {}", path.display());
             std::fs::remove_file(path).map_err(|source| ServeError::Io {
@@ -364,11 +371,12 @@ pub fn serve(socket: &Path, device: Device) -> Result<Gp100Backend, ServeError> 
 pub fn serve_traced(
     socket: &Path,
     device: Device,
-    trace: Option<TraceWriter<BufWriter<File>>>,
+    trace: Option<SharedTrace>,
 ) -> Result<Gp100Backend, ServeError> {
     remove_stale_socket(socket)?;
     let layout = device.bar_layout();
     let server = Server::new(socket, true, irqs(), regions(layout))?;
+    super::signals::SOCKET_BOUND.store(true, std::sync::atomic::Ordering::SeqCst);
     info!("listening on {}", socket.display());
     let mut backend = Gp100Backend::new(device);
     if let Some(t) = trace {
