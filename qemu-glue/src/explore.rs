@@ -267,8 +267,8 @@ pub fn ddmin(
     let mut n = 2usize;
     while !cur.is_empty() && runs < max_runs {
         let chunk = cur.len().div_ceil(n);
-        let mut reduced = false;
         // Try each complement (drop one chunk); subsets alone are the complement at n = 2.
+        let mut found = None;
         for i in 0..n {
             if runs >= max_runs {
                 break;
@@ -281,11 +281,14 @@ pub fn ddmin(
             let cand: Vec<u64> = cur[..lo].iter().chain(&cur[hi..]).copied().collect();
             runs += 1;
             if fails(&with_last(&cand)) {
-                cur = cand;
-                n = (n - 1).max(2);
-                reduced = true;
+                found = Some(cand);
                 break;
             }
+        }
+        let reduced = found.is_some();
+        if let Some(c) = found {
+            cur = c;
+            n = (n - 1).max(2);
         }
         if !reduced {
             if n >= cur.len() {

@@ -102,7 +102,7 @@ enum Command {
         #[arg(long, value_parser = parse_inject, default_value = "none")]
         inject: Inject,
         #[command(flatten)]
-        explore: qemu_glue::explore::ExploreArgs,
+        explore: Box<qemu_glue::explore::ExploreArgs>,
     },
     /// List the guest suites the initramfs carries.
     Suites,

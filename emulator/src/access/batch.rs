@@ -318,7 +318,8 @@ mod tests {
         }
     }
 
-    fn set(b: &mut Batch, i: u32, chid: u32, op: Op, va: u64, len: u32, data: u64, gpc: u32) {
+    /// Slot `i` := (channel, operation, VA, length, data, GPC).
+    fn set(b: &mut Batch, i: u32, (chid, op, va, len, data, gpc): (u32, Op, u64, u32, u64, u32)) {
         b.index = i;
         let s = b.selected();
         s.chid = chid;
@@ -345,10 +346,10 @@ mod tests {
         phys.sys_write(0x30_0000, &7u64.to_le_bytes()).unwrap();
         let mut b = Batch::default();
         // Out of address order, a duplicate page, two channels, a read, a write, an atomic.
-        set(&mut b, 0, 1, Op::Write, 0x5000, 8, 0xabcd, 0);
-        set(&mut b, 1, 0, Op::Read, 0x1000, 8, 0, 1);
-        set(&mut b, 2, 0, Op::Read, 0x1004, 4, 0, 2);
-        set(&mut b, 3, 0, Op::AtomicAdd, 0x1008, 4, 5, 3);
+        set(&mut b, 0, (1, Op::Write, 0x5000, 8, 0xabcd, 0));
+        set(&mut b, 1, (0, Op::Read, 0x1000, 8, 0, 1));
+        set(&mut b, 2, (0, Op::Read, 0x1004, 4, 0, 2));
+        set(&mut b, 3, (0, Op::AtomicAdd, 0x1008, 4, 5, 3));
         b.count = 4;
         let chans = |chid: u32| if chid == 0 { Ok(c0) } else { Ok(c1) };
         assert!(b.issue(chans).is_empty());
@@ -405,16 +406,8 @@ mod tests {
         let c0 = chan(&s0, 0x20_0000);
         let mut b = Batch::default();
         for i in 0..6 {
-            set(
-                &mut b,
-                i,
-                0,
-                Op::Read,
-                0x9000 + u64::from(i) * 0x1000,
-                4,
-                0,
-                i % 3,
-            );
+            let va = 0x9000 + u64::from(i) * 0x1000;
+            set(&mut b, i, (0, Op::Read, va, 4, 0, i % 3));
         }
         b.count = 6;
         b.issue(|_| Ok(c0));
@@ -447,11 +440,11 @@ mod tests {
         let (_, _, s0, _) = rig();
         let c0 = chan(&s0, 0x20_0000);
         let mut b = Batch::default();
-        set(&mut b, 0, 0, Op::Read, 0x1000, 0, 0, 0); // zero length
-        set(&mut b, 1, 9, Op::Read, 0x1000, 4, 0, 0); // unknown channel
-        set(&mut b, 2, 0, Op::Read, 0x1000, 4, 0, GPCS as u32); // no such GPC
-        set(&mut b, 3, 0, Op::AtomicAdd, 0x1002, 4, 0, 0); // misaligned atomic
-        set(&mut b, 4, 0, Op::Read, 0x1000, 4, 0, 0); // fine
+        set(&mut b, 0, (0, Op::Read, 0x1000, 0, 0, 0)); // zero length
+        set(&mut b, 1, (9, Op::Read, 0x1000, 4, 0, 0)); // unknown channel
+        set(&mut b, 2, (0, Op::Read, 0x1000, 4, 0, GPCS as u32)); // no such GPC
+        set(&mut b, 3, (0, Op::AtomicAdd, 0x1002, 4, 0, 0)); // misaligned atomic
+        set(&mut b, 4, (0, Op::Read, 0x1000, 4, 0, 0)); // fine
         b.count = 5;
         let ev = b.issue(|chid| {
             if chid == 0 {
@@ -481,8 +474,8 @@ mod tests {
         let c0 = chan(&s0, 0x20_0000);
         s0.map(&mut phys, 0x4000, Pte::pfn_system(0x40_0000, false, false));
         let mut b = Batch::default();
-        set(&mut b, 0, 0, Op::Write, 0x4000, 4, 1, 0); // read-only page
-        set(&mut b, 1, 0, Op::Read, 0x4000, 4, 0, 0);
+        set(&mut b, 0, (0, Op::Write, 0x4000, 4, 1, 0)); // read-only page
+        set(&mut b, 1, (0, Op::Read, 0x4000, 4, 0, 0));
         b.count = 2;
         b.issue(|_| Ok(c0));
         let mut hw = Hw {

@@ -126,14 +126,15 @@ static inline void xbatch_issue(const struct xslot *s, int n)
 	xwr(AB_CTRL, 1);
 }
 
-/* Waits until at most `allowed` slots still wait (or `secs` pass); returns those waiting. */
-static inline uint32_t xbatch_wait(uint32_t allowed, double secs)
+/* Waits until at least `want` slots completed, or none waits any more, or `secs` pass;
+ * returns the slots completed. */
+static inline uint32_t xbatch_wait_done(uint32_t want, double secs)
 {
 	double end = xnow() + secs;
-	uint32_t p;
-	while ((p = xrd(AB_CTRL)) > allowed && xnow() < end)
+	uint32_t d;
+	while ((d = xrd(AB_DONE)) < want && xrd(AB_CTRL) > 0 && xnow() < end)
 		usleep(500);
-	return p;
+	return d;
 }
 
 struct xslot_result {
