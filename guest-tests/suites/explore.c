@@ -76,13 +76,14 @@ static void *unmanaged;
 enum { C_BATCH, C_SLOTS, C_SLOT_FAULTED, C_CPU_WRITE, C_CPU_READ, C_MUNMAP, C_REMAP, C_MPROTECT,
        C_DONTNEED, C_FREE, C_HUGEPAGE, C_NOHUGEPAGE, C_COLLAPSE, C_MADV_EINVAL, C_MREMAP, C_FORK,
        C_BIND, C_BIND_ERR, C_CHURN, C_BIND_ODD, C_OPEN2, C_DROPPED, C_OVERFLOW, C_FAULTS,
-       C_RACED, C_COUNTERS };
+       C_RACED, C_EXIT_INFLIGHT, C_COUNTERS };
 static const char *const counter_name[C_COUNTERS] = {
 	"gpu_batch", "gpu_slots", "gpu_slots_faulted", "cpu_write", "cpu_read", "munmap",
 	"map_fixed", "mprotect", "madv_dontneed", "madv_free", "madv_hugepage", "madv_nohugepage",
 	"madv_collapse", "madv_einval", "mremap", "fork", "svm_bind_vram", "svm_bind_error",
 	"channel_churn", "svm_bind_odd_range", "second_open", "fault_entries_dropped",
 	"fault_buffer_overflow_seen", "gpu_faults_reported", "raced_pairs",
+	"exit_with_gpu_work_in_flight",
 };
 static unsigned long counters[C_COUNTERS];
 static unsigned long batch_sizes[AB_SLOTS + 1];
@@ -695,6 +696,53 @@ static void op_churn(uint64_t s)
 	counters[C_CHURN]++;
 }
 
+/* A child process becomes an SVM client of its own (render node, SVM_INIT, channel), starts a
+ * GPU batch over the memory it inherited and exits while the batch is in flight: nouveau's
+ * fault worker then meets a dying mm, and its GPU PTEs outlive the mm until the file closes
+ * (issue 17 part 1). Reads only, of pages the parent shares with it (so the single checker
+ * space, the parent's, judges the child's uses rightly until the checker follows every
+ * process). */
+static void op_exit_inflight(uint64_t s)
+{
+	struct xslot sl[8];
+	int n = 0;
+	for (int tries = 0; n < 8 && tries < 32; tries++) {
+		struct region *r = &reg[splitmix(&s) % K_KINDS];
+		size_t off, len;
+		pick_range(r, &s, 2 * PAGE, &off, &len);
+		if (!range_ok(r, off, len, PG_R))
+			continue;
+		sl[n++] = (struct xslot){ .op = XOP_READ, .gpc = n % AB_GPCS,
+					  .va = (uintptr_t)(r->base + off), .len = (uint32_t)len };
+	}
+	if (n == 0)
+		return;
+	int wait_us = (int)(splitmix(&s) % 3000);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		alarm(30);
+		int cc = -1;
+		int fd = xsvm_open(unmanaged, UNMANAGED_SIZE, &cc);
+		if (fd < 0)
+			_exit(2);
+		for (int i = 0; i < n; i++)
+			sl[i].chid = cc;
+		xbatch_issue(sl, n);
+		usleep((useconds_t)wait_us);
+		_exit(0); /* with the batch in flight */
+	}
+	int ws = 0;
+	if (c < 0 || waitpid(c, &ws, 0) != c) {
+		finding("syscall", "fork: %s", strerror(errno));
+		return;
+	}
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+		finding("driver", "child SVM client failed to set up (status %#x)", ws);
+	xwr(AB_CTRL, 2);
+	counters[C_EXIT_INFLIGHT]++;
+}
+
 static void op_cpu_read(uint64_t s)
 {
 	(void)s;
@@ -714,7 +762,7 @@ static const struct opdef ops[] = {
 	{ "map_fixed", op_remap, 7, 1 },      { "mprotect", op_mprotect, 8, 1 },
 	{ "madvise", op_madvise, 8, 1 },      { "mremap", op_mremap, 3, 1 },
 	{ "fork", op_fork, 4, 0 },            { "svm_bind", op_bind, 6, 0 },
-	{ "channels", op_churn, 2, 0 },
+	{ "channels", op_churn, 2, 0 },       { "exit_inflight", op_exit_inflight, 2, 0 },
 };
 #define NOPS (int)(sizeof(ops) / sizeof(ops[0]))
 static unsigned long op_count[NOPS];
