@@ -62,7 +62,7 @@ struct region {
 };
 
 static struct region reg[K_KINDS];
-static int drm = -1, chid = -1, chid2 = -1;
+static int drm = -1, chid = -1, chid2 = -1, pm = -1;
 static int wrong_shadow, race;
 static volatile int racing; /* a CPU-side operation runs on the other thread right now */
 static uint64_t tokens[MAX_TOKENS];
@@ -76,14 +76,16 @@ static void *unmanaged;
 enum { C_BATCH, C_SLOTS, C_SLOT_FAULTED, C_CPU_WRITE, C_CPU_READ, C_MUNMAP, C_REMAP, C_MPROTECT,
        C_DONTNEED, C_FREE, C_HUGEPAGE, C_NOHUGEPAGE, C_COLLAPSE, C_MADV_EINVAL, C_MREMAP, C_FORK,
        C_BIND, C_BIND_ERR, C_CHURN, C_BIND_ODD, C_OPEN2, C_DROPPED, C_OVERFLOW, C_FAULTS,
-       C_RACED, C_EXIT_INFLIGHT, C_COUNTERS };
+       C_RACED, C_EXIT_INFLIGHT, C_BIND_MOVED, C_BIND_STAYED, C_MREMAP_REFUSED,
+       C_COUNTERS };
 static const char *const counter_name[C_COUNTERS] = {
 	"gpu_batch", "gpu_slots", "gpu_slots_faulted", "cpu_write", "cpu_read", "munmap",
 	"map_fixed", "mprotect", "madv_dontneed", "madv_free", "madv_hugepage", "madv_nohugepage",
 	"madv_collapse", "madv_einval", "mremap", "fork", "svm_bind_vram", "svm_bind_error",
 	"channel_churn", "svm_bind_odd_range", "second_open", "fault_entries_dropped",
 	"fault_buffer_overflow_seen", "gpu_faults_reported", "raced_pairs",
-	"exit_with_gpu_work_in_flight",
+	"exit_with_gpu_work_in_flight", "bound_pages_in_vram", "bound_pages_still_present",
+	"mremap_efault_several_vmas",
 };
 static unsigned long counters[C_COUNTERS];
 static unsigned long batch_sizes[AB_SLOTS + 1];
@@ -588,7 +590,12 @@ static void op_mremap(uint64_t s)
 			return;
 		void *p = mremap(r->base, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 		if (p == MAP_FAILED) {
-			finding("syscall", "mremap move %s: %s", kind_name[r->kind], strerror(errno));
+			/* A region that mprotect or MAP_FIXED split into several VMAs cannot move
+			 * in one call: EFAULT, documented. */
+			if (errno == EFAULT)
+				counters[C_MREMAP_REFUSED]++;
+			else
+				finding("syscall", "mremap move %s: %s", kind_name[r->kind], strerror(errno));
 			munmap(dst, len);
 			return;
 		}
@@ -597,7 +604,10 @@ static void op_mremap(uint64_t s)
 		size_t keep = r->pages / 2;
 		void *p = mremap(r->base, len, keep * PAGE, 0);
 		if (p == MAP_FAILED) {
-			finding("syscall", "mremap shrink %s: %s", kind_name[r->kind], strerror(errno));
+			if (errno == EFAULT)
+				counters[C_MREMAP_REFUSED]++;
+			else
+				finding("syscall", "mremap shrink %s: %s", kind_name[r->kind], strerror(errno));
 			return;
 		}
 		reserve_hole(r->base + keep * PAGE, len - keep * PAGE);
@@ -667,6 +677,16 @@ static void op_bind(uint64_t s)
 		return;
 	}
 	counters[rc ? C_BIND_ERR : C_BIND]++;
+	/* pagemap: a page that moved to VRAM is a swap entry (device-private), not present. */
+	if (rc == 0 && pm >= 0 && (r->kind == K_ANON || r->kind == K_THP || r->kind == K_MLOCK)) {
+		for (size_t p = p0; p < p0 + n; p++) {
+			uint64_t e = 0;
+			if (!page_ok(r, p, 0) ||
+			    pread(pm, &e, 8, ((uintptr_t)r->base / PAGE + p) * 8) != 8)
+				continue;
+			counters[(e >> 63) & 1 ? C_BIND_STAYED : C_BIND_MOVED]++;
+		}
+	}
 	if (rc && rc != -EBUSY && rc != -ENOMEM)
 		finding("svm-bind", "SVM_BIND of %s pages %zu..%zu: %d", kind_name[r->kind], p0, p0 + n, rc);
 }
@@ -863,6 +883,7 @@ int main(void)
 	ktap_diag("SVM_BIND before SVM_INIT on a fresh fd: %d (%s), expected -EINVAL", pre,
 		  pre ? strerror(-pre) : "accepted");
 	drm = xsvm_open(unmanaged, UNMANAGED_SIZE, &chid);
+	pm = open("/proc/self/pagemap", O_RDONLY);
 	int armed = drm >= 0 && xchecker_arm(chid, unmanaged, UNMANAGED_SIZE);
 	int regions = armed && setup_regions() == 0;
 	ktap_diag("explore: seed %llu, %d operations%s, budget %.0f s, channel %d, checker armed %d, "
