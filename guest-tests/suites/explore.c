@@ -335,11 +335,15 @@ static void op_gpu_batch(uint64_t s)
 		p.expect_served = range_ok(p.r, p.off, p.len, need);
 		if (!p.expect_served) {
 			/* nouveau cancels what it cannot service, and each cancel costs a FECS
-			 * timeout here (known-issues.txt): such slots only in one batch in four,
-			 * two at most. Writes only where nothing would be written: the first page
-			 * is forbidden. */
+			 * timeout here (known-issues.txt); a cancel that fails leaves the access
+			 * waiting, so every later replay re-faults it and costs another. Such slots
+			 * therefore go in batches of their own (one in four, two slots at most),
+			 * never beside slots to serve. Writes only where nothing would be written:
+			 * the first page is forbidden. */
 			if (!forbidden_ok || expect_pending >= 2)
 				continue;
+		} else if (forbidden_ok) {
+			continue; /* a probing batch holds only slots that must not be served */
 			if (p.op != XOP_READ && page_ok(p.r, p.off / PAGE, need))
 				continue;
 		}
@@ -371,7 +375,7 @@ static void op_gpu_batch(uint64_t s)
 	counters[C_SLOTS] += (unsigned long)n;
 	batch_sizes[n]++;
 	xbatch_issue(sl, n);
-	xbatch_wait_done((uint32_t)(n - expect_pending), racing ? 3 : 15);
+	xbatch_wait_done((uint32_t)(n - expect_pending), racing ? 3 : 30);
 	/* Give the slots that must not be served a moment to be (wrongly) served. */
 	if (expect_pending)
 		usleep(2000);
@@ -944,6 +948,12 @@ int main(void)
 	double dt = xnow() - t0;
 	if (op_index > ntokens - 1)
 		op_index = ntokens - 1;
+	/* Everything that ran, for the host to minimise what happens after the last operation
+	 * (an oops at process exit, a violation at the final scan). */
+	printf("# EXPLORE RAN --ops ");
+	for (long i = 0; i <= op_index && i < ntokens; i++)
+		printf("%s%llx", i ? "," : "", (unsigned long long)tokens[i]);
+	printf("\n");
 	ktap_diag("explore: %ld operations in %.1f s (%.1f ops/s), %lu GPU faults reported (%.1f/s), "
 		  "%d findings", done, dt, dt > 0 ? done / dt : 0.0, counters[C_FAULTS],
 		  dt > 0 ? counters[C_FAULTS] / dt : 0.0, findings);

@@ -135,6 +135,35 @@ pub fn findings(v: &Verdict) -> Vec<Finding> {
     out
 }
 
+/// The operation tokens a run executed (its `# EXPLORE RAN --ops` line), if it printed one.
+pub fn ran_ops(v: &Verdict) -> Option<Vec<u64>> {
+    v.documents
+        .iter()
+        .flat_map(|d| d.tests.iter())
+        .flat_map(|t| t.diagnostics.iter())
+        .find_map(|l| {
+            let l = l.trim_start_matches('#').trim();
+            parse_tokens(l.strip_prefix("EXPLORE RAN --ops ")?).ok()
+        })
+}
+
+/// What the minimiser keeps reproducing: an explorer finding of one kind, or a kernel oops
+/// (which the explorer cannot see itself: it may come at process exit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Finding(String),
+    Oops(String),
+}
+
+impl Target {
+    fn seen(&self, v: &Verdict) -> bool {
+        match self {
+            Target::Finding(kind) => findings(v).iter().any(|f| &f.kind == kind),
+            Target::Oops(line) => v.oopses.iter().any(|o| o == line),
+        }
+    }
+}
+
 /// The known issue (guest-tests/known-issues.txt) whose warning text a finding's line
 /// contains: such a finding is KNOWN, reported with the analysis, and still not a pass.
 pub fn known<'a>(f: &Finding, issues: &'a [KnownIssue]) -> Option<&'a KnownIssue> {
@@ -150,7 +179,7 @@ pub fn known<'a>(f: &Finding, issues: &'a [KnownIssue]) -> Option<&'a KnownIssue
 /// fresh guests (at most `runs` boots) and prints the minimal reproducer.
 pub fn report(o: &RunOptions, v: &Verdict, minimise: Option<u32>) {
     let found = findings(v);
-    if found.is_empty() {
+    if found.is_empty() && (v.oopses.is_empty() || ran_ops(v).is_none()) {
         return;
     }
     let issues = guest_tests::console::builtin_known_issues();
@@ -161,25 +190,35 @@ pub fn report(o: &RunOptions, v: &Verdict, minimise: Option<u32>) {
             None => println!("FINDING {}", f.line),
         }
     }
-    let Some(first) = found.iter().find(|f| !f.reproducer.is_empty()) else {
-        return;
+    // The first finding with its reproducer, else an oops with everything that ran.
+    let (target, tokens, suite) = match found.iter().find(|f| !f.reproducer.is_empty()) {
+        Some(f) => (
+            Target::Finding(f.kind.clone()),
+            f.reproducer.clone(),
+            f.suite.clone(),
+        ),
+        None => match (v.oopses.first(), ran_ops(v)) {
+            (Some(o), Some(t)) => (Target::Oops(o.clone()), t, None),
+            _ => return,
+        },
     };
-    let suite = first.suite.clone().unwrap_or_else(|| "explore".into());
+    let suite = suite
+        .or_else(|| o.suites.iter().find(|s| s.starts_with("explore")).cloned())
+        .unwrap_or_else(|| "explore".into());
     println!(
         "reproduce: gp100emu run --suite {suite} --ops \"{}\"",
-        format_tokens(&first.reproducer)
+        format_tokens(&tokens)
     );
     let Some(max_runs) = minimise else {
         println!("(add --minimise RUNS to minimise it by delta debugging)");
         return;
     };
     eprintln!(
-        "[explore] minimising {} operations for finding kind '{}' (at most {max_runs} guest runs)",
-        first.reproducer.len(),
-        first.kind
+        "[explore] minimising {} operations for {target:?} (at most {max_runs} guest runs)",
+        tokens.len()
     );
     let mut n = 0;
-    let (min, runs) = ddmin(&first.reproducer, max_runs, |cand| {
+    let (min, runs) = ddmin(&tokens, max_runs, |cand| {
         n += 1;
         let mut r = o.clone();
         r.suites = vec![suite.clone()];
@@ -192,8 +231,10 @@ pub fn report(o: &RunOptions, v: &Verdict, minimise: Option<u32>) {
             .collect();
         args.push(format!("gp100emu.explore.ops={}", format_tokens(cand)));
         r.append = Some(args.join(" "));
+        // An oops at exit leaves the guest hanging until the timeout: keep it short.
+        r.timeout = r.timeout.min(std::time::Duration::from_secs(240));
         let still = match crate::run::run(&r) {
-            Ok((v, _)) => findings(&v).iter().any(|f| f.kind == first.kind),
+            Ok((v, _)) => target.seen(&v),
             Err(e) => {
                 eprintln!("[explore] minimise run {n} could not run: {e}");
                 false
