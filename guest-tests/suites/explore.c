@@ -64,6 +64,15 @@ struct region {
 static struct region reg[K_KINDS];
 static int drm = -1, chid = -1, chid2 = -1, pm = -1;
 static int wrong_shadow, race;
+static int verbose; /* gp100emu.explore.verbose=1: one line per operation and slot */
+#define VLOG(...)                                                                                  \
+	do {                                                                                       \
+		if (verbose) {                                                                     \
+			printf("# op %ld: ", op_index);                                            \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+		}                                                                                  \
+	} while (0)
 static volatile int racing; /* a CPU-side operation runs on the other thread right now */
 static uint64_t tokens[MAX_TOKENS];
 static int ntokens;
@@ -371,6 +380,11 @@ static void op_gpu_batch(uint64_t s)
 	}
 	if (n == 0)
 		return;
+	for (int i = 0; i < n; i++)
+		VLOG("slot %d: %s %s+%#zx len %zu chid %d gpc %d%s", i,
+		     pl[i].op == XOP_READ ? "read" : pl[i].op == XOP_WRITE ? "write" : "atomic",
+		     kind_name[pl[i].r->kind], pl[i].off, pl[i].len, sl[i].chid, sl[i].gpc,
+		     pl[i].expect_served ? "" : " (must not be served)");
 	counters[C_BATCH]++;
 	counters[C_SLOTS] += (unsigned long)n;
 	batch_sizes[n]++;
@@ -447,6 +461,7 @@ static void op_cpu_write(uint64_t s)
 		r->shadow[off + i] = (uint8_t)(v + i);
 	memcpy(r->base + off, r->shadow + off, len);
 	range_written(r, off, len);
+	VLOG("cpu write %s+%#zx len %zu", kind_name[r->kind], off, len);
 	counters[C_CPU_WRITE]++;
 }
 
@@ -483,6 +498,7 @@ static void op_munmap(uint64_t s)
 	reserve_hole(r->base + p0 * PAGE, n * PAGE);
 	for (size_t p = p0; p < p0 + n; p++)
 		r->state[p] &= (uint8_t)~(PG_MAPPED | PG_R | PG_W);
+	VLOG("munmap %s pages %zu..%zu", kind_name[r->kind], p0, p0 + n);
 	counters[C_MUNMAP]++;
 }
 
@@ -513,6 +529,7 @@ static void op_remap(uint64_t s)
 		madvise(r->base + p0 * PAGE, n * PAGE, MADV_HUGEPAGE);
 	if (r->kind == K_MLOCK)
 		mlock(r->base + p0 * PAGE, n * PAGE);
+	VLOG("MAP_FIXED %s pages %zu..%zu", kind_name[r->kind], p0, p0 + n);
 	counters[C_REMAP]++;
 }
 
@@ -534,6 +551,7 @@ static void op_mprotect(uint64_t s)
 		r->state[p] &= (uint8_t)~(PG_R | PG_W);
 		r->state[p] |= (prot & PROT_READ ? PG_R : 0) | (prot & PROT_WRITE ? PG_W : 0);
 	}
+	VLOG("mprotect %s pages %zu..%zu to %d", kind_name[r->kind], p0, p0 + n, prot);
 	counters[C_MPROTECT]++;
 }
 
@@ -550,6 +568,8 @@ static void op_madvise(uint64_t s)
 	static const int counter[] = { C_DONTNEED, C_FREE, C_HUGEPAGE, C_NOHUGEPAGE, C_COLLAPSE };
 	int a = (int)(splitmix(&s) % 5);
 	int rc = madvise(r->base + p0 * PAGE, n * PAGE, advice[a]);
+	VLOG("madvise %s pages %zu..%zu advice %d: %d", kind_name[r->kind], p0, p0 + n, advice[a],
+	     rc ? -errno : 0);
 	if (rc) {
 		/* Documented refusals: DONTNEED on mlock'd pages, FREE on shared or file mappings,
 		 * COLLAPSE on kernels without it or where it cannot (EAGAIN, ENOMEM). */
@@ -618,6 +638,7 @@ static void op_mremap(uint64_t s)
 		for (size_t q = keep; q < r->pages; q++)
 			r->state[q] &= (uint8_t)~(PG_MAPPED | PG_R | PG_W);
 	}
+	VLOG("mremap %s now at %p", kind_name[r->kind], (void *)r->base);
 	counters[C_MREMAP]++;
 }
 
@@ -649,6 +670,8 @@ static void op_fork(uint64_t s)
 	}
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
 		finding("fork-child", "child of fork saw other data than the shadow (status %#x)", ws);
+	VLOG("fork, child %s %s+%#zx len %zu", writable ? "checked and wrote" : "did nothing",
+	     kind_name[r->kind], off, len);
 	if (writable)
 		for (size_t i = 0; i < len; i++)
 			if (r->state[(off + i) / PAGE] & PG_SHARED)
@@ -671,6 +694,7 @@ static void op_bind(uint64_t s)
 		len += splitmix(&s) % (8 * PAGE) + 1; /* any length, may end in a hole */
 	}
 	int rc = xsvm_bind_vram(drm, start, len);
+	VLOG("SVM_BIND %s pages %zu..%zu%s: %d", kind_name[r->kind], p0, p0 + n, odd ? " (odd range)" : "", rc);
 	if (odd) {
 		counters[C_BIND_ODD]++;
 		/* Documented result: 0, or an error code; never an oops (the console monitor) and
@@ -705,6 +729,7 @@ static void op_churn(uint64_t s)
 			finding("driver", "second render-node open + SVM_INIT + channel failed");
 		else
 			close(fd);
+		VLOG("second render-node open");
 		counters[C_OPEN2]++;
 		return;
 	}
@@ -717,6 +742,7 @@ static void op_churn(uint64_t s)
 		if (chid2 < 0)
 			finding("driver", "CHANNEL_ALLOC mid-run: %s", strerror(errno));
 	}
+	VLOG("channel churn: second channel now %d", chid2);
 	counters[C_CHURN]++;
 }
 
@@ -841,6 +867,8 @@ static void parse_cmdline(uint64_t *seed, long *budget_ops, double *budget_secs)
 			*budget_secs = strtod(tok + 29, NULL);
 		else if (!strncmp(tok, "gp100emu.explore.wrong_shadow=", 30))
 			wrong_shadow = atoi(tok + 30);
+		else if (!strncmp(tok, "gp100emu.explore.verbose=", 25))
+			verbose = atoi(tok + 25);
 		else if (!strncmp(tok, "gp100emu.explore.race=", 22))
 			race = atoi(tok + 22);
 		else if (!strncmp(tok, "gp100emu.explore.ops=", 21)) {

@@ -31,6 +31,9 @@ pub struct ExploreArgs {
     /// host test that the explorer can fail).
     #[arg(long, hide = true)]
     pub wrong_shadow: bool,
+    /// explore suite: print one line per operation and GPU slot (what a reproducer does).
+    #[arg(long)]
+    pub explore_verbose: bool,
     /// The replayable fault buffer's size in entries (16..=1024; default 1024). A small
     /// buffer lets one GPU batch overflow it. Not recorded in traces: cannot go with --trace.
     #[arg(long)]
@@ -60,6 +63,9 @@ impl ExploreArgs {
         }
         if self.wrong_shadow {
             v.push("gp100emu.explore.wrong_shadow=1".into());
+        }
+        if self.explore_verbose {
+            v.push("gp100emu.explore.verbose=1".into());
         }
         v
     }
