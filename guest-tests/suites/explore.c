@@ -284,6 +284,8 @@ static void check_cpu_all(const char *after)
 				finding("cpu-data", "after %s: %s page %zu byte %zu is %02x, expected %02x",
 					after, kind_name[k], p, i, (uint8_t)r->base[p * PAGE + i],
 					r->shadow[p * PAGE + i]);
+				/* Reported once: the shadow takes what the CPU sees from here on. */
+				memcpy(r->shadow + p * PAGE, r->base + p * PAGE, PAGE);
 				return;
 			}
 		}
@@ -351,10 +353,10 @@ static void op_gpu_batch(uint64_t s)
 			 * the first page is forbidden. */
 			if (!forbidden_ok || expect_pending >= 2)
 				continue;
-		} else if (forbidden_ok) {
-			continue; /* a probing batch holds only slots that must not be served */
 			if (p.op != XOP_READ && page_ok(p.r, p.off / PAGE, need))
 				continue;
+		} else if (forbidden_ok) {
+			continue; /* a probing batch holds only slots that must not be served */
 		}
 		if (p.expect_served && !range_known(p.r, p.off, p.len) && p.op == XOP_READ)
 			continue; /* contents indeterminate (after MADV_FREE) */
