@@ -951,6 +951,7 @@ impl Device {
             AB_FAULTS_TOTAL => b.faults,
             AB_DROPPED => b.dropped,
             AB_BUFFER_INFO => info,
+            AB_PROGRESS => b.selected().progress(),
             _ => return None,
         })
     }

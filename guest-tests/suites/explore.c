@@ -86,7 +86,7 @@ enum { C_BATCH, C_SLOTS, C_SLOT_FAULTED, C_CPU_WRITE, C_CPU_READ, C_MUNMAP, C_RE
        C_DONTNEED, C_FREE, C_HUGEPAGE, C_NOHUGEPAGE, C_COLLAPSE, C_MADV_EINVAL, C_MREMAP, C_FORK,
        C_BIND, C_BIND_ERR, C_CHURN, C_BIND_ODD, C_OPEN2, C_DROPPED, C_OVERFLOW, C_FAULTS,
        C_RACED, C_EXIT_INFLIGHT, C_BIND_MOVED, C_BIND_STAYED, C_MREMAP_REFUSED,
-       C_COUNTERS };
+       C_SLOW, C_COUNTERS };
 static const char *const counter_name[C_COUNTERS] = {
 	"gpu_batch", "gpu_slots", "gpu_slots_faulted", "cpu_write", "cpu_read", "munmap",
 	"map_fixed", "mprotect", "madv_dontneed", "madv_free", "madv_hugepage", "madv_nohugepage",
@@ -94,7 +94,7 @@ static const char *const counter_name[C_COUNTERS] = {
 	"channel_churn", "svm_bind_odd_range", "second_open", "fault_entries_dropped",
 	"fault_buffer_overflow_seen", "gpu_faults_reported", "raced_pairs",
 	"exit_with_gpu_work_in_flight", "bound_pages_in_vram", "bound_pages_still_present",
-	"mremap_efault_several_vmas",
+	"mremap_efault_several_vmas", "gpu_slots_out_of_time",
 };
 static unsigned long counters[C_COUNTERS];
 static unsigned long batch_sizes[AB_SLOTS + 1];
@@ -336,7 +336,7 @@ static void op_gpu_batch(uint64_t s)
 		p.op = o < 4 || racing ? XOP_READ : o < 7 ? XOP_WRITE : XOP_ATOMIC;
 		if (p.op == XOP_ATOMIC && p.r->kind != K_ANON && p.r->kind != K_THP && p.r->kind != K_MLOCK)
 			p.op = XOP_WRITE;
-		pick_range(p.r, &s, p.op == XOP_ATOMIC ? 4 : (splitmix(&s) % 3 ? 64 : 3 * 65536), &p.off, &p.len);
+		pick_range(p.r, &s, p.op == XOP_ATOMIC ? 4 : (splitmix(&s) % 3 ? 64 : 6 * PAGE), &p.off, &p.len);
 		if (p.op == XOP_ATOMIC) {
 			p.off &= ~3ul;
 			p.len = 4;
@@ -406,9 +406,22 @@ static void op_gpu_batch(uint64_t s)
 		struct planned *p = &pl[i];
 		counters[C_SLOT_FAULTED] += res.faults > 0;
 		if (p->expect_served && res.status != XST_DONE) {
-			finding("gpu-not-served", "slot %d/%d %s %s+%#zx len %zu: status %d after %u faults, %u replays",
+			/* A write that stopped part way wrote its first bytes: unknown from here. */
+			if (p->op != XOP_READ)
+				for (size_t q = p->off / PAGE; q <= (p->off + p->len - 1) / PAGE; q++)
+					p->r->state[q] |= PG_UNKNOWN;
+			/* A slot that moved since it started only ran out of time (every fault
+			 * round costs a FECS-timeout cancel here when another fault fails); one
+			 * that is stuck on one page is the finding. */
+			if (res.status == XST_PENDING && res.progress > 0 && res.replays > 2) {
+				counters[C_SLOW]++;
+				continue;
+			}
+			finding("gpu-not-served",
+				"slot %d/%d %s %s+%#zx len %zu: status %d after %u faults, %u replays, stopped at byte %u (page %#zx)",
 				i, n, p->op == XOP_READ ? "read" : p->op == XOP_WRITE ? "write" : "atomic",
-				kind_name[p->r->kind], p->off, p->len, res.status, res.faults, res.replays);
+				kind_name[p->r->kind], p->off, p->len, res.status, res.faults, res.replays,
+				res.progress, (p->off + res.progress) / PAGE);
 			continue;
 		}
 		if (!p->expect_served) {

@@ -76,6 +76,14 @@ impl Slot {
     pub fn pending(&self) -> bool {
         self.inflight.is_some()
     }
+    /// Bytes a waiting slot has moved so far (its length once done, 0 otherwise).
+    pub fn progress(&self) -> u32 {
+        match &self.inflight {
+            Some(f) => f.progress(),
+            None if self.status == Status::Done as u32 => self.len,
+            None => 0,
+        }
+    }
 }
 
 /// What one slot's run asks the device to do.
@@ -398,6 +406,8 @@ mod tests {
         assert_eq!(b.slot(0).unwrap().replays(), 1);
         assert_eq!(b.slot(0).unwrap().faults(), 2);
         assert!(b.slot(0).unwrap().pending());
+        assert_eq!(b.slot(0).unwrap().progress(), 0);
+        assert_eq!(b.slot(1).unwrap().progress(), 8);
     }
 
     #[test]

@@ -172,6 +172,11 @@ impl InFlight {
         }
     }
 
+    /// Bytes moved so far.
+    pub(crate) fn progress(&self) -> u32 {
+        self.done
+    }
+
     /// The CRC-32 of a long read once it is done.
     pub(crate) fn crc_out(&self) -> Option<u32> {
         (self.op == Op::Read && self.len > 8).then(|| self.crc.clone().finalize())

@@ -57,6 +57,7 @@
 //! | 0x184 | `AB_FAULTS_TOTAL` | RO | faults the batch reported since it was issued |
 //! | 0x188 | `AB_DROPPED` | RO | of those, entries the full (or disabled) fault buffer dropped |
 //! | 0x18c | `AB_BUFFER_INFO` | RO | the fault buffer's INFO register (0x002a84: bit 0 OVERFLOW) |
+//! | 0x190 | `AB_PROGRESS` | RO | bytes the selected slot has moved (a waiting slot stopped there) |
 //!
 //! The PTE checker ([`crate::check`]), 0x200..0x250:
 //!
@@ -183,8 +184,10 @@ pub const AB_FAULTS_TOTAL: u32 = 0x184;
 pub const AB_DROPPED: u32 = 0x188;
 /// `AB_BUFFER_INFO`.
 pub const AB_BUFFER_INFO: u32 = 0x18c;
+/// `AB_PROGRESS`.
+pub const AB_PROGRESS: u32 = 0x190;
 /// End of the batch registers.
-pub const AB_END: u32 = 0x190;
+pub const AB_END: u32 = 0x194;
 
 /// First checker register.
 pub const CHK_BASE: u32 = 0x200;

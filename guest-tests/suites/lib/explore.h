@@ -42,6 +42,7 @@
 #define AB_FAULTS_TOTAL 0x184u
 #define AB_DROPPED 0x188u
 #define AB_BUFFER_INFO 0x18cu
+#define AB_PROGRESS 0x190u
 #define AB_SLOTS 64
 #define AB_GPCS 6
 /* The checker. */
@@ -139,7 +140,7 @@ static inline uint32_t xbatch_wait_done(uint32_t want, double secs)
 
 struct xslot_result {
 	int status;
-	uint32_t faults, replays, crc;
+	uint32_t faults, replays, crc, progress;
 	uint64_t data;
 };
 
@@ -152,6 +153,7 @@ static inline struct xslot_result xbatch_slot(int i)
 	r.faults = xrd(AB_FAULTS);
 	r.replays = xrd(AB_REPLAYS);
 	r.crc = xrd(AB_RESULT);
+	r.progress = xrd(AB_PROGRESS);
 	r.data = xrd(AB_DATA_LO) | (uint64_t)xrd(AB_DATA_HI) << 32;
 	return r;
 }
