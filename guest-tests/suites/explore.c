@@ -64,6 +64,7 @@ struct region {
 static struct region reg[K_KINDS];
 static int drm = -1, chid = -1, chid2 = -1, pm = -1;
 static int wrong_shadow, race;
+static int no_atomics; /* gp100emu.explore.no_atomics=1: atomics become writes (bisecting) */
 static int verbose; /* gp100emu.explore.verbose=1: one line per operation and slot */
 #define VLOG(...)                                                                                  \
 	do {                                                                                       \
@@ -334,7 +335,8 @@ static void op_gpu_batch(uint64_t s)
 		p.r = &reg[splitmix(&s) % K_KINDS];
 		uint64_t o = splitmix(&s) % 8;
 		p.op = o < 4 || racing ? XOP_READ : o < 7 ? XOP_WRITE : XOP_ATOMIC;
-		if (p.op == XOP_ATOMIC && p.r->kind != K_ANON && p.r->kind != K_THP && p.r->kind != K_MLOCK)
+		if (p.op == XOP_ATOMIC && (no_atomics || (p.r->kind != K_ANON && p.r->kind != K_THP &&
+							  p.r->kind != K_MLOCK)))
 			p.op = XOP_WRITE;
 		pick_range(p.r, &s, p.op == XOP_ATOMIC ? 4 : (splitmix(&s) % 3 ? 64 : 6 * PAGE), &p.off, &p.len);
 		if (p.op == XOP_ATOMIC) {
@@ -882,6 +884,8 @@ static void parse_cmdline(uint64_t *seed, long *budget_ops, double *budget_secs)
 			*budget_secs = strtod(tok + 29, NULL);
 		else if (!strncmp(tok, "gp100emu.explore.wrong_shadow=", 30))
 			wrong_shadow = atoi(tok + 30);
+		else if (!strncmp(tok, "gp100emu.explore.no_atomics=", 28))
+			no_atomics = atoi(tok + 28);
 		else if (!strncmp(tok, "gp100emu.explore.verbose=", 25))
 			verbose = atoi(tok + 25);
 		else if (!strncmp(tok, "gp100emu.explore.race=", 22))
