@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use log::warn;
 
+use crate::access::batch::{Batch, SlotEvent};
 use crate::access::{self, AccessEngine};
 use crate::bar::{Aperture, Bars, Binding};
 use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject};
@@ -47,6 +48,10 @@ pub const DEFAULT_VRAM: u64 = 4 << 30;
 /// Entries of the replayable fault buffer (what SIZE at 0x002a78 reads). Assumed: nouveau
 /// reads it and sizes its buffer from it; the hardware value is not documented to us.
 pub const FAULT_BUFFER_ENTRIES: u32 = 1024;
+/// Fewest entries [`Device::set_fault_buffer_entries`] accepts: a smaller buffer lets one
+/// batch of the access engine overflow it (tests of overflow handling); below 16 nouveau
+/// would service almost nothing per interrupt.
+pub const MIN_FAULT_BUFFER_ENTRIES: u32 = 16;
 
 /// PMC_INTR_0 line of the replayable fault buffer on GP100 (`gp100_mc_intrs`).
 pub const INTR_FAULT: u32 = 0x0000_0200;
@@ -105,6 +110,7 @@ pub struct Device {
     therm: Therm,
     fifo: Fifo,
     access: AccessEngine,
+    batch: Batch,
     checker: Checker,
     chk_regs: CheckRegs,
     fb: TableUnit,
@@ -164,6 +170,7 @@ impl Device {
             therm: Therm,
             fifo: Fifo::new(),
             access: AccessEngine::default(),
+            batch: Batch::default(),
             checker: Checker::new(Inject::None),
             chk_regs: CheckRegs::default(),
             fb: fb::new(),
@@ -293,9 +300,21 @@ impl Device {
         self.bars.reset();
         self.fifo.reset();
         self.access = AccessEngine::default();
+        self.batch = Batch::default();
         let inject = self.checker.inject();
         self.checker = Checker::new(inject);
         self.chk_regs = CheckRegs::default();
+    }
+
+    /// Sets the replayable fault buffer's entry count (what SIZE reads), before the driver
+    /// loads: a small buffer makes overflows reachable. Err(entries) outside
+    /// [`MIN_FAULT_BUFFER_ENTRIES`]..=[`FAULT_BUFFER_ENTRIES`].
+    pub fn set_fault_buffer_entries(&mut self, entries: u32) -> Result<(), u32> {
+        if !(MIN_FAULT_BUFFER_ENTRIES..=FAULT_BUFFER_ENTRIES).contains(&entries) {
+            return Err(entries);
+        }
+        self.fault = FaultRing::new(entries);
+        Ok(())
     }
 
     /// Makes the device inject a seeded bug into the PTEs nouveau writes (see
@@ -568,7 +587,7 @@ impl Device {
         } else if Ptimer::contains(offset) {
             self.ptimer.tick(self.clock.nanoseconds());
             Some(&mut self.ptimer)
-        } else if (fault::ring::regs::ADDR_LO..=fault::ring::regs::PUT).contains(&offset) {
+        } else if FaultRing::contains(offset) {
             Some(&mut self.fault)
         } else if matches!(
             offset,
@@ -653,6 +672,81 @@ impl Device {
         } else if replay == 4 && self.access.cancel(None) {
             self.log(ModelEvent::Cancel);
         }
+        self.batch_after_invalidate(word);
+    }
+
+    /// REPLAY and CANCEL for the batch's waiting slots (the same field as above): a replay
+    /// re-issues all of them, a cancel ends those it names.
+    fn batch_after_invalidate(&mut self, word: u32) {
+        let replay = (word >> 3) & 7;
+        let cancelled = match replay {
+            1 | 2 => {
+                if self.batch.replay() > 0 {
+                    self.log(ModelEvent::Replay);
+                    self.step_batch();
+                }
+                0
+            }
+            3 => self.batch.cancel(Some((
+                word & (1 << 20) != 0,
+                ((word >> 15) & 0x1f) as u8,
+                ((word >> 9) & 0x3f) as u8,
+            ))),
+            4 => self.batch.cancel(None),
+            _ => 0,
+        };
+        if cancelled > 0 {
+            self.log(ModelEvent::Cancel);
+        }
+    }
+
+    /// Runs the batch's waiting slots; their misses go to the fault buffer in slot order.
+    fn step_batch(&mut self) {
+        let mut hw = Hw {
+            phys: &mut self.phys,
+            mmu: &mut self.mmu,
+            now_ns: 0,
+        };
+        let events = self.batch.run(&mut hw);
+        let uses = self.batch.take_uses();
+        self.judge_uses(uses);
+        let c = self.mmu.take_cost();
+        self.clock.advance(c);
+        self.log_slot_events(events);
+    }
+
+    fn log_slot_events(&mut self, events: Vec<SlotEvent>) {
+        for e in events {
+            match e {
+                SlotEvent::Done { op, va, faults, .. } => self.log(ModelEvent::AccessDone {
+                    op: op as u8,
+                    va,
+                    faults,
+                }),
+                SlotEvent::Fault(f) => {
+                    if !matches!(self.report_fault(f), fault::Report::Written(_)) {
+                        self.batch.note_dropped();
+                    }
+                }
+                SlotEvent::Error(why) => self.log(ModelEvent::AccessError { why }),
+            }
+        }
+    }
+
+    /// Accounts the walk reads of the translations an access used and lets the PTE checker
+    /// judge each use.
+    fn judge_uses(&mut self, uses: Vec<access::Use>) {
+        for u in uses {
+            let cost = if u.target.is_sys() {
+                self.costs.walk_read_sysmem
+            } else {
+                self.costs.walk_read_vidmem
+            };
+            self.clock.advance(cost);
+            self.checker
+                .check_use(&self.phys, u.va, u.target, u.pa, u.write);
+        }
+        self.drain_checker_events();
     }
 
     fn drain_checker_events(&mut self) {
@@ -693,17 +787,8 @@ impl Device {
             now_ns: 0,
         };
         let r = self.access.step(&mut hw);
-        for u in self.access.take_uses() {
-            let cost = if u.target.is_sys() {
-                self.costs.walk_read_sysmem
-            } else {
-                self.costs.walk_read_vidmem
-            };
-            self.clock.advance(cost);
-            self.checker
-                .check_use(&self.phys, u.va, u.target, u.pa, u.write);
-        }
-        self.drain_checker_events();
+        let uses = self.access.take_uses();
+        self.judge_uses(uses);
         let c = self.mmu.take_cost();
         self.clock.advance(c);
         match r {
@@ -745,6 +830,9 @@ impl Device {
         let reg = offset.checked_sub(WINDOW_BASE)?;
         if (AE_BASE..AE_END).contains(&reg) {
             return self.access_regs(reg, write);
+        }
+        if (AB_BASE..AB_END).contains(&reg) {
+            return self.batch_regs(reg, write);
         }
         if (CHK_BASE..CHK_END).contains(&reg) {
             return self.check_regs(reg, write);
@@ -806,6 +894,64 @@ impl Device {
             AE_FAULTS => a.faults(),
             AE_REPLAYS => a.replays(),
             AE_RESULT => a.result,
+            _ => return None,
+        })
+    }
+
+    fn batch_regs(&mut self, reg: u32, write: Option<u32>) -> Option<u32> {
+        use crate::access::batch::ctrl;
+        use crate::regs::window::*;
+        let b = &mut self.batch;
+        if let Some(v) = write {
+            match reg {
+                AB_INDEX => b.index = v,
+                AB_CHID => b.selected().chid = v,
+                AB_VA_LO => set_half(&mut b.selected().va, v, false),
+                AB_VA_HI => set_half(&mut b.selected().va, v, true),
+                AB_LEN => b.selected().len = v,
+                AB_DATA_LO => set_half(&mut b.selected().data, v, false),
+                AB_DATA_HI => set_half(&mut b.selected().data, v, true),
+                AB_OP => b.selected().op = v,
+                AB_GPC => b.selected().gpc = v,
+                AB_COUNT => b.count = v,
+                AB_CTRL if v == ctrl::ISSUE => {
+                    let mut batch = std::mem::take(&mut self.batch);
+                    let errors = batch.issue(|chid| self.access_channel(chid));
+                    self.batch = batch;
+                    self.log_slot_events(errors);
+                    self.step_batch();
+                }
+                AB_CTRL if v == ctrl::CLEAR => self.batch.clear(),
+                AB_CTRL | AB_STATUS | AB_FAULTS | AB_REPLAYS | AB_RESULT | AB_DONE | AB_ERRORS
+                | AB_FAULTS_TOTAL | AB_DROPPED | AB_BUFFER_INFO => {}
+                _ => return None,
+            }
+            return Some(0);
+        }
+        let info = self.fault.info();
+        let b = &mut self.batch;
+        Some(match reg {
+            AB_INDEX => b.index,
+            AB_CHID => b.selected().chid,
+            AB_VA_LO => lo(b.selected().va),
+            AB_VA_HI => hi(b.selected().va),
+            AB_LEN => b.selected().len,
+            AB_DATA_LO => lo(b.selected().data),
+            AB_DATA_HI => hi(b.selected().data),
+            AB_OP => b.selected().op,
+            AB_GPC => b.selected().gpc,
+            AB_STATUS => b.selected().status_word(),
+            AB_FAULTS => b.selected().faults(),
+            AB_REPLAYS => b.selected().replays(),
+            AB_RESULT => b.selected().result,
+            AB_COUNT => b.count,
+            AB_CTRL => b.pending(),
+            AB_DONE => b.done(),
+            AB_ERRORS => b.errors(),
+            AB_FAULTS_TOTAL => b.faults,
+            AB_DROPPED => b.dropped,
+            AB_BUFFER_INFO => info,
+            AB_PROGRESS => b.selected().progress(),
             _ => return None,
         })
     }
@@ -1013,7 +1159,7 @@ impl Device {
     }
 
     fn is_fault_reg(offset: u32) -> bool {
-        (fault::ring::regs::ADDR_LO..=fault::ring::regs::PUT).contains(&offset)
+        FaultRing::contains(offset)
     }
 
     fn pci_mirror_read(&self, offset: u32) -> u32 {
@@ -1639,6 +1785,94 @@ mod tests {
         assert!(why.contains("GPFIFO fetch at 0x4a00110000"), "{why}");
         assert!(why.contains("bits 15:8 = 0x7f") && why.contains("above 1 TiB"), "{why}");
         assert!(d.fifo().active_channels().is_empty());
+    }
+
+    /// A batch through the registers: 20 slots over 10 pages of two channels miss at once
+    /// into a 16-entry buffer, so 15 entries land (duplicates, in slot order), 5 are dropped
+    /// and OVERFLOW is set; the driver maps the pages, drains GET and replays, and every slot
+    /// completes; a second batch is cancelled for one GPC only.
+    #[test]
+    fn batch_fills_and_overflows_the_fault_buffer_and_recovers_on_replay() {
+        use crate::engine::testutil::Space;
+        use crate::mmu::format::Pte;
+        use crate::regs::window::*;
+        use vm_memory::{GuestAddress, GuestMemoryMmap};
+        let mut d = Device::new();
+        assert_eq!(d.set_fault_buffer_entries(8), Err(8));
+        d.set_fault_buffer_entries(16).unwrap();
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        d.set_sysmem(Box::new(ram));
+        bind_bar2(&mut d);
+        d.bar0_write32(fault::ring::regs::ADDR_LO, 0x1000 | 1);
+        let mut spaces = Vec::new();
+        for (chid, inst) in [(3u32, 0x90_0000u64), (4, 0x91_0000)] {
+            let s = Space::new(0x100_0000 + u64::from(chid) * 0x10_0000);
+            d.vram_write(inst + 0x200, &(s.pdb.addr | 1 << 10 | 0x30).to_le_bytes())
+                .unwrap();
+            d.bar0_write32(0x800000 + 8 * chid, 0x8000_0000 | (inst >> 12) as u32);
+            spaces.push(s);
+        }
+        let w = |d: &mut Device, r: u32, v: u32| d.bar0_write32(WINDOW_BASE + r, v);
+        let r = |d: &mut Device, r: u32| d.bar0_read32(WINDOW_BASE + r);
+        for i in 0..20u32 {
+            w(&mut d, AB_INDEX, i);
+            w(&mut d, AB_CHID, 3 + i % 2);
+            w(&mut d, AB_VA_LO, 0x40_0000 + (i % 10) * 0x1000);
+            w(&mut d, AB_LEN, 4);
+            w(&mut d, AB_OP, if i % 3 == 0 { 2 } else { 1 });
+            w(&mut d, AB_DATA_LO, i);
+            w(&mut d, AB_GPC, i % 6);
+        }
+        w(&mut d, AB_COUNT, 20);
+        w(&mut d, AB_CTRL, 1);
+        assert_eq!(r(&mut d, AB_CTRL), 20, "all waiting");
+        assert_eq!(r(&mut d, AB_FAULTS_TOTAL), 20);
+        assert_eq!(r(&mut d, AB_DROPPED), 5, "16 entries hold 15");
+        assert_eq!(d.bar0_read32(fault::ring::regs::PUT), 15);
+        assert_eq!(d.bar0_read32(fault::ring::regs::INFO) & 1, 1, "OVERFLOW");
+        assert_eq!(r(&mut d, AB_BUFFER_INFO) & 1, 1);
+        // Map every page of both channels, drain, replay: the dropped five fault no more.
+        for (k, s) in spaces.iter_mut().enumerate() {
+            for p in 0..10u64 {
+                let pa = 0x80_0000 + (k as u64 * 10 + p) * 0x1000;
+                s.map(
+                    &mut d.phys,
+                    0x40_0000 + p * 0x1000,
+                    Pte::pfn_system(pa, true, false),
+                );
+            }
+        }
+        d.bar0_write32(fault::ring::regs::GET, 15);
+        d.bar0_write32(fault::ring::regs::INFO, 1);
+        assert_eq!(d.bar0_read32(fault::ring::regs::INFO), 0, "acknowledged");
+        d.bar0_write32(0x100cbc, 0x8000_000b);
+        assert_eq!(r(&mut d, AB_CTRL), 0);
+        assert_eq!(r(&mut d, AB_DONE), 20);
+        assert_eq!(d.bar0_read32(fault::ring::regs::PUT), 15, "no new faults");
+        w(&mut d, AB_INDEX, 3); // a write of channel 4 at page 3
+        assert_eq!(r(&mut d, AB_REPLAYS), 1);
+        let mut b = [0u8; 4];
+        d.phys.sys_read(0x80_0000 + 13 * 0x1000, &mut b).unwrap();
+        assert_eq!(u32::from_le_bytes(b), 3);
+        // A second batch on unmapped pages, cancelled for GPC 2 only.
+        for i in 0..6u32 {
+            w(&mut d, AB_INDEX, i);
+            w(&mut d, AB_VA_LO, 0x70_0000 + i * 0x1000);
+            w(&mut d, AB_GPC, i % 3);
+        }
+        w(&mut d, AB_COUNT, 6);
+        w(&mut d, AB_CTRL, 1);
+        assert_eq!(r(&mut d, AB_CTRL), 6);
+        d.bar0_write32(
+            0x100cbc,
+            0x8000_001b | 2 << 15 | u32::from(access::FAULT_CLIENT) << 9,
+        );
+        assert_eq!(r(&mut d, AB_CTRL), 4, "slots 2 and 5 cancelled");
+        assert_eq!(r(&mut d, AB_ERRORS), 2);
+        w(&mut d, AB_INDEX, 5);
+        assert_eq!(r(&mut d, AB_STATUS) & 3, 3);
+        w(&mut d, AB_INDEX, 4);
+        assert_eq!(r(&mut d, AB_STATUS) & 3, 2);
     }
 
     /// The SVM loop as nouveau drives it, register by register: an access faults, the entry

@@ -351,11 +351,12 @@ impl ConsoleMonitor {
     }
 
     /// Which known issue explains `message`, if one applies at this point of the run.
+    /// The first entry that matches and whose context was seen: one warning may have entries
+    /// for several contexts (the svm and explore suites' cancels).
     fn known_issue_for(&self, message: &str) -> Option<usize> {
-        self.known_issues
-            .iter()
-            .position(|k| message.contains(&k.warning))
-            .filter(|&i| self.known_issues[i].after.is_none() || self.seen_after[i])
+        self.known_issues.iter().enumerate().position(|(i, k)| {
+            message.contains(&k.warning) && (k.after.is_none() || self.seen_after[i])
+        })
     }
 
     /// Notes that known issue `i` explained `message`.
@@ -752,6 +753,30 @@ mod tests {
              at kernel/irq/irqdomain.c:393 | probe with driver nouveau failed | the same leak, seen from irq_domain_remove()\n",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn one_warning_may_have_entries_for_several_contexts() {
+        let entry = |after: &str| KnownIssue {
+            warning: "gf100_gr_fecs_ctrl_ctxsw".into(),
+            after: Some(after.into()),
+            why: format!("cancel in {after}"),
+        };
+        let known = vec![
+            entry("gp100emu-suite: svm begins"),
+            entry("gp100emu-suite: explore begins"),
+        ];
+        let mut m = ConsoleMonitor::with_known_issues(&["explore".into()], known);
+        for l in "gp100emu: init reached\n# gp100emu-suite: explore begins\n[ 1.0] WARNING: CPU: 0 PID: 9 at gf100.c:759 gf100_gr_fecs_ctrl_ctxsw+0xc9/0xe2\nKTAP version 1\n1..1\nok 1 a\n# gp100emu-suite: explore ends rc=0\ngp100emu: suite done\n".lines() {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert!(v.oopses.is_empty(), "{}", v.report());
+        assert_eq!(v.known.len(), 1);
+        assert!(
+            v.known[0].1.contains("explore"),
+            "the entry whose context was seen"
+        );
     }
 
     #[test]

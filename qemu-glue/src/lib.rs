@@ -3,6 +3,7 @@
 //! and the device together.
 
 pub mod bench;
+pub mod explore;
 pub mod fuzzing;
 pub mod guest_ram;
 pub mod launch;

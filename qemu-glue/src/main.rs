@@ -120,6 +120,8 @@ enum Command {
         /// stale-after-munmap): the svm suite then expects the PTE checker to report it.
         #[arg(long, value_parser = parse_inject, default_value = "none")]
         inject: Inject,
+        #[command(flatten)]
+        explore: Box<qemu_glue::explore::ExploreArgs>,
     },
     /// List the guest suites the initramfs carries.
     Suites,
@@ -156,6 +158,10 @@ enum Command {
         /// wrong-page, writable-ro or stale-after-munmap.
         #[arg(long, value_parser = parse_inject, default_value = "none")]
         inject: Inject,
+        /// The replayable fault buffer's size in entries (16..=1024; default 1024): a small
+        /// buffer lets one access-engine batch overflow it. Cannot go with --trace.
+        #[arg(long)]
+        fault_buffer_entries: Option<u32>,
     },
     /// Replay a trace through a fresh model and check every output against the recording.
     ///
@@ -279,8 +285,25 @@ fn main() -> ExitCode {
             trace_data,
             keep_logs,
             inject,
+            explore,
         } => {
             let mut device_args: Vec<std::ffi::OsString> = Vec::new();
+            // The explore suite's flags: kernel arguments for the guest, the fault-buffer
+            // size for the device.
+            if let Err(e) = explore.validate(trace.is_some()) {
+                eprintln!("gp100emu run: {e}");
+                return ExitCode::from(2);
+            }
+            if let Some(n) = explore.fault_buffer_entries {
+                device_args.push("--fault-buffer-entries".into());
+                device_args.push(n.to_string().into());
+            }
+            let explore_append = explore.append();
+            let append = match (append, explore_append.is_empty()) {
+                (a, true) => a,
+                (None, false) => Some(explore_append.join(" ")),
+                (Some(a), false) => Some(format!("{a} {}", explore_append.join(" "))),
+            };
             if inject != Inject::None {
                 device_args.push("--inject".into());
                 device_args.push(inject.name().into());
@@ -324,6 +347,7 @@ fn main() -> ExitCode {
                     }
                     println!("=== verdict");
                     println!("{}", verdict.report());
+                    qemu_glue::explore::report(&o, &verdict, explore.minimise);
                     eprintln!(
                         "timings: qemu {:.1} s, kernel {:.1} s, initramfs {:.1} s, boot-to-init {}, guest {:.1} s ({})",
                         times.qemu.as_secs_f64(),
@@ -390,7 +414,12 @@ fn main() -> ExitCode {
             trace,
             trace_data,
             inject,
+            fault_buffer_entries,
         } => {
+            if fault_buffer_entries.is_some() && trace.is_some() {
+                eprintln!("gp100emu serve: --fault-buffer-entries cannot go with --trace (the trace header does not record the buffer size)");
+                return ExitCode::from(2);
+            }
             let layout = BarLayout {
                 bar1: bar1_mib << 20,
                 ..BarLayout::default()
@@ -421,6 +450,16 @@ fn main() -> ExitCode {
             };
             let mut device = Device::with_layout(layout);
             device.set_inject(inject);
+            if let Some(n) = fault_buffer_entries {
+                if let Err(n) = device.set_fault_buffer_entries(n) {
+                    eprintln!(
+                        "gp100emu serve: --fault-buffer-entries {n} is outside {}..={}",
+                        emulator::device::MIN_FAULT_BUFFER_ENTRIES,
+                        emulator::device::FAULT_BUFFER_ENTRIES
+                    );
+                    return ExitCode::from(2);
+                }
+            }
             device.set_dma_write_data(trace_data);
             if inject != Inject::None {
                 log::warn!(

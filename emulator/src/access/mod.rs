@@ -22,6 +22,8 @@ use crate::mmu::tlb::ClientKind;
 use crate::mmu::unit::Translation;
 use crate::mmu::walk::{Access, Pdb};
 
+pub mod batch;
+
 /// The TLB client the engine uses (a GPC client: HUBTLB_ONLY invalidates do not touch it).
 pub const CLIENT: ClientKind = ClientKind::Gpc(0);
 /// Fault-entry client id: GPC_T1_0.
@@ -98,8 +100,9 @@ pub struct Channel {
     pub inst: (u64, u8),
 }
 
+/// One operation between its start and its end: how far it got and what it read.
 #[derive(Debug, Clone)]
-struct InFlight {
+pub(crate) struct InFlight {
     op: Op,
     chan: Channel,
     va: u64,
@@ -108,6 +111,187 @@ struct InFlight {
     data: u64,
     crc: crc32fast::Hasher,
     read: [u8; 8],
+    /// The GPC its faults name (the batch spreads its slots over GPCs; see [`batch`]).
+    gpc: u8,
+}
+
+/// Where one run of an operation stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Every byte moved.
+    Done,
+    /// A page missed: report this entry; the operation waits at that page.
+    Fault(FaultEntry),
+    /// It cannot go on (non-replayable space, memory error).
+    Error(String),
+}
+
+impl InFlight {
+    /// Checks an operation's arguments (the atomic is always 4 bytes) and prepares it.
+    pub(crate) fn new(
+        op: u32,
+        chan: Channel,
+        va: u64,
+        len: u32,
+        data: u64,
+        gpc: u8,
+    ) -> Result<Self, String> {
+        let Some(op) = Op::from_u32(op) else {
+            return Err(format!("unknown operation {op}"));
+        };
+        let len = match op {
+            Op::AtomicAdd => 4,
+            _ => len,
+        };
+        if len == 0 || len > MAX_LEN {
+            return Err(format!("length {len} outside 1..={MAX_LEN}"));
+        }
+        if op == Op::AtomicAdd && !va.is_multiple_of(4) {
+            return Err("atomic address not 4-byte aligned".into());
+        }
+        Ok(InFlight {
+            op,
+            chan,
+            va,
+            len,
+            done: 0,
+            data,
+            crc: crc32fast::Hasher::new(),
+            read: [0; 8],
+            gpc,
+        })
+    }
+
+    /// What comes back in DATA once it is done: the bytes a short read got or an atomic's
+    /// old value (other operations leave DATA alone).
+    pub(crate) fn data_out(&self) -> Option<u64> {
+        match self.op {
+            Op::Read if self.len <= 8 => Some(u64::from_le_bytes(self.read)),
+            Op::AtomicAdd => Some(self.data),
+            _ => None,
+        }
+    }
+
+    /// Bytes moved so far.
+    pub(crate) fn progress(&self) -> u32 {
+        self.done
+    }
+
+    /// The CRC-32 of a long read once it is done.
+    pub(crate) fn crc_out(&self) -> Option<u32> {
+        (self.op == Op::Read && self.len > 8).then(|| self.crc.clone().finalize())
+    }
+
+    /// Moves data page by page from where it stopped until it completes, faults or fails;
+    /// every translation used is pushed to `uses` (for the PTE checker).
+    pub(crate) fn advance(&mut self, hw: &mut Hw<'_>, uses: &mut Vec<Use>) -> Progress {
+        while self.done < self.len {
+            let va = self.va.wrapping_add(u64::from(self.done));
+            let n = ((va | 0xfff) - va + 1).min(u64::from(self.len - self.done)) as u32;
+            let t = hw.mmu.translate(
+                &*hw.phys,
+                CLIENT,
+                self.chan.pdb,
+                va,
+                self.op.access(),
+                false,
+            );
+            let (target, pa) = match t {
+                Ok(Translation::Mapped { target, pa, .. }) => (Some(target), pa),
+                Ok(Translation::Sparse) => (None, 0),
+                Err(w) => {
+                    if self.chan.pdb_word & REPLAY_TEX == 0 {
+                        return Progress::Error(format!(
+                            "MMU fault {:?} at {va:#x} in an address space without replayable faults (fatal on the GPU)",
+                            w.fault_type
+                        ));
+                    }
+                    return Progress::Fault(FaultEntry {
+                        inst: self.chan.inst.0,
+                        inst_aperture: self.chan.inst.1,
+                        addr: va & !0xfff,
+                        timestamp: 0,
+                        engine: 0,
+                        valid: false,
+                        gpc: self.gpc,
+                        hub: false,
+                        access: self.op.fault_access(),
+                        client: FAULT_CLIENT,
+                        fault_type: w.fault_type,
+                    });
+                }
+            };
+            if let Some(tg) = target {
+                uses.push(Use {
+                    va,
+                    target: tg,
+                    pa,
+                    write: matches!(self.op, Op::Write | Op::AtomicAdd),
+                });
+            }
+            if let Err(why) = self.move_data(hw, target, pa, n) {
+                return Progress::Error(why);
+            }
+            self.done += n;
+        }
+        Progress::Done
+    }
+
+    fn move_data(
+        &mut self,
+        hw: &mut Hw<'_>,
+        target: Option<Target>,
+        pa: u64,
+        n: u32,
+    ) -> Result<(), String> {
+        let mem_err = |e: crate::mem::MemError| format!("memory error: {e}");
+        match self.op {
+            Op::Prefetch => Ok(()),
+            Op::Read => {
+                let mut buf = vec![0u8; n as usize];
+                if let Some(t) = target {
+                    hw.phys.read_bytes(t, pa, &mut buf).map_err(mem_err)?;
+                }
+                if self.len <= 8 {
+                    let at = self.done as usize;
+                    self.read[at..at + n as usize].copy_from_slice(&buf);
+                } else {
+                    self.crc.update(&buf);
+                }
+                Ok(())
+            }
+            Op::Write => {
+                let buf: Vec<u8> = if self.len <= 8 {
+                    let b = self.data.to_le_bytes();
+                    b[self.done as usize..(self.done + n) as usize].to_vec()
+                } else {
+                    (self.done..self.done + n)
+                        .map(|i| {
+                            let word = (self.data as u32).wrapping_add(i / 4);
+                            word.to_le_bytes()[(i % 4) as usize]
+                        })
+                        .collect()
+                };
+                if let Some(t) = target {
+                    hw.phys.write_bytes(t, pa, &buf).map_err(mem_err)?;
+                }
+                Ok(())
+            }
+            Op::AtomicAdd => {
+                let Some(t) = target else {
+                    // Sparse: reads zero, the write is dropped.
+                    self.data = 0;
+                    return Ok(());
+                };
+                let old = hw.phys.read_u32(t, pa).map_err(mem_err)?;
+                hw.phys
+                    .write_u32(t, pa, old.wrapping_add(self.data as u32))
+                    .map_err(mem_err)?;
+                self.data = u64::from(old);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What a step wants the device to do.
@@ -205,33 +389,17 @@ impl AccessEngine {
             s.last_error = why.clone();
             Err(why)
         };
-        let Some(op) = Op::from_u32(op) else {
+        if Op::from_u32(op).is_none() {
             return fail(self, format!("unknown operation {op}"));
-        };
+        }
         let chan = match chan {
             Ok(c) => c,
             Err(why) => return fail(self, why),
         };
-        let len = match op {
-            Op::AtomicAdd => 4,
-            _ => self.len,
-        };
-        if len == 0 || len > MAX_LEN {
-            return fail(self, format!("length {len} outside 1..={MAX_LEN}"));
+        match InFlight::new(op, chan, self.va, self.len, self.data, FAULT_GPC) {
+            Ok(f) => self.inflight = Some(f),
+            Err(why) => return fail(self, why),
         }
-        if op == Op::AtomicAdd && !self.va.is_multiple_of(4) {
-            return fail(self, "atomic address not 4-byte aligned".into());
-        }
-        self.inflight = Some(InFlight {
-            op,
-            chan,
-            va: self.va,
-            len,
-            done: 0,
-            data: self.data,
-            crc: crc32fast::Hasher::new(),
-            read: [0; 8],
-        });
         Ok(())
     }
 
@@ -240,122 +408,28 @@ impl AccessEngine {
         let Some(mut f) = self.inflight.take() else {
             return StepResult::Done;
         };
-        while f.done < f.len {
-            let va = f.va.wrapping_add(u64::from(f.done));
-            let n = ((va | 0xfff) - va + 1).min(u64::from(f.len - f.done)) as u32;
-            let t = hw
-                .mmu
-                .translate(&*hw.phys, CLIENT, f.chan.pdb, va, f.op.access(), false);
-            let (target, pa) = match t {
-                Ok(Translation::Mapped { target, pa, .. }) => (Some(target), pa),
-                Ok(Translation::Sparse) => (None, 0),
-                Err(w) => {
-                    if f.chan.pdb_word & REPLAY_TEX == 0 {
-                        self.status = Status::Error as u32;
-                        self.last_error = format!(
-                            "MMU fault {:?} at {va:#x} in an address space without replayable faults (fatal on the GPU)",
-                            w.fault_type
-                        );
-                        return StepResult::Error(self.last_error.clone());
-                    }
-                    self.faults += 1;
-                    self.last_fault_type = w.fault_type.bits() as u8;
-                    self.status = Status::Pending as u32;
-                    let e = FaultEntry {
-                        inst: f.chan.inst.0,
-                        inst_aperture: f.chan.inst.1,
-                        addr: va & !0xfff,
-                        timestamp: 0,
-                        engine: 0,
-                        valid: false,
-                        gpc: FAULT_GPC,
-                        hub: false,
-                        access: f.op.fault_access(),
-                        client: FAULT_CLIENT,
-                        fault_type: w.fault_type,
-                    };
-                    self.inflight = Some(f);
-                    return StepResult::Fault(e);
+        match f.advance(hw, &mut self.uses) {
+            Progress::Done => {
+                if let Some(d) = f.data_out() {
+                    self.data = d;
                 }
-            };
-            if let Some(tg) = target {
-                self.uses.push(Use {
-                    va,
-                    target: tg,
-                    pa,
-                    write: matches!(f.op, Op::Write | Op::AtomicAdd),
-                });
+                if let Some(crc) = f.crc_out() {
+                    self.result = crc;
+                }
+                self.status = Status::Done as u32;
+                StepResult::Done
             }
-            if let Err(why) = Self::move_data(hw, &mut f, target, pa, n) {
+            Progress::Fault(e) => {
+                self.faults += 1;
+                self.last_fault_type = e.fault_type.bits() as u8;
+                self.status = Status::Pending as u32;
+                self.inflight = Some(f);
+                StepResult::Fault(e)
+            }
+            Progress::Error(why) => {
                 self.status = Status::Error as u32;
                 self.last_error = why.clone();
-                return StepResult::Error(why);
-            }
-            f.done += n;
-        }
-        // Completed.
-        match f.op {
-            Op::Read if f.len <= 8 => self.data = u64::from_le_bytes(f.read),
-            Op::Read => self.result = f.crc.clone().finalize(),
-            Op::AtomicAdd => self.data = f.data,
-            _ => {}
-        }
-        self.status = Status::Done as u32;
-        StepResult::Done
-    }
-
-    fn move_data(
-        hw: &mut Hw<'_>,
-        f: &mut InFlight,
-        target: Option<Target>,
-        pa: u64,
-        n: u32,
-    ) -> Result<(), String> {
-        let mem_err = |e: crate::mem::MemError| format!("memory error: {e}");
-        match f.op {
-            Op::Prefetch => Ok(()),
-            Op::Read => {
-                let mut buf = vec![0u8; n as usize];
-                if let Some(t) = target {
-                    hw.phys.read_bytes(t, pa, &mut buf).map_err(mem_err)?;
-                }
-                if f.len <= 8 {
-                    let at = f.done as usize;
-                    f.read[at..at + n as usize].copy_from_slice(&buf);
-                } else {
-                    f.crc.update(&buf);
-                }
-                Ok(())
-            }
-            Op::Write => {
-                let buf: Vec<u8> = if f.len <= 8 {
-                    let b = f.data.to_le_bytes();
-                    b[f.done as usize..(f.done + n) as usize].to_vec()
-                } else {
-                    (f.done..f.done + n)
-                        .map(|i| {
-                            let word = (f.data as u32).wrapping_add(i / 4);
-                            word.to_le_bytes()[(i % 4) as usize]
-                        })
-                        .collect()
-                };
-                if let Some(t) = target {
-                    hw.phys.write_bytes(t, pa, &buf).map_err(mem_err)?;
-                }
-                Ok(())
-            }
-            Op::AtomicAdd => {
-                let Some(t) = target else {
-                    // Sparse: reads zero, the write is dropped.
-                    f.data = 0;
-                    return Ok(());
-                };
-                let old = hw.phys.read_u32(t, pa).map_err(mem_err)?;
-                hw.phys
-                    .write_u32(t, pa, old.wrapping_add(f.data as u32))
-                    .map_err(mem_err)?;
-                f.data = u64::from(old);
-                Ok(())
+                StepResult::Error(why)
             }
         }
     }

@@ -8,12 +8,20 @@
 //! | 0x002a78 | SIZE | GPU (read by nouveau) | number of 32-byte entries |
 //! | 0x002a7c | GET | driver | index of the next entry the driver will read |
 //! | 0x002a80 | PUT | GPU | index of the next entry the GPU will write |
+//! | 0x002a84 | INFO | GPU sets, driver clears (write 1) | bit 0 OVERFLOW, bit 24 WRITE_NACK, bit 28 FAULT_WHILE_BUFFER_DISABLED |
 //!
 //! The GPU writes an entry at PUT with VALID set and advances PUT; the ring is full when
-//! advancing PUT would make it equal GET, and then the fault is *not* written: it is counted
-//! as an overflow (exposed by [`FaultRing::overflows`]) rather than lost silently. The
-//! interrupt condition (PMC INTR bit 0x200 on GP100, `gp100_mc_intrs`) holds while the ring
-//! is enabled and GET != PUT.
+//! advancing PUT would make it equal GET, and then the fault is *not* written: the entry is
+//! dropped and INFO.OVERFLOW set (also counted, [`FaultRing::overflows`]). A fault while the
+//! buffer is disabled sets FAULT_WHILE_BUFFER_DISABLED instead, an entry the memory refused
+//! WRITE_NACK. INFO and its bits are Pascal's `NV_PFIFO_REPLAY_FAULT_BUFFER_INFO` (0x002a84,
+//! nvgpu `hw_fifo_gp10b.h`: overflow 0:0, write_nack 24:24, fault_while_buffer_disabled
+//! 28:28, each cleared by writing 1; gp10b shares GP100's 0x002a70.. block); the ring full
+//! test is nvgpu's `gp10b_replayable_pagefault_buffer_is_full` (GET == PUT + 1 mod SIZE).
+//! A dropped fault is not lost for the access: it keeps waiting and faults again on the
+//! next replay ([`crate::access::batch`]). nouveau 6.12 never reads INFO: it drains GET..PUT
+//! and replays, which is enough to recover from an overflow. The interrupt condition (PMC
+//! INTR bit 0x200 on GP100, `gp100_mc_intrs`) holds while the ring is enabled and GET != PUT.
 
 use crate::mem::{GpuMemory, Target};
 use crate::regs::Bar0Unit;
@@ -32,6 +40,20 @@ pub mod regs {
     pub const GET: u32 = 0x002a7c;
     /// GPU's write index.
     pub const PUT: u32 = 0x002a80;
+    /// Overflow and error bits (write 1 to clear).
+    pub const INFO: u32 = 0x002a84;
+}
+
+/// INFO bits (Pascal `NV_PFIFO_REPLAY_FAULT_BUFFER_INFO`, nvgpu `hw_fifo_gp10b.h`).
+pub mod info {
+    /// An entry was dropped because the ring was full.
+    pub const OVERFLOW: u32 = 1 << 0;
+    /// Writing an entry to memory failed.
+    pub const WRITE_NACK: u32 = 1 << 24;
+    /// A fault came while the buffer was disabled.
+    pub const FAULT_WHILE_BUFFER_DISABLED: u32 = 1 << 28;
+    /// Every defined bit.
+    pub const ALL: u32 = OVERFLOW | WRITE_NACK | FAULT_WHILE_BUFFER_DISABLED;
 }
 
 /// Bytes per entry (`NVB069_FAULT_BUF_SIZE` / clb069.h: 32).
@@ -59,6 +81,7 @@ pub struct FaultRing {
     overflows: u64,
     bad_writes: u64,
     written: u64,
+    info: u32,
 }
 
 impl FaultRing {
@@ -73,7 +96,18 @@ impl FaultRing {
             overflows: 0,
             bad_writes: 0,
             written: 0,
+            info: 0,
         }
+    }
+
+    /// Whether `offset` is one of the ring's registers.
+    pub fn contains(offset: u32) -> bool {
+        (regs::ADDR_LO..=regs::INFO).contains(&offset)
+    }
+
+    /// The INFO register.
+    pub fn info(&self) -> u32 {
+        self.info
     }
 
     /// Whether the driver enabled it.
@@ -114,6 +148,7 @@ impl FaultRing {
             regs::SIZE => self.entries,
             regs::GET => self.get,
             regs::PUT => self.put,
+            regs::INFO => self.info,
             _ => return None,
         })
     }
@@ -125,6 +160,7 @@ impl FaultRing {
             regs::ADDR_LO => self.addr_lo = v,
             regs::ADDR_HI => self.addr_hi = v,
             regs::GET => self.get = v % self.entries,
+            regs::INFO => self.info &= !(v & info::ALL),
             regs::SIZE | regs::PUT => {}
             _ => return false,
         }
@@ -143,6 +179,11 @@ impl FaultRing {
     ) -> Report {
         let next = (self.put + 1) % self.entries;
         if !self.enabled() || next == self.get {
+            self.info |= if self.enabled() {
+                info::OVERFLOW
+            } else {
+                info::FAULT_WHILE_BUFFER_DISABLED
+            };
             self.overflows += 1;
             return Report::Overflow;
         }
@@ -153,10 +194,12 @@ impl FaultRing {
             .checked_add(u64::from(self.put) * ENTRY_BYTES)
         else {
             self.bad_writes += 1;
+            self.info |= info::WRITE_NACK;
             return Report::BadBuffer;
         };
         if !write(at, &bytes) {
             self.bad_writes += 1;
+            self.info |= info::WRITE_NACK;
             return Report::BadBuffer;
         }
         let index = self.put;
@@ -236,6 +279,12 @@ mod tests {
             };
             assert_eq!(r.report_to(&mut m, fault(1)), Report::Overflow);
         }
+        assert_eq!(
+            r.read32(regs::INFO),
+            Some(info::FAULT_WHILE_BUFFER_DISABLED)
+        );
+        r.write32(regs::INFO, info::FAULT_WHILE_BUFFER_DISABLED);
+        assert_eq!(r.read32(regs::INFO), Some(0), "write 1 clears");
         r.write32(regs::ADDR_HI, 0);
         r.write32(regs::ADDR_LO, 0x8000 | 1);
         assert!(r.enabled() && !r.pending());
@@ -250,8 +299,15 @@ mod tests {
                 Report::Written(i as u32)
             );
         }
+        assert_eq!(r.info(), 0, "not full yet");
         assert_eq!(r.report_to(&mut m, fault(0x9000)), Report::Overflow);
         assert_eq!(r.overflows(), 2);
+        assert_eq!(r.info(), info::OVERFLOW);
+        // Writing 0 leaves it; writing the bit clears it (the driver's acknowledge).
+        r.write32(regs::INFO, 0);
+        assert_eq!(r.info(), info::OVERFLOW);
+        r.write32(regs::INFO, info::OVERFLOW);
+        assert_eq!(r.info(), 0);
         assert!(r.pending());
         assert_eq!(r.read32(regs::PUT), Some(3));
         // The driver reads two, clears VALID and moves GET; the GPU wraps around.
@@ -282,6 +338,7 @@ mod tests {
         };
         assert_eq!(r.report_to(&mut m, fault(1)), Report::BadBuffer);
         assert_eq!(r.bad_writes(), 1);
+        assert_eq!(r.info(), info::WRITE_NACK);
         assert_eq!(r.read32(regs::PUT), Some(0));
         assert!(!r.write32(0x1234, 0));
         assert_eq!(r.read32(0x1234), None);

@@ -489,6 +489,7 @@ mod tests {
             pdb: s.pdb,
             userd: (Target::Video, USERD),
             gp_base: GP_VA,
+            gp_base_hi_ignored: 0,
             gp_entries: 1024,
             privileged: false,
             ce_client: ClientKind::Hub(1),

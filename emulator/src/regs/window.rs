@@ -34,6 +34,31 @@
 //! | 0x124 | `AE_REPLAYS` | RO | replays that resumed it |
 //! | 0x128 | `AE_RESULT` | RO | CRC-32 of a long read |
 //!
+//! The access engine's batch ([`crate::access::batch`]), 0x140..0x190: up to 64 operations
+//! issued together. The slot registers (0x144..0x170) act on the slot `AB_INDEX` selects.
+//!
+//! | offset | name | access | meaning |
+//! | --- | --- | --- | --- |
+//! | 0x140 | `AB_INDEX` | RW | selected slot (0..63; larger values wrap) |
+//! | 0x144 | `AB_CHID` | RW | the slot's channel |
+//! | 0x148 / 0x14c | `AB_VA_LO/HI` | RW | the slot's virtual address |
+//! | 0x150 | `AB_LEN` | RW | its length (as `AE_LEN`) |
+//! | 0x154 / 0x158 | `AB_DATA_LO/HI` | RW | operand in; read data / old atomic value out (as `AE_DATA`) |
+//! | 0x15c | `AB_OP` | RW | its operation (the `AE_OP` codes); writing does not start it |
+//! | 0x160 | `AB_GPC` | RW | the GPC its faults name (0..5); a targeted cancel ends the slots of one GPC |
+//! | 0x164 | `AB_STATUS` | RO | the slot's status (as `AE_STATUS`) |
+//! | 0x168 | `AB_FAULTS` | RO | faults the slot reported |
+//! | 0x16c | `AB_REPLAYS` | RO | replays that re-issued it |
+//! | 0x170 | `AB_RESULT` | RO | CRC-32 of its long read |
+//! | 0x174 | `AB_COUNT` | RW | slots in the batch (0..64) |
+//! | 0x178 | `AB_CTRL` | RW | write 1: issue slots 0..COUNT; 2: clear all slots. Reads the slots still waiting |
+//! | 0x17c | `AB_DONE` | RO | slots completed |
+//! | 0x180 | `AB_ERRORS` | RO | slots ended in error (bad arguments, cancelled) |
+//! | 0x184 | `AB_FAULTS_TOTAL` | RO | faults the batch reported since it was issued |
+//! | 0x188 | `AB_DROPPED` | RO | of those, entries the full (or disabled) fault buffer dropped |
+//! | 0x18c | `AB_BUFFER_INFO` | RO | the fault buffer's INFO register (0x002a84: bit 0 OVERFLOW) |
+//! | 0x190 | `AB_PROGRESS` | RO | bytes the selected slot has moved (a waiting slot stopped there) |
+//!
 //! The PTE checker ([`crate::check`]), 0x200..0x250:
 //!
 //! | offset | name | access | meaning |
@@ -116,6 +141,53 @@ pub const AE_REPLAYS: u32 = 0x124;
 pub const AE_RESULT: u32 = 0x128;
 /// End of the access-engine registers.
 pub const AE_END: u32 = 0x12c;
+
+/// First batch register.
+pub const AB_BASE: u32 = 0x140;
+/// `AB_INDEX`.
+pub const AB_INDEX: u32 = 0x140;
+/// `AB_CHID`.
+pub const AB_CHID: u32 = 0x144;
+/// `AB_VA_LO`.
+pub const AB_VA_LO: u32 = 0x148;
+/// `AB_VA_HI`.
+pub const AB_VA_HI: u32 = 0x14c;
+/// `AB_LEN`.
+pub const AB_LEN: u32 = 0x150;
+/// `AB_DATA_LO`.
+pub const AB_DATA_LO: u32 = 0x154;
+/// `AB_DATA_HI`.
+pub const AB_DATA_HI: u32 = 0x158;
+/// `AB_OP`.
+pub const AB_OP: u32 = 0x15c;
+/// `AB_GPC`.
+pub const AB_GPC: u32 = 0x160;
+/// `AB_STATUS`.
+pub const AB_STATUS: u32 = 0x164;
+/// `AB_FAULTS`.
+pub const AB_FAULTS: u32 = 0x168;
+/// `AB_REPLAYS`.
+pub const AB_REPLAYS: u32 = 0x16c;
+/// `AB_RESULT`.
+pub const AB_RESULT: u32 = 0x170;
+/// `AB_COUNT`.
+pub const AB_COUNT: u32 = 0x174;
+/// `AB_CTRL`.
+pub const AB_CTRL: u32 = 0x178;
+/// `AB_DONE`.
+pub const AB_DONE: u32 = 0x17c;
+/// `AB_ERRORS`.
+pub const AB_ERRORS: u32 = 0x180;
+/// `AB_FAULTS_TOTAL`.
+pub const AB_FAULTS_TOTAL: u32 = 0x184;
+/// `AB_DROPPED`.
+pub const AB_DROPPED: u32 = 0x188;
+/// `AB_BUFFER_INFO`.
+pub const AB_BUFFER_INFO: u32 = 0x18c;
+/// `AB_PROGRESS`.
+pub const AB_PROGRESS: u32 = 0x190;
+/// End of the batch registers.
+pub const AB_END: u32 = 0x194;
 
 /// First checker register.
 pub const CHK_BASE: u32 = 0x200;

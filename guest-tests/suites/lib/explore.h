@@ -1,0 +1,250 @@
+/* Helpers for driving the access engine's batch and the PTE checker from a suite (explore.c).
+ * Register offsets are the vendor window's (emulator/src/regs/window.rs). */
+#ifndef GP100EMU_EXPLORE_H
+#define GP100EMU_EXPLORE_H
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "gp100.h"
+#include "ktap.h"
+#include "nouveau.h"
+
+/* The single-operation engine (as svm.c uses it). */
+#define XE_AE_CHID 0x100u
+#define XE_AE_VA_LO 0x104u
+#define XE_AE_VA_HI 0x108u
+#define XE_AE_LEN 0x10cu
+#define XE_AE_DATA_LO 0x110u
+#define XE_AE_OP 0x118u
+#define XE_AE_STATUS 0x11cu
+/* The batch (access/batch.rs). */
+#define AB_INDEX 0x140u
+#define AB_CHID 0x144u
+#define AB_VA_LO 0x148u
+#define AB_VA_HI 0x14cu
+#define AB_LEN 0x150u
+#define AB_DATA_LO 0x154u
+#define AB_DATA_HI 0x158u
+#define AB_OP 0x15cu
+#define AB_GPC 0x160u
+#define AB_STATUS 0x164u
+#define AB_FAULTS 0x168u
+#define AB_REPLAYS 0x16cu
+#define AB_RESULT 0x170u
+#define AB_COUNT 0x174u
+#define AB_CTRL 0x178u
+#define AB_DONE 0x17cu
+#define AB_ERRORS 0x180u
+#define AB_FAULTS_TOTAL 0x184u
+#define AB_DROPPED 0x188u
+#define AB_BUFFER_INFO 0x18cu
+#define AB_PROGRESS 0x190u
+#define AB_SLOTS 64
+#define AB_GPCS 6
+/* The checker. */
+#define XC_CHID 0x200u
+#define XC_ROOT_LO 0x204u
+#define XC_ROOT_HI 0x208u
+#define XC_FLAGS 0x20cu
+#define XC_EXCL_LO 0x210u
+#define XC_EXCL_HI 0x214u
+#define XC_EXCL_SIZE_LO 0x218u
+#define XC_EXCL_SIZE_HI 0x21cu
+#define XC_CTRL 0x220u
+#define XC_VIOLATIONS 0x224u
+#define XC_CHECKED 0x228u
+#define XC_SCANS 0x22cu
+#define XC_LAST_VA_LO 0x230u
+#define XC_LAST_REASON 0x248u
+#define XC_INJECT 0x250u
+#define XC_ERROR 0x254u
+#define XC_SWAP_MIGRATION_READ 0x258u
+#define XC_HAZARDS 0x25cu
+#define XC_BY_REASON 0x260u
+enum { XOP_READ = 1, XOP_WRITE = 2, XOP_ATOMIC = 3 };
+enum { XST_IDLE = 0, XST_DONE = 1, XST_PENDING = 2, XST_ERROR = 3 };
+
+static volatile uint32_t *xwin;
+static inline uint32_t xrd(uint32_t reg) { return xwin[reg / 4]; }
+static inline void xwr(uint32_t reg, uint32_t v) { xwin[reg / 4] = v; }
+
+static inline double xnow(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static inline uint32_t xcrc32(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t c = ~0u;
+	for (size_t i = 0; i < n; i++) {
+		c ^= b[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & -(c & 1));
+	}
+	return ~c;
+}
+
+/* Maps the vendor window; 0 on success. */
+static inline int xwin_map(void)
+{
+	char dir[300];
+	if (gp100_find(dir, sizeof(dir)) == 0)
+		xwin = gp100_map(dir, 0, WINDOW_BASE);
+	return xwin ? 0 : -1;
+}
+
+/* One batch slot. */
+struct xslot {
+	int chid, op, gpc;
+	uint64_t va;
+	uint32_t len;
+	uint64_t data;
+};
+
+/* Programs slots[0..n) and issues them together. */
+static inline void xbatch_issue(const struct xslot *s, int n)
+{
+	xwr(AB_CTRL, 2);
+	for (int i = 0; i < n; i++) {
+		xwr(AB_INDEX, (uint32_t)i);
+		xwr(AB_CHID, (uint32_t)s[i].chid);
+		xwr(AB_VA_LO, (uint32_t)s[i].va);
+		xwr(AB_VA_HI, (uint32_t)(s[i].va >> 32));
+		xwr(AB_LEN, s[i].len);
+		xwr(AB_DATA_LO, (uint32_t)s[i].data);
+		xwr(AB_DATA_HI, (uint32_t)(s[i].data >> 32));
+		xwr(AB_OP, (uint32_t)s[i].op);
+		xwr(AB_GPC, (uint32_t)s[i].gpc);
+	}
+	xwr(AB_COUNT, (uint32_t)n);
+	xwr(AB_CTRL, 1);
+}
+
+/* Waits until at least `want` slots completed, or none waits any more, or `secs` pass;
+ * returns the slots completed. */
+static inline uint32_t xbatch_wait_done(uint32_t want, double secs)
+{
+	double end = xnow() + secs;
+	uint32_t d;
+	while ((d = xrd(AB_DONE)) < want && xrd(AB_CTRL) > 0 && xnow() < end)
+		usleep(500);
+	return d;
+}
+
+struct xslot_result {
+	int status;
+	uint32_t faults, replays, crc, progress;
+	uint64_t data;
+};
+
+static inline struct xslot_result xbatch_slot(int i)
+{
+	struct xslot_result r;
+	xwr(AB_INDEX, (uint32_t)i);
+	uint32_t st = xrd(AB_STATUS);
+	r.status = (int)(st & 3);
+	r.faults = xrd(AB_FAULTS);
+	r.replays = xrd(AB_REPLAYS);
+	r.crc = xrd(AB_RESULT);
+	r.progress = xrd(AB_PROGRESS);
+	r.data = xrd(AB_DATA_LO) | (uint64_t)xrd(AB_DATA_HI) << 32;
+	return r;
+}
+
+/* Opens a render node and makes it an SVM client with a channel; returns the fd (channel id
+ * in *chid) or -1 with why in the diagnostics. */
+static inline int xsvm_open(void *unmanaged, uint64_t unmanaged_size, int *chid)
+{
+	int fd = open("/dev/dri/renderD128", O_RDWR);
+	if (fd < 0) {
+		ktap_diag("open renderD128: %s", strerror(errno));
+		return -1;
+	}
+	struct nv_svm_init init = { (uintptr_t)unmanaged, unmanaged_size };
+	if (ioctl(fd, NV_IOCTL_SVM_INIT, &init)) {
+		ktap_diag("SVM_INIT: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	struct nv_channel_alloc ca = { .fb_ctxdma_handle = ~0u, .tt_ctxdma_handle = NV_FIFO_ENGINE_CE };
+	if (ioctl(fd, NV_IOCTL_CHANNEL_ALLOC, &ca)) {
+		ktap_diag("CHANNEL_ALLOC: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*chid = ca.channel;
+	return fd;
+}
+
+static inline int xchannel_alloc(int fd)
+{
+	struct nv_channel_alloc ca = { .fb_ctxdma_handle = ~0u, .tt_ctxdma_handle = NV_FIFO_ENGINE_CE };
+	return ioctl(fd, NV_IOCTL_CHANNEL_ALLOC, &ca) ? -1 : ca.channel;
+}
+
+static inline int xchannel_free(int fd, int chid)
+{
+	struct nv_channel_free cf = { chid };
+	return ioctl(fd, NV_IOCTL_CHANNEL_FREE, &cf);
+}
+
+static inline int xsvm_bind_vram(int fd, const void *p, size_t len)
+{
+	struct nv_svm_bind b = {
+		.header = NV_SVM_BIND_MIGRATE_TO_VRAM,
+		.va_start = (uintptr_t)p,
+		.va_end = (uintptr_t)p + len,
+	};
+	return ioctl(fd, NV_IOCTL_SVM_BIND, &b) ? -errno : 0;
+}
+
+/* The page-table root of this process from the test-only module gp100emu_pgd. */
+static inline int xload_pgd(uint64_t *root, int *la57, int *swp)
+{
+	int fd = open("/lib/modules/gp100emu_pgd.ko", O_RDONLY);
+	if ((fd < 0 || syscall(SYS_finit_module, fd, "", 0) != 0) && errno != EEXIST) {
+		ktap_diag("loading gp100emu_pgd.ko: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	FILE *f = fopen("/sys/kernel/debug/gp100emu_pgd", "r");
+	unsigned long long pgd = 0;
+	int ok = f && fscanf(f, "pgd %llx la57 %d swp_migration_read %d", &pgd, la57, swp) == 3;
+	if (f)
+		fclose(f);
+	*root = pgd;
+	return ok ? 0 : -1;
+}
+
+/* Arms the PTE checker for `chid`, judged against this process's page tables, with the SVM
+ * unmanaged window left out. The one place the explorer arms it: when the checker follows
+ * every process (issue 17 part 1), this becomes that interface. Returns 1 if armed. */
+static inline int xchecker_arm(int chid, const void *excl, uint64_t excl_size)
+{
+	uint64_t root = 0;
+	int la57 = 0, swp = -1;
+	if (xload_pgd(&root, &la57, &swp) || swp < 0)
+		return 0;
+	xwr(XC_SWAP_MIGRATION_READ, (uint32_t)swp);
+	xwr(XC_CHID, (uint32_t)chid);
+	xwr(XC_ROOT_LO, (uint32_t)root);
+	xwr(XC_ROOT_HI, (uint32_t)(root >> 32));
+	xwr(XC_FLAGS, (uint32_t)la57);
+	xwr(XC_EXCL_LO, (uint32_t)(uintptr_t)excl);
+	xwr(XC_EXCL_HI, (uint32_t)((uintptr_t)excl >> 32));
+	xwr(XC_EXCL_SIZE_LO, (uint32_t)excl_size);
+	xwr(XC_EXCL_SIZE_HI, (uint32_t)(excl_size >> 32));
+	xwr(XC_CTRL, 1);
+	return xrd(XC_CTRL) == 1 && xrd(XC_ERROR) == 0;
+}
+#endif

@@ -1,0 +1,439 @@
+//! The host side of the `explore` suite (issue 17): its `run` flags, the findings it prints,
+//! and minimisation of a failing operation list by delta debugging.
+//!
+//! The suite (guest-tests/suites/explore.c) reads its parameters from the kernel command
+//! line (`gp100emu.explore.*`); every operation is a 64-bit token whose effect depends only
+//! on the token and the state, so any subset of a failing list is a valid run. A finding is
+//! printed as `# EXPLORE FINDING op=I token=T kind=K: ...` followed by
+//! `# EXPLORE REPRODUCE --ops T,T,...` (the tokens up to the failing one).
+
+use guest_tests::console::{KnownIssue, Verdict};
+
+use crate::run::RunOptions;
+
+/// The explorer's `gp100emu run` flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExploreArgs {
+    /// explore suite: the seed of the operation stream (default 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// explore suite: replay exactly these operation tokens (hex, comma separated), as a
+    /// finding's reproducer line prints them.
+    #[arg(long)]
+    pub ops: Option<String>,
+    /// explore suite: at most this many operations (default 400).
+    #[arg(long)]
+    pub explore_ops: Option<u32>,
+    /// explore suite: at most this many seconds of operations (default 60).
+    #[arg(long)]
+    pub explore_secs: Option<u32>,
+    /// explore suite: make the shadow model deliberately wrong (a run must then fail; the
+    /// host test that the explorer can fail).
+    #[arg(long, hide = true)]
+    pub wrong_shadow: bool,
+    /// explore suite: print one line per operation and GPU slot (what a reproducer does).
+    #[arg(long)]
+    pub explore_verbose: bool,
+    /// The replayable fault buffer's size in entries (16..=1024; default 1024). A small
+    /// buffer lets one GPU batch overflow it. Not recorded in traces: cannot go with --trace.
+    #[arg(long)]
+    pub fault_buffer_entries: Option<u32>,
+    /// When the explore suite reports a finding, minimise its operation list by delta
+    /// debugging (re-running subsets in fresh guests, at most this many runs) and print the
+    /// minimal reproducer.
+    #[arg(long, value_name = "RUNS")]
+    pub minimise: Option<u32>,
+}
+
+impl ExploreArgs {
+    /// The kernel command-line arguments these flags become.
+    pub fn append(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(s) = self.seed {
+            v.push(format!("gp100emu.explore.seed={s}"));
+        }
+        if let Some(o) = &self.ops {
+            v.push(format!("gp100emu.explore.ops={}", o.replace(' ', "")));
+        }
+        if let Some(n) = self.explore_ops {
+            v.push(format!("gp100emu.explore.budget_ops={n}"));
+        }
+        if let Some(n) = self.explore_secs {
+            v.push(format!("gp100emu.explore.budget_secs={n}"));
+        }
+        if self.wrong_shadow {
+            v.push("gp100emu.explore.wrong_shadow=1".into());
+        }
+        if self.explore_verbose {
+            v.push("gp100emu.explore.verbose=1".into());
+        }
+        v
+    }
+
+    /// Checks the flags; Err says what to change.
+    pub fn validate(&self, tracing: bool) -> Result<(), String> {
+        if let Some(o) = &self.ops {
+            parse_tokens(o)?;
+            if o.len() > MAX_OPS_CHARS {
+                return Err(format!(
+                    "--ops is {} characters; the kernel command line holds about {MAX_OPS_CHARS} (minimise it first)",
+                    o.len()
+                ));
+            }
+        }
+        if self.fault_buffer_entries.is_some() && tracing {
+            return Err(
+                "--fault-buffer-entries cannot go with --trace: the trace header does not record the buffer size, so the trace would not replay".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Longest `--ops` value that fits the x86 kernel command line (2048 bytes) beside the rest.
+pub const MAX_OPS_CHARS: usize = 1700;
+
+/// Parses a token list `T,T,...` (hex, optional 0x).
+pub fn parse_tokens(s: &str) -> Result<Vec<u64>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            u64::from_str_radix(t.trim_start_matches("0x"), 16)
+                .map_err(|e| format!("--ops token '{t}' is not hex: {e}"))
+        })
+        .collect()
+}
+
+/// Formats tokens as `--ops` takes them.
+pub fn format_tokens(t: &[u64]) -> String {
+    t.iter()
+        .map(|x| format!("{x:x}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One finding the suite printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Operation index.
+    pub op: u64,
+    /// Its kind (`gpu-data`, `pte-check`, ...).
+    pub kind: String,
+    /// The whole line.
+    pub line: String,
+    /// The operation tokens up to it.
+    pub reproducer: Vec<u64>,
+    /// The suite that printed it.
+    pub suite: Option<String>,
+}
+
+/// The findings in a run's KTAP diagnostics (every suite's documents).
+pub fn findings(v: &Verdict) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for d in &v.documents {
+        let lines = d.tests.iter().flat_map(|t| t.diagnostics.iter());
+        for mut f in findings_in(lines.map(String::as_str)) {
+            f.suite = d.suite.clone();
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// The operation tokens a run executed (its `# EXPLORE RAN --ops` line), if it printed one.
+pub fn ran_ops(v: &Verdict) -> Option<Vec<u64>> {
+    v.documents
+        .iter()
+        .flat_map(|d| d.tests.iter())
+        .flat_map(|t| t.diagnostics.iter())
+        .find_map(|l| {
+            let l = l.trim_start_matches('#').trim();
+            parse_tokens(l.strip_prefix("EXPLORE RAN --ops ")?).ok()
+        })
+}
+
+/// What the minimiser keeps reproducing: an explorer finding of one kind, or a kernel oops
+/// (which the explorer cannot see itself: it may come at process exit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Finding(String),
+    Oops(String),
+}
+
+impl Target {
+    fn seen(&self, v: &Verdict) -> bool {
+        match self {
+            Target::Finding(kind) => findings(v).iter().any(|f| &f.kind == kind),
+            Target::Oops(line) => v.oopses.iter().any(|o| o == line),
+        }
+    }
+}
+
+/// The known issue (guest-tests/known-issues.txt) whose warning text a finding's line
+/// contains: such a finding is KNOWN, reported with the analysis, and still not a pass.
+pub fn known<'a>(f: &Finding, issues: &'a [KnownIssue]) -> Option<&'a KnownIssue> {
+    issues.iter().find(|k| {
+        k.warning.starts_with("EXPLORE")
+            && f.line
+                .contains(k.warning.trim_start_matches("EXPLORE").trim())
+    })
+}
+
+/// After a run: lists the explorer's findings (KNOWN ones with their analysis), and with
+/// `minimise` = Some(runs) minimises the first one's operation list by re-running subsets in
+/// fresh guests (at most `runs` boots) and prints the minimal reproducer.
+pub fn report(o: &RunOptions, v: &Verdict, minimise: Option<u32>) {
+    let found = findings(v);
+    if found.is_empty() && (v.oopses.is_empty() || ran_ops(v).is_none()) {
+        return;
+    }
+    let issues = guest_tests::console::builtin_known_issues();
+    println!("=== explorer findings ({})", found.len());
+    for f in &found {
+        match known(f, &issues) {
+            Some(k) => println!("KNOWN {} ({})", f.line, k.why),
+            None => println!("FINDING {}", f.line),
+        }
+    }
+    // The first finding with its reproducer, else an oops with everything that ran.
+    let (target, tokens, suite) = match found.iter().find(|f| !f.reproducer.is_empty()) {
+        Some(f) => (
+            Target::Finding(f.kind.clone()),
+            f.reproducer.clone(),
+            f.suite.clone(),
+        ),
+        None => match (v.oopses.first(), ran_ops(v)) {
+            (Some(o), Some(t)) => (Target::Oops(o.clone()), t, None),
+            _ => return,
+        },
+    };
+    let suite = suite
+        .or_else(|| o.suites.iter().find(|s| s.starts_with("explore")).cloned())
+        .unwrap_or_else(|| "explore".into());
+    println!(
+        "reproduce: gp100emu run --suite {suite} --ops \"{}\"",
+        format_tokens(&tokens)
+    );
+    let Some(max_runs) = minimise else {
+        println!("(add --minimise RUNS to minimise it by delta debugging)");
+        return;
+    };
+    eprintln!(
+        "[explore] minimising {} operations for {target:?} (at most {max_runs} guest runs)",
+        tokens.len()
+    );
+    let mut n = 0;
+    let (min, runs) = ddmin(&tokens, max_runs, |cand| {
+        n += 1;
+        let mut r = o.clone();
+        r.suites = vec![suite.clone()];
+        r.echo_console = false;
+        let mut args: Vec<String> = o
+            .append
+            .iter()
+            .flat_map(|a| a.split_whitespace().map(str::to_string))
+            .filter(|a| !a.starts_with("gp100emu.explore.ops="))
+            .collect();
+        args.push(format!("gp100emu.explore.ops={}", format_tokens(cand)));
+        r.append = Some(args.join(" "));
+        // An oops at exit leaves the guest hanging until the timeout: keep it short.
+        r.timeout = r.timeout.min(std::time::Duration::from_secs(240));
+        let still = match crate::run::run(&r) {
+            Ok((v, _)) => target.seen(&v),
+            Err(e) => {
+                eprintln!("[explore] minimise run {n} could not run: {e}");
+                false
+            }
+        };
+        eprintln!(
+            "[explore] minimise run {n}: {} operations, finding {}",
+            cand.len(),
+            if still { "reproduced" } else { "gone" }
+        );
+        still
+    });
+    println!(
+        "minimised ({runs} runs{}): gp100emu run --suite {suite} --ops \"{}\"",
+        if runs >= max_runs {
+            ", bound reached: maybe not minimal"
+        } else {
+            ""
+        },
+        format_tokens(&min)
+    );
+}
+
+/// The findings in diagnostic lines (with or without their leading `# `).
+pub fn findings_in<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for l in lines {
+        let l = l.trim_start_matches('#').trim();
+        if let Some(rest) = l.strip_prefix("EXPLORE FINDING ") {
+            let field = |k: &str| {
+                rest.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k))
+                    .map(|v| v.trim_end_matches(':').to_string())
+            };
+            out.push(Finding {
+                op: field("op=").and_then(|v| v.parse().ok()).unwrap_or(0),
+                kind: field("kind=").unwrap_or_default(),
+                line: l.to_string(),
+                reproducer: Vec::new(),
+                suite: None,
+            });
+        } else if let Some(ops) = l.strip_prefix("EXPLORE REPRODUCE --ops ") {
+            if let (Some(f), Ok(t)) = (out.last_mut(), parse_tokens(ops)) {
+                f.reproducer = t;
+            }
+        }
+    }
+    out
+}
+
+/// Delta debugging (Zeller's ddmin) of `tokens` under `fails` (true: the subset still shows
+/// the failure), bounded to `max_runs` calls of `fails`. Returns the smallest failing list
+/// found and the runs used; with the bound reached, the list is smaller but maybe not
+/// 1-minimal. The last token (the failing operation) is always kept: a finding is reported
+/// at an operation, and dropping it cannot reproduce that finding.
+pub fn ddmin(
+    tokens: &[u64],
+    max_runs: u32,
+    mut fails: impl FnMut(&[u64]) -> bool,
+) -> (Vec<u64>, u32) {
+    let Some((&last, rest)) = tokens.split_last() else {
+        return (Vec::new(), 0);
+    };
+    let mut cur: Vec<u64> = rest.to_vec();
+    let mut runs = 0;
+    let with_last = |v: &[u64]| {
+        let mut w = v.to_vec();
+        w.push(last);
+        w
+    };
+    let mut n = 2usize;
+    while !cur.is_empty() && runs < max_runs {
+        let chunk = cur.len().div_ceil(n);
+        // Try each complement (drop one chunk); subsets alone are the complement at n = 2.
+        let mut found = None;
+        for i in 0..n {
+            if runs >= max_runs {
+                break;
+            }
+            let lo = (i * chunk).min(cur.len());
+            let hi = ((i + 1) * chunk).min(cur.len());
+            if lo == hi {
+                continue;
+            }
+            let cand: Vec<u64> = cur[..lo].iter().chain(&cur[hi..]).copied().collect();
+            runs += 1;
+            if fails(&with_last(&cand)) {
+                found = Some(cand);
+                break;
+            }
+        }
+        let reduced = found.is_some();
+        if let Some(c) = found {
+            cur = c;
+            n = (n - 1).max(2);
+        }
+        if !reduced {
+            if n >= cur.len() {
+                break;
+            }
+            n = (2 * n).min(cur.len());
+        }
+    }
+    (with_last(&cur), runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddmin_finds_the_two_tokens_that_matter() {
+        let tokens: Vec<u64> = (1..=40).collect();
+        // Fails when 7 and 23 are both there before the last (40).
+        let (min, runs) = ddmin(&tokens, 200, |t| {
+            t.contains(&7) && t.contains(&23) && t.last() == Some(&40)
+        });
+        assert_eq!(min, vec![7, 23, 40]);
+        assert!(runs < 60, "{runs} runs");
+    }
+
+    #[test]
+    fn ddmin_keeps_the_failing_operation_and_respects_its_bound() {
+        let tokens: Vec<u64> = (1..=64).collect();
+        let mut calls = 0;
+        let (min, runs) = ddmin(&tokens, 3, |t| {
+            calls += 1;
+            t.contains(&5)
+        });
+        assert_eq!(runs, 3);
+        assert_eq!(calls, 3);
+        assert!(min.contains(&5) && min.last() == Some(&64));
+        assert!(min.len() < 64, "three runs already halve it: {}", min.len());
+        // Only the last token matters: everything else goes.
+        let (min, _) = ddmin(&tokens, 500, |t| t.last() == Some(&64));
+        assert_eq!(min, vec![64]);
+        assert_eq!(ddmin(&[], 10, |_| true), (vec![], 0));
+    }
+
+    #[test]
+    fn findings_and_reproducers_are_parsed_from_diagnostics() {
+        let lines = [
+            "# explore: seed 3",
+            "# EXPLORE FINDING op=17 token=00000000000000ab kind=gpu-data: slot 2 read anon+0x10",
+            "# EXPLORE REPRODUCE --ops 1f,2e,ab",
+            "EXPLORE FINDING op=20 token=1 kind=pte-check: 1 new",
+        ];
+        let f = findings_in(lines.into_iter());
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].op, f[0].kind.as_str()), (17, "gpu-data"));
+        assert_eq!(f[0].reproducer, vec![0x1f, 0x2e, 0xab]);
+        assert_eq!(f[1].kind, "pte-check");
+        assert!(f[1].reproducer.is_empty());
+    }
+
+    #[test]
+    fn flags_become_kernel_arguments_and_bad_ones_are_refused() {
+        let a = ExploreArgs {
+            seed: Some(9),
+            ops: Some("ab, 0xcd".into()),
+            explore_ops: Some(50),
+            explore_secs: Some(20),
+            wrong_shadow: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            a.append(),
+            vec![
+                "gp100emu.explore.seed=9",
+                "gp100emu.explore.ops=ab,0xcd",
+                "gp100emu.explore.budget_ops=50",
+                "gp100emu.explore.budget_secs=20",
+                "gp100emu.explore.wrong_shadow=1"
+            ]
+        );
+        assert!(a.validate(false).is_ok());
+        assert_eq!(parse_tokens("ab, 0xcd").unwrap(), vec![0xab, 0xcd]);
+        assert_eq!(format_tokens(&[0xab, 0xcd]), "ab,cd");
+        let bad = ExploreArgs {
+            ops: Some("xyz".into()),
+            ..Default::default()
+        };
+        assert!(bad.validate(false).unwrap_err().contains("not hex"));
+        let long = ExploreArgs {
+            ops: Some(vec!["ffffffffffffffff"; 200].join(",")),
+            ..Default::default()
+        };
+        assert!(long.validate(false).unwrap_err().contains("minimise"));
+        let fb = ExploreArgs {
+            fault_buffer_entries: Some(32),
+            ..Default::default()
+        };
+        assert!(fb.validate(false).is_ok());
+        assert!(fb.validate(true).unwrap_err().contains("--trace"));
+    }
+}

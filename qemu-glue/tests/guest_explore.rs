@@ -1,0 +1,121 @@
+//! The explore suite in a real TCG guest, through the `gp100emu run` binary (issue 17): a
+//! bounded exploration with a fixed seed passes on a clean device; a deliberately wrong shadow
+//! model makes it fail with a finding and a reproducer; each seeded bug (`--inject`) is caught
+//! by the PTE checker within the CI budget; a small fault buffer overflows and the run still
+//! passes (nouveau recovers by replaying).
+//!
+//! Needs what guest_smoke.rs needs (QEMU >= 10.1 with vfio-user-pci and the guest kernel in
+//! ~/.cache/gp100emu, both made by `cargo run --release -- run`); missing them FAILS the test
+//! with instructions, never a silent pass.
+
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+static ONE_GUEST: Mutex<()> = Mutex::new(());
+
+/// The CI budget of one exploration: fixed seed, at most this many operations and seconds.
+/// Seed 2 with atomics turned into writes is the configuration that runs clean on stock
+/// 6.12 today: seed 1 hits a nouveau oops in nvkm_vmm_unref_ptes, and atomics in batches get
+/// stuck (both in /work/notes/explorer.md and the README); measured 80 ops in 37 s.
+const CI_SEED: &str = "2";
+const CI_OPS: &str = "80";
+const CI_SECS: &str = "45";
+
+fn run_explore(extra: &[&str]) -> (Output, String) {
+    let _guest = ONE_GUEST.lock().unwrap_or_else(|p| p.into_inner());
+    let mut args = vec![
+        "run",
+        "--suite",
+        "explore",
+        "--seed",
+        CI_SEED,
+        "--explore-ops",
+        CI_OPS,
+        "--explore-secs",
+        CI_SECS,
+        "--no-build",
+        "--no-provision",
+        "--timeout",
+        "400",
+        "--append",
+        "gp100emu.explore.no_atomics=1",
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+        .args(&args)
+        .output()
+        .expect("starting gp100emu");
+    let text = format!(
+        "{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+const HOW: &str = "If the kernel or QEMU is missing, run `cargo run --release -- run` first \
+                   (it provisions QEMU and builds the guest kernel into ~/.cache/gp100emu).";
+
+#[test]
+fn bounded_exploration_passes_on_a_clean_device() {
+    let (out, text) = run_explore(&[]);
+    assert!(
+        out.status.success(),
+        "explore failed ({}). {HOW}\n{text}",
+        out.status
+    );
+    assert!(text.contains("ok 2 explore_no_findings"), "{text}");
+    assert!(text.contains("explore count gpu_slots"), "{text}");
+}
+
+#[test]
+fn a_wrong_shadow_model_fails_with_a_reproducer() {
+    let (out, text) = run_explore(&["--wrong-shadow"]);
+    assert_eq!(out.status.code(), Some(1), "should fail. {HOW}\n{text}");
+    assert!(text.contains("EXPLORE FINDING"), "{text}");
+    assert!(
+        text.contains("reproduce: gp100emu run --suite explore --ops \""),
+        "{text}"
+    );
+}
+
+fn seeded_bug_is_caught(inject: &str) {
+    let (out, text) = run_explore(&["--inject", inject]);
+    assert_eq!(out.status.code(), Some(1), "should fail. {HOW}\n{text}");
+    assert!(
+        text.contains("kind=pte-check")
+            || text.contains("not ok 3 explore_no_pte_check_violations"),
+        "the checker must catch '{inject}':\n{text}"
+    );
+}
+
+#[test]
+fn injected_wrong_page_is_caught() {
+    seeded_bug_is_caught("wrong-page");
+}
+
+#[test]
+fn injected_writable_read_only_page_is_caught() {
+    seeded_bug_is_caught("writable-ro");
+}
+
+#[test]
+fn injected_stale_pte_after_munmap_is_caught() {
+    seeded_bug_is_caught("stale-after-munmap");
+}
+
+#[test]
+fn a_small_fault_buffer_overflows_and_nouveau_recovers() {
+    let (out, text) = run_explore(&["--fault-buffer-entries", "16"]);
+    assert!(
+        out.status.success(),
+        "explore failed ({}). {HOW}\n{text}",
+        out.status
+    );
+    let dropped = text
+        .lines()
+        .find_map(|l| l.split("explore count fault_entries_dropped").nth(1))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(dropped > 0, "no fault entry was dropped:\n{text}");
+}
