@@ -12,7 +12,7 @@ use log::warn;
 
 use crate::access::{self, AccessEngine};
 use crate::bar::{Aperture, Bars, Binding};
-use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject};
+use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject, Life};
 use crate::engine::Hw;
 use crate::fault::{self, FaultEntry, FaultRing};
 use crate::fifo::{Fifo, BUDGET_PER_ACCESS};
@@ -633,11 +633,11 @@ impl Device {
     /// (bits 5:3: 1 START, 2 START_ACK_ALL, 3 CANCEL_TARGETED, 4 CANCEL_GLOBAL; gp100
     /// `dev_fb.h`) resumes or ends the access engine's waiting operation.
     fn after_invalidate(&mut self, word: u32, pdb_regs: u64) {
-        if let Some(s) = self.checker.space() {
-            if word & 2 != 0 || (pdb_regs >> 4) << 12 == s.pdb.addr {
-                self.checker.scan(&mut self.phys);
-                self.drain_checker_events();
-            }
+        if self.checker.armed() {
+            self.retire_unbound_spaces();
+            self.checker
+                .scan_invalidated(&mut self.phys, word & 2 != 0, (pdb_regs >> 4) << 12);
+            self.drain_checker_events();
         }
         let replay = (word >> 3) & 7;
         if matches!(replay, 1 | 2) && self.access.replay() {
@@ -652,6 +652,16 @@ impl Device {
             }
         } else if replay == 4 && self.access.cancel(None) {
             self.log(ModelEvent::Cancel);
+        }
+    }
+
+    /// Exited processes' spaces whose channel is no longer bound to the same instance block
+    /// (nouveau freed it at file close) stop being scanned: the page directory may be reused.
+    fn retire_unbound_spaces(&mut self) {
+        for (chid, inst) in self.checker.exited_channels() {
+            if self.access_channel(chid).map(|c| c.inst.0).ok() != Some(inst) {
+                self.checker.retire(chid, inst);
+            }
         }
     }
 
@@ -700,8 +710,14 @@ impl Device {
                 self.costs.walk_read_vidmem
             };
             self.clock.advance(cost);
-            self.checker
-                .check_use(&self.phys, u.va, u.target, u.pa, u.write);
+            self.checker.check_use(
+                &self.phys,
+                (self.access.chid, u.inst, u.pdb),
+                u.va,
+                u.target,
+                u.pa,
+                u.write,
+            );
         }
         self.drain_checker_events();
         let c = self.mmu.take_cost();
@@ -825,6 +841,13 @@ impl Device {
                 CHK_EXCL_SIZE_HI => set_half(&mut r.excl_size, v, true),
                 CHK_CTRL => self.check_ctrl(v),
                 CHK_SWAP_MIGRATION_READ => r.swap_migration_read = v as u8,
+                CHK_PID => r.pid = v,
+                CHK_SPACE_SEL => r.space_sel = v,
+                CHK_MM_WATCH => self.checker.mm_watched(u64::from(v) << 12),
+                CHK_MM_EXIT => {
+                    self.checker.mm_exited(&mut self.phys, u64::from(v) << 12);
+                    self.drain_checker_events();
+                }
                 _ if reg < CHK_END => {}
                 _ => return None,
             }
@@ -833,6 +856,7 @@ impl Device {
         let st = self.checker.stats();
         let last = self.checker.last();
         let r = &self.chk_regs;
+        let space = self.checker.report(r.space_sel);
         Some(match reg {
             CHK_CHID => r.chid,
             CHK_ROOT_LO => lo(r.root),
@@ -842,7 +866,7 @@ impl Device {
             CHK_EXCL_HI => hi(r.excl),
             CHK_EXCL_SIZE_LO => lo(r.excl_size),
             CHK_EXCL_SIZE_HI => hi(r.excl_size),
-            CHK_CTRL => u32::from(self.checker.space().is_some()),
+            CHK_CTRL => u32::from(self.checker.armed()),
             CHK_VIOLATIONS => st.violations as u32,
             CHK_CHECKED => st.checked as u32,
             CHK_SCANS => st.scans as u32,
@@ -858,9 +882,28 @@ impl Device {
             CHK_ERROR => r.error,
             CHK_SWAP_MIGRATION_READ => u32::from(r.swap_migration_read),
             CHK_HAZARDS => st.hazards as u32,
-            o if (CHK_BY_REASON..CHK_END).contains(&o) => {
+            o if (CHK_BY_REASON..CHK_BY_REASON_END).contains(&o) => {
                 st.by_reason[((o - CHK_BY_REASON) / 4) as usize] as u32
             }
+            CHK_PID => r.pid,
+            CHK_LAST_CHID => last.map_or(0, |v| v.chid),
+            CHK_LAST_PID => last.map_or(0, |v| v.pid),
+            CHK_SPACE_SEL => r.space_sel,
+            CHK_SPACE_STATE => space.map_or(0, |s| {
+                let life = match s.life {
+                    Life::Live => 1,
+                    Life::Exited => 2,
+                    Life::Retired => 3,
+                };
+                life | u32::from(s.watched) << 8 | s.order.min(0xffff) << 16
+            }),
+            CHK_SPACE_VIOLATIONS => space.map_or(0, |s| s.violations as u32),
+            CHK_SPACE_STALE => space.map_or(0, |s| s.stale as u32),
+            CHK_SPACE_PID => space.map_or(0, |s| s.pid),
+            CHK_STALE => st.stale as u32,
+            CHK_SPACES => self.checker.spaces() as u32,
+            CHK_ALIASES => st.aliases as u32,
+            CHK_TRUNCATED => st.truncated_scans as u32,
             _ if reg < CHK_END => 0,
             _ => return None,
         })
@@ -883,21 +926,34 @@ impl Device {
                         },
                         exclude: (r.excl, r.excl.saturating_add(r.excl_size)),
                     };
-                    self.chk_regs.error = 0;
-                    self.checker.register(space);
-                    self.checker.scan(&mut self.phys);
-                    self.drain_checker_events();
+                    match self.checker.register(space, r.chid, r.pid) {
+                        Ok(()) => {
+                            self.chk_regs.error = 0;
+                            self.checker.scan_space(&mut self.phys, c.pdb);
+                            self.drain_checker_events();
+                        }
+                        Err(why) => {
+                            log::warn!("PTE checker not armed: {why}");
+                            self.chk_regs.error = 2;
+                        }
+                    }
                 }
                 Err(why) => {
                     log::warn!("PTE checker not armed: {why}");
                     self.chk_regs.error = 1;
                 }
             },
-            2 => self.checker.unregister(),
+            2 => {
+                if let Ok(c) = self.access_channel(self.chk_regs.chid) {
+                    self.checker.unregister(Some(c.pdb));
+                }
+            }
             3 => {
+                self.retire_unbound_spaces();
                 self.checker.scan(&mut self.phys);
                 self.drain_checker_events();
             }
+            4 => self.checker.unregister(None),
             _ => {}
         }
     }
@@ -1134,6 +1190,8 @@ struct CheckRegs {
     excl: u64,
     excl_size: u64,
     error: u32,
+    pid: u32,
+    space_sel: u32,
 }
 
 impl Default for CheckRegs {
@@ -1146,6 +1204,8 @@ impl Default for CheckRegs {
             excl: 0,
             excl_size: 0,
             error: 0,
+            pid: 0,
+            space_sel: 0,
         }
     }
 }

@@ -132,6 +132,10 @@ pub struct Use {
     pub pa: u64,
     /// Whether the access wrote.
     pub write: bool,
+    /// The address space it was made in (the checker judges it against its owner's).
+    pub pdb: Pdb,
+    /// That channel's instance block address.
+    pub inst: u64,
 }
 
 /// The engine's registers and the operation in flight.
@@ -284,6 +288,8 @@ impl AccessEngine {
                     target: tg,
                     pa,
                     write: matches!(f.op, Op::Write | Op::AtomicAdd),
+                    pdb: f.chan.pdb,
+                    inst: f.chan.inst.0,
                 });
             }
             if let Err(why) = Self::move_data(hw, &mut f, target, pa, n) {
