@@ -1779,4 +1779,95 @@ mod poll_tests {
         }
         assert!(n < 5000, "{n} loop iterations for 2 s of GPU time");
     }
+
+    /// Two channels with their own page directories: one registered (with a pid and an exit
+    /// watch), one not. A use through the unregistered one is an Unowned finding; the
+    /// registered process's exit (the module's CHK_MM_EXIT) makes its still-valid PTE a
+    /// stale-after-exit finding, and once its channel is unbound the space is no longer
+    /// scanned.
+    #[test]
+    fn spaces_per_channel_unowned_uses_and_process_exit_through_registers() {
+        use crate::check::Reason;
+        use crate::engine::testutil::Space;
+        use crate::mmu::format::Pte;
+        use crate::regs::window::*;
+        use vm_memory::{GuestAddress, GuestMemoryMmap};
+        let mut d = Device::new();
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        d.set_sysmem(Box::new(ram));
+        let put = |d: &mut Device, a: u64, v: u64| d.phys.sys_write(a, &v.to_le_bytes()).unwrap();
+        put(&mut d, 0x1000, 0x2000 | 7);
+        put(&mut d, 0x2000, 0x3000 | 7);
+        put(&mut d, 0x3000 + 2 * 8, 0x4000 | 7);
+        put(&mut d, 0x4000, 0x80_0000 | 7);
+        // Channel 3 (instance 0x90_0000) and channel 4 (0x91_0000), each its own space, both
+        // mapping VA 0x40_0000 -> 0x80_0000.
+        let mut spaces = Vec::new();
+        for (chid, inst, tables) in [
+            (3u64, 0x90_0000u64, 0x100_0000u64),
+            (4, 0x91_0000, 0x180_0000),
+        ] {
+            let mut s = Space::new(tables);
+            s.map(
+                &mut d.phys,
+                0x40_0000,
+                Pte::pfn_system(0x80_0000, true, false),
+            );
+            d.vram_write(inst + 0x200, &(s.pdb.addr | 1 << 10 | 0x30).to_le_bytes())
+                .unwrap();
+            d.bar0_write32(
+                0x800000 + 8 * chid as u32,
+                0x8000_0000 | (inst >> 12) as u32,
+            );
+            spaces.push(s);
+        }
+        let w = |d: &mut Device, r: u32, v: u32| d.bar0_write32(WINDOW_BASE + r, v);
+        let r = |d: &mut Device, reg: u32| d.bar0_read32(WINDOW_BASE + reg);
+        w(&mut d, CHK_MM_WATCH, 0x1000 >> 12);
+        w(&mut d, CHK_CHID, 3);
+        w(&mut d, CHK_ROOT_LO, 0x1000);
+        w(&mut d, CHK_PID, 77);
+        w(&mut d, CHK_CTRL, 1);
+        assert_eq!(r(&mut d, CHK_ERROR), 0);
+        w(&mut d, CHK_SPACE_SEL, 3);
+        assert_eq!(
+            r(&mut d, CHK_SPACE_STATE),
+            1 | 1 << 8 | 1 << 16,
+            "live, watched, first"
+        );
+        assert_eq!(r(&mut d, CHK_SPACE_PID), 77);
+        w(&mut d, CHK_SPACE_SEL, 4);
+        assert_eq!(r(&mut d, CHK_SPACE_STATE), 0, "channel 4 is not registered");
+        // GPU reads through both channels: channel 3's is judged (and fine), channel 4's is
+        // nobody's.
+        for chid in [3, 4] {
+            w(&mut d, AE_CHID, chid);
+            w(&mut d, AE_VA_LO, 0x40_0000);
+            w(&mut d, AE_LEN, 4);
+            w(&mut d, AE_OP, 1);
+            assert_eq!(r(&mut d, AE_STATUS) & 3, 1, "done");
+        }
+        assert_eq!(r(&mut d, CHK_VIOLATIONS), 1);
+        assert_eq!(r(&mut d, CHK_BY_REASON + 4 * Reason::Unowned as u32), 1);
+        assert_eq!(r(&mut d, CHK_LAST_CHID), 4);
+        assert_eq!(r(&mut d, CHK_LAST_PID), 0);
+        assert_eq!(r(&mut d, CHK_LAST_REASON), Reason::Unowned as u32 | 1 << 8);
+        w(&mut d, CHK_SPACE_SEL, 3);
+        assert_eq!(r(&mut d, CHK_SPACE_VIOLATIONS), 0);
+        // The process exits with its PTE still valid.
+        w(&mut d, CHK_MM_EXIT, 0x1000 >> 12);
+        assert_eq!(r(&mut d, CHK_STALE), 1);
+        assert_eq!(r(&mut d, CHK_SPACE_STALE), 1);
+        assert_eq!(r(&mut d, CHK_SPACE_STATE) & 3, 2, "exited");
+        assert_eq!(r(&mut d, CHK_LAST_REASON), Reason::StaleAfterExit as u32);
+        assert_eq!(r(&mut d, CHK_LAST_PID), 77);
+        // Its channel is unbound (file close); the next flush retires the space.
+        d.bar0_write32(0x800000 + 8 * 3, 0);
+        d.bar0_write32(0x100cbc, 0x8000_0003);
+        assert_eq!(r(&mut d, CHK_SPACE_STATE) & 3, 3, "retired");
+        assert_eq!(r(&mut d, CHK_CTRL), 0, "nothing armed any more");
+        assert_eq!(r(&mut d, CHK_SPACES), 1);
+        w(&mut d, CHK_CTRL, 4);
+        assert_eq!(r(&mut d, CHK_SPACES), 0);
+    }
 }
