@@ -166,8 +166,12 @@ static int gpu_writes_seen(const char *what, void *p, size_t n, uint32_t seed)
 static int svm_open(struct gp100_pgd *pgd, void **unmanaged)
 {
 	char why[160];
-	if (gp100_pgd_read(pgd, why, sizeof(why)) != 0 || pgd->swp_migration_read < 0) {
-		ktap_diag("gp100emu_pgd: %s", gp100_pgd_read(pgd, why, sizeof(why)) ? why : "no swap types");
+	if (gp100_pgd_read(pgd, why, sizeof(why)) != 0) {
+		ktap_diag("gp100emu_pgd: %s", why);
+		return -1;
+	}
+	if (pgd->swp_migration_read < 0) {
+		ktap_diag("gp100emu_pgd: this kernel has no migration swap types (CONFIG_MIGRATION off)");
 		return -1;
 	}
 	drm = open("/dev/dri/renderD128", O_RDWR);

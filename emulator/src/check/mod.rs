@@ -2094,4 +2094,45 @@ mod tests {
             vec![(0x40_5000, Reason::WrongPage as u8)]
         );
     }
+
+    proptest::proptest! {
+        /// Garbage GPU and CPU page tables (entries often pointing back into the same few
+        /// pages) never panic, and every scan stays within its bounds.
+        #[test]
+        fn garbage_tables_are_scanned_within_bounds(
+            words in proptest::collection::vec(proptest::prelude::any::<u64>(), 512),
+            cpu in proptest::collection::vec(proptest::prelude::any::<u64>(), 64),
+            va in proptest::prelude::any::<u64>(),
+        ) {
+            let mut r = rig(Inject::StaleAfterUnmap);
+            let pdb = r.gpu.pdb.addr;
+            for (i, &w) in words.iter().enumerate() {
+                // A quarter of the words become video PDEs to one of eight pages, a quarter
+                // 2 MiB-shaped system PTEs; the rest stay garbage.
+                let e = match w & 3 {
+                    0 => pde(pdb + ((w >> 8) % 8) * 0x1000),
+                    1 => Pte::pfn_system((w >> 12) << 21 & 0xffff_ffff, true, false).0,
+                    _ => w,
+                };
+                let at = pdb + (i as u64 % 8) * 0x1000 + (i as u64 / 8) * 8 * 7 % 4096;
+                r.mem.write_u64(Target::Video, at & !7, e).unwrap();
+            }
+            for (i, &w) in cpu.iter().enumerate() {
+                let at = 0x1000 + (i as u64 % 4) * 0x1000 + (i as u64 / 4) * 64;
+                r.mem.sys_write(at, &(w & !0xff0 | 0x1007 * (w & 1)).to_le_bytes()).unwrap();
+            }
+            for _ in 0..3 {
+                r.chk.scan(&mut r.mem);
+                let ev = r.chk.take_events();
+                proptest::prop_assert!(ev.len() <= MAX_SCAN_EVENTS + MAX_VIOLATION_EVENTS + 8 * 256);
+            }
+            r.chk.check_use(&r.mem, (3, 0x20_0000, r.gpu.pdb), va, Target::SysCoherent, va, true);
+            r.chk.mm_exited(&mut r.mem, 0x1000);
+            r.chk.scan(&mut r.mem);
+            let st = r.chk.stats();
+            proptest::prop_assert!(st.tables <= 5 * MAX_SCAN_TABLES as u64, "{}", st.tables);
+            proptest::prop_assert!(st.log_lines <= 5 * (MAX_LOGGED_PER_SCAN as u64 + 16));
+            proptest::prop_assert!(r.chk.first().len() <= MAX_KEPT);
+        }
+    }
 }
