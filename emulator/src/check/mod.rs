@@ -2111,7 +2111,7 @@ mod tests {
                 // 2 MiB-shaped system PTEs; the rest stay garbage.
                 let e = match w & 3 {
                     0 => pde(pdb + ((w >> 8) % 8) * 0x1000),
-                    1 => Pte::pfn_system((w >> 12) << 21 & 0xffff_ffff, true, false).0,
+                    1 => Pte::pfn_system(((w >> 12) << 21) & 0xffff_ffff, true, false).0,
                     _ => w,
                 };
                 let at = pdb + (i as u64 % 8) * 0x1000 + (i as u64 / 8) * 8 * 7 % 4096;
@@ -2119,7 +2119,7 @@ mod tests {
             }
             for (i, &w) in cpu.iter().enumerate() {
                 let at = 0x1000 + (i as u64 % 4) * 0x1000 + (i as u64 / 4) * 64;
-                r.mem.sys_write(at, &(w & !0xff0 | 0x1007 * (w & 1)).to_le_bytes()).unwrap();
+                r.mem.sys_write(at, &((w & !0xff0) | (0x1007 * (w & 1))).to_le_bytes()).unwrap();
             }
             for _ in 0..3 {
                 r.chk.scan(&mut r.mem);
