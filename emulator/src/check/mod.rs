@@ -1359,6 +1359,12 @@ mod tests {
             .unwrap();
     }
 
+    /// The CPU maps `va` to `pa` writable, and the GPU mirrors it.
+    fn mirror(r: &mut Rig, va: u64, pa: u64) {
+        cpu_map(r, va, pa, true);
+        r.gpu.map(&mut r.mem, va, Pte::pfn_system(pa, true, false));
+    }
+
     fn cpu_unmap(r: &Rig, va: u64) {
         r.mem
             .sys_write(0x4000 + ((va >> 12) & 0x1ff) * 8, &0u64.to_le_bytes())
@@ -1774,8 +1780,8 @@ mod tests {
 
     #[test]
     fn too_many_ptes_truncate_the_scan() {
-        // 2 PD0s × 256 slots of small-page tables, each full of valid PTEs: 262,144 PTEs,
-        // at the collection bound.
+        // 3 PD0s × 256 slots of small-page tables, 520 of them full of valid PTEs: 266,240
+        // PTEs, past the collection bound.
         let mut r = rig(Inject::None);
         let pdb = r.gpu.pdb.addr;
         let pd0 = |i: u64| pdb + 0x10_0000 + i * 0x1000;
@@ -1827,38 +1833,33 @@ mod tests {
     }
 
     /// A second process: CPU root 0x8000 (PML4) → 0x9000 → 0xa000 → PT 0xb000 for
-    /// VA 0x40_0000.., a GPU space at 0x200_0000, channel 5, instance 0x30_0000, pid 200.
+    /// VA 0x40_0000.., a GPU space at 0x200_0000, channel 5, instance 0x30_0000, pid 200;
+    /// both processes map VA 0x40_0000 (to different pages), on both sides.
     fn second_process(r: &mut Rig) -> Space {
         let put = |m: &PhysMem, a: u64, v: u64| m.sys_write(a, &v.to_le_bytes()).unwrap();
         put(&r.mem, 0x8000, 0x9000 | P | RW | US);
         put(&r.mem, 0x9000, 0xa000 | P | RW | US);
         put(&r.mem, 0xa000 + 2 * 8, 0xb000 | P | RW | US);
-        let gpu = Space::new(0x200_0000);
+        let mut gpu = Space::new(0x200_0000);
         r.chk
             .register(space_for(&gpu, 0x8000, 0x30_0000), 5, 200)
             .unwrap();
+        // Process 1 maps VA 0x40_0000 to 0x80_0000, process 2 the same VA to 0x90_0000, and
+        // each GPU space mirrors its own process.
+        mirror(r, 0x40_0000, 0x80_0000);
+        put(&r.mem, 0xb000, 0x90_0000 | P | RW | US);
+        gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x90_0000, true, false),
+        );
         gpu
     }
 
     #[test]
     fn each_space_is_judged_against_its_own_process() {
         let mut r = rig(Inject::None);
-        let mut g2 = second_process(&mut r);
-        // Process 1 maps VA 0x40_0000 to 0x80_0000, process 2 the same VA to 0x90_0000.
-        cpu_map(&r, 0x40_0000, 0x80_0000, true);
-        r.mem
-            .sys_write(0xb000, &(0x90_0000 | P | RW | US).to_le_bytes())
-            .unwrap();
-        r.gpu.map(
-            &mut r.mem,
-            0x40_0000,
-            Pte::pfn_system(0x80_0000, true, false),
-        );
-        g2.map(
-            &mut r.mem,
-            0x40_0000,
-            Pte::pfn_system(0x90_0000, true, false),
-        );
+        let g2 = second_process(&mut r);
         r.chk.scan(&mut r.mem);
         assert_eq!(
             violations(&mut r),
@@ -1927,21 +1928,7 @@ mod tests {
         let inject = Inject::parse("wrong-page@2").unwrap();
         assert_eq!(inject.name(), "wrong-page@2");
         let mut r = rig(inject);
-        let mut g2 = second_process(&mut r);
-        cpu_map(&r, 0x40_0000, 0x80_0000, true);
-        r.mem
-            .sys_write(0xb000, &(0x90_0000 | P | RW | US).to_le_bytes())
-            .unwrap();
-        r.gpu.map(
-            &mut r.mem,
-            0x40_0000,
-            Pte::pfn_system(0x80_0000, true, false),
-        );
-        g2.map(
-            &mut r.mem,
-            0x40_0000,
-            Pte::pfn_system(0x90_0000, true, false),
-        );
+        let g2 = second_process(&mut r);
         r.chk.scan(&mut r.mem);
         assert_eq!(
             violations(&mut r),
@@ -1959,18 +1946,8 @@ mod tests {
         let mut r = rig(Inject::None);
         r.chk.mm_watched(0x1000);
         assert!(r.chk.report(3).unwrap().watched);
-        cpu_map(&r, 0x40_0000, 0x80_0000, true);
-        cpu_map(&r, 0x40_1000, 0x80_1000, true);
-        r.gpu.map(
-            &mut r.mem,
-            0x40_0000,
-            Pte::pfn_system(0x80_0000, true, false),
-        );
-        r.gpu.map(
-            &mut r.mem,
-            0x40_1000,
-            Pte::pfn_system(0x80_1000, true, false),
-        );
+        mirror(&mut r, 0x40_0000, 0x80_0000);
+        mirror(&mut r, 0x40_1000, 0x80_1000);
         // nouveau's own buffer in the unmanaged window is no SVM mapping: not stale.
         r.gpu.map(
             &mut r.mem,
@@ -2069,12 +2046,7 @@ mod tests {
         let mut r = rig(Inject::None);
         for i in 0..64u64 {
             let va = 0x40_0000 + (i << 12);
-            cpu_map(&r, va, 0x80_0000 + (i << 12), true);
-            r.gpu.map(
-                &mut r.mem,
-                va,
-                Pte::pfn_system(0x80_0000 + (i << 12), true, false),
-            );
+            mirror(&mut r, va, 0x80_0000 + (i << 12));
         }
         r.chk.scan(&mut r.mem);
         assert_eq!(violations(&mut r), vec![]);
