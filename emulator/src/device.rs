@@ -1859,8 +1859,20 @@ mod poll_tests {
         assert_eq!(r(&mut d, CHK_STALE), 1);
         assert_eq!(r(&mut d, CHK_SPACE_STALE), 1);
         assert_eq!(r(&mut d, CHK_SPACE_STATE) & 3, 2, "exited");
-        assert_eq!(r(&mut d, CHK_LAST_REASON), Reason::StaleAfterExit as u32);
-        assert_eq!(r(&mut d, CHK_LAST_PID), 77);
+        assert_eq!(
+            r(&mut d, CHK_BY_REASON + 4 * Reason::StaleAfterExit as u32),
+            1
+        );
+        assert_eq!(
+            r(&mut d, CHK_VIOLATIONS),
+            1,
+            "stale findings are counted apart"
+        );
+        assert_eq!(
+            r(&mut d, CHK_LAST_CHID),
+            4,
+            "and are not the last violation"
+        );
         // Its channel is unbound (file close); the next flush retires the space.
         d.bar0_write32(0x800000 + 8 * 3, 0);
         d.bar0_write32(0x100cbc, 0x8000_0003);

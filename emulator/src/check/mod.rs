@@ -435,7 +435,11 @@ impl Recorder {
         if self.first.len() < MAX_KEPT {
             self.first.push(v);
         }
-        self.last = Some(v);
+        // The last violation goes with CHK_VIOLATIONS, which stale-after-exit findings (their
+        // own count) are not part of.
+        if v.reason != Reason::StaleAfterExit {
+            self.last = Some(v);
+        }
         if !self.in_scan || self.scan_events < MAX_VIOLATION_EVENTS {
             self.scan_events += usize::from(self.in_scan);
             self.events.push(ModelEvent::CheckViolation {
@@ -641,7 +645,7 @@ impl Checker {
         self.rec.stats
     }
 
-    /// The last violation.
+    /// The last violation (of the reasons [`CheckStats::violations`] counts).
     pub fn last(&self) -> Option<Violation> {
         self.rec.last
     }
@@ -2001,7 +2005,9 @@ mod tests {
                 (0x40_0000, Reason::StaleAfterExit as u8)
             ]
         );
-        assert!(r.chk.last().unwrap().at_use);
+        assert_eq!(r.chk.first().last().unwrap().reason, Reason::StaleAfterExit);
+        assert!(r.chk.first().last().unwrap().at_use);
+        assert!(r.chk.last().is_none(), "stale findings are not violations");
         assert_eq!(r.chk.stats().by_reason[Reason::CpuWalkFailed as usize], 0);
         assert_eq!(r.chk.report(3).unwrap().stale, 4);
         // The channel is unbound (file close): the space retires and is not scanned again.

@@ -50,7 +50,7 @@
 //! | 0x224 | `CHK_VIOLATIONS` | RO | violations found (4 KiB pages; every reason but stale-after-exit) |
 //! | 0x228 | `CHK_CHECKED` | RO | pages judged |
 //! | 0x22c | `CHK_SCANS` | RO | scans made |
-//! | 0x230..0x244 | `CHK_LAST_*` | RO | the last violation: VA, GPU PTE, CPU PTE (lo/hi pairs) |
+//! | 0x230..0x244 | `CHK_LAST_*` | RO | the last violation (of those `CHK_VIOLATIONS` counts): VA, GPU PTE, CPU PTE (lo/hi pairs) |
 //! | 0x248 | `CHK_LAST_REASON` | RO | reason code, bit 8 set if found at a GPU use |
 //! | 0x24c | `CHK_LAST_INST` | RO | its instance block >> 12 |
 //! | 0x250 | `CHK_INJECT` | RO | the seeded bug the device injects: bits 7:0 0 none, 1 wrong-page, 2 writable-ro, 3 stale-after-munmap; bits 15:8 the one space it targets (0 every space) |
