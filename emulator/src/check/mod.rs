@@ -1932,7 +1932,7 @@ mod tests {
         let inject = Inject::parse("wrong-page@2").unwrap();
         assert_eq!(inject.name(), "wrong-page@2");
         let mut r = rig(inject);
-        let g2 = second_process(&mut r);
+        second_process(&mut r);
         r.chk.scan(&mut r.mem);
         assert_eq!(
             violations(&mut r),
