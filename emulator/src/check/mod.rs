@@ -1000,11 +1000,11 @@ fn judge_span(
             Ok(CpuMapping::NotPresent { level, .. }) => 1u64 << (12 + 9 * (u32::from(level) - 1)),
             Err(_) => 4096,
         };
-        let mut stop = ((va | (alike - 1)) + 1).min(end);
+        let mut stop = (va | (alike - 1)).saturating_add(1).min(end);
         if va < s.exclude.0 {
             stop = stop.min(s.exclude.0);
         }
-        let pages = (stop - va) >> 12;
+        let pages = ((stop - va) >> 12).max(1);
         rec.stats.checked += pages;
         let gpu_page = span.gpu.1 + (va - span.va);
         if let Some((reason, cpu_pte)) =
@@ -2112,5 +2112,23 @@ mod tests {
             proptest::prop_assert!(st.log_lines <= 5 * (MAX_LOGGED_PER_SCAN as u64 + 16));
             proptest::prop_assert!(r.chk.first().len() <= MAX_KEPT);
         }
+    }
+
+    #[test]
+    fn uses_at_the_top_of_the_address_space_end() {
+        let mut r = rig(Inject::None);
+        for va in [u64::MAX, u64::MAX - 0xfff, 0xffff_8000_0000_0000, 1 << 63] {
+            r.chk.check_use(
+                &r.mem,
+                (3, 0x20_0000, r.gpu.pdb),
+                va,
+                Target::SysCoherent,
+                0x80_0000,
+                true,
+            );
+        }
+        let st = r.chk.stats();
+        assert_eq!(st.checked, 4, "one page judged per use");
+        assert_eq!(st.violations, 4);
     }
 }
