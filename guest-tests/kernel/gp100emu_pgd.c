@@ -19,7 +19,9 @@
  * first (__mmu_notifier_register adds with hlist_add_head_rcu), so a process that reads this
  * file BEFORE DRM_NOUVEAU_SVM_INIT has its watch called after nouveau's notifier: by then any
  * release handling of the driver's has run. "watched 0" means the watch could not be set up
- * (no emulated GP100, a page-table root above 2^44, or no memory); the reason is logged.
+ * (no emulated GP100, a page-table root above 2^44, or no memory), "watched 2" that it was
+ * refused because the mm already had an mmu_notifier (the read came after SVM_INIT, say, so
+ * the order above does not hold); the reason is logged.
  */
 #include <linux/debugfs.h>
 #include <linux/io.h>
@@ -97,25 +99,33 @@ static const struct mmu_notifier_ops gp100emu_mm_ops = {
 	.free_notifier = gp100emu_mm_free,
 };
 
-/* Watches the teardown of `mm` (page-table root `root`) unless it is watched already. */
-static bool watch_mm(struct mm_struct *mm, u64 root)
+/* Watches the teardown of `mm` (page-table root `root`) unless it is watched already.
+ * Returns 1 if watched, 0 if it cannot be, 2 if refused because the mm has had another
+ * mmu_notifier first (its release op would then run after ours, see the top). */
+static int watch_mm(struct mm_struct *mm, u64 root)
 {
 	struct gp100emu_watch *w;
-	bool ok = false;
+	int ok = 0;
 
 	if (!window)
-		return false;
+		return 0;
 	if (root >> 44) {
 		pr_warn("gp100emu_pgd: page-table root %#llx does not fit the window's 32-bit page number; exit not watched\n",
 			(unsigned long long)root);
-		return false;
+		return 0;
 	}
 	mutex_lock(&watch_lock);
 	list_for_each_entry(w, &watches, node) {
 		if (w->mm == mm) {
-			ok = true;
+			ok = 1;
 			goto out;
 		}
+	}
+	if (mm_has_notifiers(mm)) {
+		pr_warn("gp100emu_pgd: pid %d already has an mmu_notifier (read this file before DRM_NOUVEAU_SVM_INIT); exit not watched\n",
+			task_pid_nr(current));
+		ok = 2;
+		goto out;
 	}
 	w = kzalloc(sizeof(*w), GFP_KERNEL);
 	if (!w)
@@ -130,7 +140,7 @@ static bool watch_mm(struct mm_struct *mm, u64 root)
 	}
 	list_add(&w->node, &watches);
 	window_write(CHK_MM_WATCH, (u32)(root >> 12));
-	ok = true;
+	ok = 1;
 out:
 	mutex_unlock(&watch_lock);
 	return ok;
@@ -140,7 +150,7 @@ static int gp100emu_pgd_show(struct seq_file *m, void *unused)
 {
 	struct mm_struct *mm = current->mm;
 	u64 root;
-	bool watched;
+	int watched;
 
 	if (!mm)
 		return -EINVAL;
@@ -152,8 +162,7 @@ static int gp100emu_pgd_show(struct seq_file *m, void *unused)
 	root = __pa(mm->pgd);
 	watched = watch_mm(mm, root);
 	seq_printf(m, "pgd 0x%llx la57 %d swp_migration_read %d watched %d\n",
-		   (unsigned long long)root, pgtable_l5_enabled() ? 1 : 0, migration_read,
-		   watched ? 1 : 0);
+		   (unsigned long long)root, pgtable_l5_enabled() ? 1 : 0, migration_read, watched);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(gp100emu_pgd);

@@ -309,7 +309,7 @@ static int worker(int to_main)
 	ktap_diag("channel %d, page-table root 0x%llx (la57 %d, SWP_MIGRATION_READ %d, exit watched %d), "
 		  "checker armed %d, inject %#x",
 		  chid, pgd.root, pgd.la57, pgd.swp_migration_read, pgd.watched, armed, rd(CHK_INJECT));
-	ktap_result(chid >= 0 && armed && pgd.watched, "svm_init_channel_and_checker");
+	ktap_result(chid >= 0 && armed && pgd.watched == 1, "svm_init_channel_and_checker");
 	if (!armed) {
 		for (int i = 2; i < NCASES; i++)
 			ktap_result(0, "not reached: no SVM channel");

@@ -141,7 +141,9 @@ struct gp100_pgd {
 /* Loads the test-only module (once per boot) and reads the calling process's page-table root.
  * The read also makes the module watch this process's exit, so call it BEFORE
  * DRM_NOUVEAU_SVM_INIT: the module's notifier then runs after nouveau's when the mm is torn
- * down (see guest-tests/kernel/gp100emu_pgd.c). Returns 0 on success; `why` says what failed. */
+ * down (see guest-tests/kernel/gp100emu_pgd.c); `watched` is then 1 (0: the module could not
+ * watch, 2: refused, the mm had an mmu_notifier already). Returns 0 on success; `why` says
+ * what failed. */
 static inline int gp100_pgd_read(struct gp100_pgd *p, char *why, size_t len)
 {
 	int fd = open("/lib/modules/gp100emu_pgd.ko", O_RDONLY);
