@@ -1682,6 +1682,16 @@ mod tests {
         pd1
     }
 
+    /// A rig whose GPU space has `n` PD1 entries pointing at distinct (empty) PD0 tables;
+    /// returns it and where PD0 number i is.
+    fn rig_with_pd0s(n: u64) -> (Rig, impl Fn(u64) -> u64) {
+        let mut r = rig(Inject::None);
+        let pdb = r.gpu.pdb.addr;
+        let pd0 = move |i: u64| pdb + 0x10_0000 + i * 0x1000;
+        directories(&mut r.mem, pdb, n, pd0);
+        (r, pd0)
+    }
+
     /// A PD0 table at `at` whose 256 slots all hold 2 MiB system-memory PTEs.
     fn pd0_of_2m_ptes(mem: &mut PhysMem, at: u64) {
         for i in 0..256u64 {
@@ -1703,10 +1713,7 @@ mod tests {
         // CPU does not map. Here with 64 distinct PD0s (16,384 PTEs, 8.4 M pages): every page
         // is counted, but with one CPU walk per PTE (the CPU's upper levels are not present),
         // a bounded number of events and log lines, and ranges instead of pages.
-        let mut r = rig(Inject::None);
-        let pdb = r.gpu.pdb.addr;
-        let pd0 = |i: u64| pdb + 0x10_0000 + i * 0x1000;
-        directories(&mut r.mem, pdb, 64, pd0);
+        let (mut r, pd0) = rig_with_pd0s(64);
         for i in 0..64 {
             pd0_of_2m_ptes(&mut r.mem, pd0(i));
         }
@@ -1786,11 +1793,8 @@ mod tests {
     fn too_many_ptes_truncate_the_scan() {
         // 3 PD0s × 256 slots of small-page tables, 520 of them full of valid PTEs: 266,240
         // PTEs, past the collection bound.
-        let mut r = rig(Inject::None);
-        let pdb = r.gpu.pdb.addr;
-        let pd0 = |i: u64| pdb + 0x10_0000 + i * 0x1000;
-        directories(&mut r.mem, pdb, 3, pd0);
-        let pt_base = pdb + 0x20_0000;
+        let (mut r, pd0) = rig_with_pd0s(3);
+        let pt_base = r.gpu.pdb.addr + 0x20_0000;
         for i in 0..3 * 256u64 {
             let pt = pt_base + i * 0x1000;
             let slot = pd0(i / 256) + 16 * (i % 256);
