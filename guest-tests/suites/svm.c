@@ -160,7 +160,29 @@ static int gpu_writes_seen(const char *what, void *p, size_t n, uint32_t seed)
 	return 1;
 }
 
-/* Opens a render node of its own for the calling process, SVM_INITs it with a fresh unmanaged
+/* Where the unmanaged window goes. nouveau places every buffer of an SVM client inside it,
+ * a channel's GPFIFO, pushbuffer and fence semaphores included, and the host (PBDMA) reaches
+ * only 40-bit virtual addresses (GP_BASE_HI holds VA bits 39:32), so a window a plain mmap()
+ * puts at 0x7f... leaves the channel unable to fetch anything ("failed to idle channel" at
+ * close; guest-tests/kernel/patches/0002 makes SVM_INIT refuse it): keep it below 1 TiB. */
+#define UNMANAGED_AT 0x4000000000ul
+#define UNMANAGED_SIZE (64ul << 20)
+
+/* The unmanaged window: mapped here, or inherited from the worker by a forked process. */
+static void *unmanaged_window(void)
+{
+	void *p = mmap((void *)UNMANAGED_AT, UNMANAGED_SIZE, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED && errno == EEXIST)
+		return (void *)UNMANAGED_AT;
+	if (p == MAP_FAILED || p != (void *)UNMANAGED_AT) {
+		ktap_diag("mapping the unmanaged window at %#lx: %s", UNMANAGED_AT, strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+/* Opens a render node of its own for the calling process, SVM_INITs it with the unmanaged
  * window and allocates a channel, after gp100emu_pgd has started watching this process (the
  * watch must come before SVM_INIT, see lib/gp100.h). Returns the channel or -1 (why in diag). */
 static int svm_open(struct gp100_pgd *pgd, void **unmanaged)
@@ -175,9 +197,9 @@ static int svm_open(struct gp100_pgd *pgd, void **unmanaged)
 		return -1;
 	}
 	drm = open("/dev/dri/renderD128", O_RDWR);
-	*unmanaged = mmap(NULL, 64 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	struct nv_svm_init init = { (uintptr_t)*unmanaged, 64 << 20 };
-	if (drm < 0 || ioctl(drm, NV_IOCTL_SVM_INIT, &init) != 0) {
+	*unmanaged = unmanaged_window();
+	struct nv_svm_init init = { (uintptr_t)*unmanaged, UNMANAGED_SIZE };
+	if (!*unmanaged || drm < 0 || ioctl(drm, NV_IOCTL_SVM_INIT, &init) != 0) {
 		ktap_diag("SVM_INIT: %s", strerror(errno));
 		return -1;
 	}
@@ -203,7 +225,7 @@ static int second_process(int to_worker, int from_worker)
 	void *unmanaged;
 	struct second_report r = { .pid = getpid() };
 	r.chid = chid = svm_open(&pgd, &unmanaged);
-	r.armed = chid >= 0 && gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, 64 << 20) == 0;
+	r.armed = chid >= 0 && gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) == 0;
 	if (r.armed) {
 		char *b = anon(4 * PAGE);
 		fill(b, 4 * PAGE, 9);
@@ -304,7 +326,7 @@ static int worker(int to_main)
 	void *unmanaged = NULL;
 	chid = svm_open(&pgd, &unmanaged);
 	rep.chid = chid;
-	int armed = chid >= 0 && gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, 64 << 20) == 0 &&
+	int armed = chid >= 0 && gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) == 0 &&
 		    rd(CHK_CTRL) == 1;
 	ktap_diag("channel %d, page-table root 0x%llx (la57 %d, SWP_MIGRATION_READ %d, exit watched %d), "
 		  "checker armed %d, inject %#x",
