@@ -1363,6 +1363,13 @@ mod tests {
             .unwrap();
     }
 
+    /// A GPU use through channel 3 (the rig's space) of VA `va` translated to system `pa`.
+    fn use_in_first(r: &mut Rig, va: u64, pa: u64, write: bool) {
+        let chan = (3, 0x20_0000, r.gpu.pdb);
+        r.chk
+            .check_use(&r.mem, chan, va, Target::SysCoherent, pa, write);
+    }
+
     /// The CPU maps `va` to `pa` writable, and the GPU mirrors it.
     fn mirror(r: &mut Rig, va: u64, pa: u64) {
         cpu_map(r, va, pa, true);
@@ -1579,24 +1586,10 @@ mod tests {
     fn a_stale_translation_is_caught_at_its_use() {
         let mut r = rig(Inject::None);
         cpu_map(&r, 0x40_0000, 0x80_0000, true);
-        r.chk.check_use(
-            &r.mem,
-            (3, 0x20_0000, r.gpu.pdb),
-            0x40_0123,
-            Target::SysCoherent,
-            0x80_0123,
-            true,
-        );
+        use_in_first(&mut r, 0x40_0123, 0x80_0123, true);
         assert_eq!(violations(&mut r), vec![]);
         cpu_unmap(&r, 0x40_0000);
-        r.chk.check_use(
-            &r.mem,
-            (3, 0x20_0000, r.gpu.pdb),
-            0x40_0123,
-            Target::SysCoherent,
-            0x80_0123,
-            false,
-        );
+        use_in_first(&mut r, 0x40_0123, 0x80_0123, false);
         assert_eq!(
             violations(&mut r),
             vec![(0x40_0000, Reason::CpuNotMapped as u8)]
@@ -1821,14 +1814,7 @@ mod tests {
     fn log_lines_are_bounded_over_the_checkers_life() {
         let mut r = rig(Inject::None);
         for i in 0..(MAX_LOG_LINES + 100) {
-            r.chk.check_use(
-                &r.mem,
-                (3, 0x20_0000, r.gpu.pdb),
-                0x40_0000 + (i % 512) * 4096,
-                Target::SysCoherent,
-                0x80_0000,
-                false,
-            );
+            use_in_first(&mut r, 0x40_0000 + (i % 512) * 4096, 0x80_0000, false);
         }
         let st = r.chk.stats();
         assert_eq!(st.violations, MAX_LOG_LINES + 100);
@@ -1884,24 +1870,10 @@ mod tests {
             0x90_0000,
             true,
         );
-        r.chk.check_use(
-            &r.mem,
-            (3, 0x20_0000, r.gpu.pdb),
-            0x40_0000,
-            Target::SysCoherent,
-            0x80_0000,
-            true,
-        );
+        use_in_first(&mut r, 0x40_0000, 0x80_0000, true);
         assert_eq!(violations(&mut r), vec![]);
         // Process 2's translation used in process 1's space is wrong there.
-        r.chk.check_use(
-            &r.mem,
-            (3, 0x20_0000, r.gpu.pdb),
-            0x40_0000,
-            Target::SysCoherent,
-            0x90_0000,
-            true,
-        );
+        use_in_first(&mut r, 0x40_0000, 0x90_0000, true);
         assert_eq!(
             violations(&mut r),
             vec![(0x40_0000, Reason::WrongPage as u8)]
@@ -1994,14 +1966,7 @@ mod tests {
             Pte::pfn_system(0x80_2000, true, false),
         );
         r.chk.scan(&mut r.mem);
-        r.chk.check_use(
-            &r.mem,
-            (3, 0x20_0000, r.gpu.pdb),
-            0x40_0000,
-            Target::SysCoherent,
-            0x80_0000,
-            false,
-        );
+        use_in_first(&mut r, 0x40_0000, 0x80_0000, false);
         assert_eq!(
             violations(&mut r),
             vec![
@@ -2122,14 +2087,7 @@ mod tests {
     fn uses_at_the_top_of_the_address_space_end() {
         let mut r = rig(Inject::None);
         for va in [u64::MAX, u64::MAX - 0xfff, 0xffff_8000_0000_0000, 1 << 63] {
-            r.chk.check_use(
-                &r.mem,
-                (3, 0x20_0000, r.gpu.pdb),
-                va,
-                Target::SysCoherent,
-                0x80_0000,
-                true,
-            );
+            use_in_first(&mut r, va, 0x80_0000, true);
         }
         let st = r.chk.stats();
         assert_eq!(st.checked, 4, "one page judged per use");
