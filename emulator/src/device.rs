@@ -13,7 +13,7 @@ use log::warn;
 use crate::access::batch::{Batch, SlotEvent};
 use crate::access::{self, AccessEngine};
 use crate::bar::{Aperture, Bars, Binding};
-use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject};
+use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject, Life};
 use crate::engine::Hw;
 use crate::fault::{self, FaultEntry, FaultRing};
 use crate::fifo::{Fifo, BUDGET_PER_ACCESS};
@@ -652,11 +652,11 @@ impl Device {
     /// (bits 5:3: 1 START, 2 START_ACK_ALL, 3 CANCEL_TARGETED, 4 CANCEL_GLOBAL; gp100
     /// `dev_fb.h`) resumes or ends the access engine's waiting operation.
     fn after_invalidate(&mut self, word: u32, pdb_regs: u64) {
-        if let Some(s) = self.checker.space() {
-            if word & 2 != 0 || (pdb_regs >> 4) << 12 == s.pdb.addr {
-                self.checker.scan(&mut self.phys);
-                self.drain_checker_events();
-            }
+        if self.checker.armed() {
+            self.retire_unbound_spaces();
+            self.checker
+                .scan_invalidated(&mut self.phys, word & 2 != 0, (pdb_regs >> 4) << 12);
+            self.drain_checker_events();
         }
         let replay = (word >> 3) & 7;
         if matches!(replay, 1 | 2) && self.access.replay() {
@@ -743,10 +743,26 @@ impl Device {
                 self.costs.walk_read_vidmem
             };
             self.clock.advance(cost);
-            self.checker
-                .check_use(&self.phys, u.va, u.target, u.pa, u.write);
+            self.checker.check_use(
+                &self.phys,
+                (u.chid, u.inst, u.pdb),
+                u.va,
+                u.target,
+                u.pa,
+                u.write,
+            );
         }
         self.drain_checker_events();
+    }
+
+    /// Exited processes' spaces whose channel is no longer bound to the same instance block
+    /// (nouveau freed it at file close) stop being scanned: the page directory may be reused.
+    fn retire_unbound_spaces(&mut self) {
+        for (chid, inst) in self.checker.exited_channels() {
+            if self.access_channel(chid).map(|c| c.inst.0).ok() != Some(inst) {
+                self.checker.retire(chid, inst);
+            }
+        }
     }
 
     fn drain_checker_events(&mut self) {
@@ -776,6 +792,7 @@ impl Device {
             pdb,
             pdb_word,
             inst: (inst, aperture),
+            chid,
         })
     }
 
@@ -971,6 +988,13 @@ impl Device {
                 CHK_EXCL_SIZE_HI => set_half(&mut r.excl_size, v, true),
                 CHK_CTRL => self.check_ctrl(v),
                 CHK_SWAP_MIGRATION_READ => r.swap_migration_read = v as u8,
+                CHK_PID => r.pid = v,
+                CHK_SPACE_SEL => r.space_sel = v,
+                CHK_MM_WATCH => self.checker.mm_watched(u64::from(v) << 12),
+                CHK_MM_EXIT => {
+                    self.checker.mm_exited(&mut self.phys, u64::from(v) << 12);
+                    self.drain_checker_events();
+                }
                 _ if reg < CHK_END => {}
                 _ => return None,
             }
@@ -979,6 +1003,7 @@ impl Device {
         let st = self.checker.stats();
         let last = self.checker.last();
         let r = &self.chk_regs;
+        let space = self.checker.report(r.space_sel);
         Some(match reg {
             CHK_CHID => r.chid,
             CHK_ROOT_LO => lo(r.root),
@@ -988,7 +1013,7 @@ impl Device {
             CHK_EXCL_HI => hi(r.excl),
             CHK_EXCL_SIZE_LO => lo(r.excl_size),
             CHK_EXCL_SIZE_HI => hi(r.excl_size),
-            CHK_CTRL => u32::from(self.checker.space().is_some()),
+            CHK_CTRL => u32::from(self.checker.armed()),
             CHK_VIOLATIONS => st.violations as u32,
             CHK_CHECKED => st.checked as u32,
             CHK_SCANS => st.scans as u32,
@@ -1004,9 +1029,28 @@ impl Device {
             CHK_ERROR => r.error,
             CHK_SWAP_MIGRATION_READ => u32::from(r.swap_migration_read),
             CHK_HAZARDS => st.hazards as u32,
-            o if (CHK_BY_REASON..CHK_END).contains(&o) => {
+            o if (CHK_BY_REASON..CHK_BY_REASON_END).contains(&o) => {
                 st.by_reason[((o - CHK_BY_REASON) / 4) as usize] as u32
             }
+            CHK_PID => r.pid,
+            CHK_LAST_CHID => last.map_or(0, |v| v.chid),
+            CHK_LAST_PID => last.map_or(0, |v| v.pid),
+            CHK_SPACE_SEL => r.space_sel,
+            CHK_SPACE_STATE => space.map_or(0, |s| {
+                let life = match s.life {
+                    Life::Live => 1,
+                    Life::Exited => 2,
+                    Life::Retired => 3,
+                };
+                life | u32::from(s.watched) << 8 | s.order.min(0xffff) << 16
+            }),
+            CHK_SPACE_VIOLATIONS => space.map_or(0, |s| s.violations as u32),
+            CHK_SPACE_STALE => space.map_or(0, |s| s.stale as u32),
+            CHK_SPACE_PID => space.map_or(0, |s| s.pid),
+            CHK_STALE => st.stale as u32,
+            CHK_SPACES => self.checker.spaces() as u32,
+            CHK_ALIASES => st.aliases as u32,
+            CHK_TRUNCATED => st.truncated_scans as u32,
             _ if reg < CHK_END => 0,
             _ => return None,
         })
@@ -1029,21 +1073,34 @@ impl Device {
                         },
                         exclude: (r.excl, r.excl.saturating_add(r.excl_size)),
                     };
-                    self.chk_regs.error = 0;
-                    self.checker.register(space);
-                    self.checker.scan(&mut self.phys);
-                    self.drain_checker_events();
+                    match self.checker.register(space, r.chid, r.pid) {
+                        Ok(()) => {
+                            self.chk_regs.error = 0;
+                            self.checker.scan_space(&mut self.phys, c.pdb);
+                            self.drain_checker_events();
+                        }
+                        Err(why) => {
+                            log::warn!("PTE checker not armed: {why}");
+                            self.chk_regs.error = 2;
+                        }
+                    }
                 }
                 Err(why) => {
                     log::warn!("PTE checker not armed: {why}");
                     self.chk_regs.error = 1;
                 }
             },
-            2 => self.checker.unregister(),
+            2 => {
+                if let Ok(c) = self.access_channel(self.chk_regs.chid) {
+                    self.checker.unregister(Some(c.pdb));
+                }
+            }
             3 => {
+                self.retire_unbound_spaces();
                 self.checker.scan(&mut self.phys);
                 self.drain_checker_events();
             }
+            4 => self.checker.unregister(None),
             _ => {}
         }
     }
@@ -1280,6 +1337,8 @@ struct CheckRegs {
     excl: u64,
     excl_size: u64,
     error: u32,
+    pid: u32,
+    space_sel: u32,
 }
 
 impl Default for CheckRegs {
@@ -1292,6 +1351,8 @@ impl Default for CheckRegs {
             excl: 0,
             excl_size: 0,
             error: 0,
+            pid: 0,
+            space_sel: 0,
         }
     }
 }
@@ -1989,5 +2050,108 @@ mod poll_tests {
             n += 1;
         }
         assert!(n < 5000, "{n} loop iterations for 2 s of GPU time");
+    }
+
+    /// Two channels with their own page directories: one registered (with a pid and an exit
+    /// watch), one not. A use through the unregistered one is an Unowned finding; the
+    /// registered process's exit (the module's CHK_MM_EXIT) makes its still-valid PTE a
+    /// stale-after-exit finding, and once its channel is unbound the space is no longer
+    /// scanned.
+    #[test]
+    fn spaces_per_channel_unowned_uses_and_process_exit_through_registers() {
+        use crate::check::Reason;
+        use crate::engine::testutil::Space;
+        use crate::mmu::format::Pte;
+        use crate::regs::window::*;
+        use vm_memory::{GuestAddress, GuestMemoryMmap};
+        let mut d = Device::new();
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        d.set_sysmem(Box::new(ram));
+        let put = |d: &mut Device, a: u64, v: u64| d.phys.sys_write(a, &v.to_le_bytes()).unwrap();
+        put(&mut d, 0x1000, 0x2000 | 7);
+        put(&mut d, 0x2000, 0x3000 | 7);
+        put(&mut d, 0x3000 + 2 * 8, 0x4000 | 7);
+        put(&mut d, 0x4000, 0x80_0000 | 7);
+        // Channel 3 (instance 0x90_0000) and channel 4 (0x91_0000), each its own space, both
+        // mapping VA 0x40_0000 -> 0x80_0000.
+        let mut spaces = Vec::new();
+        for (chid, inst, tables) in [
+            (3u64, 0x90_0000u64, 0x100_0000u64),
+            (4, 0x91_0000, 0x180_0000),
+        ] {
+            let mut s = Space::new(tables);
+            s.map(
+                &mut d.phys,
+                0x40_0000,
+                Pte::pfn_system(0x80_0000, true, false),
+            );
+            d.vram_write(inst + 0x200, &(s.pdb.addr | 1 << 10 | 0x30).to_le_bytes())
+                .unwrap();
+            d.bar0_write32(
+                0x800000 + 8 * chid as u32,
+                0x8000_0000 | (inst >> 12) as u32,
+            );
+            spaces.push(s);
+        }
+        let w = |d: &mut Device, r: u32, v: u32| d.bar0_write32(WINDOW_BASE + r, v);
+        let r = |d: &mut Device, reg: u32| d.bar0_read32(WINDOW_BASE + reg);
+        w(&mut d, CHK_MM_WATCH, 0x1000 >> 12);
+        w(&mut d, CHK_CHID, 3);
+        w(&mut d, CHK_ROOT_LO, 0x1000);
+        w(&mut d, CHK_PID, 77);
+        w(&mut d, CHK_CTRL, 1);
+        assert_eq!(r(&mut d, CHK_ERROR), 0);
+        w(&mut d, CHK_SPACE_SEL, 3);
+        assert_eq!(
+            r(&mut d, CHK_SPACE_STATE),
+            1 | 1 << 8 | 1 << 16,
+            "live, watched, first"
+        );
+        assert_eq!(r(&mut d, CHK_SPACE_PID), 77);
+        w(&mut d, CHK_SPACE_SEL, 4);
+        assert_eq!(r(&mut d, CHK_SPACE_STATE), 0, "channel 4 is not registered");
+        // GPU reads through both channels: channel 3's is judged (and fine), channel 4's is
+        // nobody's.
+        for chid in [3, 4] {
+            w(&mut d, AE_CHID, chid);
+            w(&mut d, AE_VA_LO, 0x40_0000);
+            w(&mut d, AE_LEN, 4);
+            w(&mut d, AE_OP, 1);
+            assert_eq!(r(&mut d, AE_STATUS) & 3, 1, "done");
+        }
+        assert_eq!(r(&mut d, CHK_VIOLATIONS), 1);
+        assert_eq!(r(&mut d, CHK_BY_REASON + 4 * Reason::Unowned as u32), 1);
+        assert_eq!(r(&mut d, CHK_LAST_CHID), 4);
+        assert_eq!(r(&mut d, CHK_LAST_PID), 0);
+        assert_eq!(r(&mut d, CHK_LAST_REASON), Reason::Unowned as u32 | 1 << 8);
+        w(&mut d, CHK_SPACE_SEL, 3);
+        assert_eq!(r(&mut d, CHK_SPACE_VIOLATIONS), 0);
+        // The process exits with its PTE still valid.
+        w(&mut d, CHK_MM_EXIT, 0x1000 >> 12);
+        assert_eq!(r(&mut d, CHK_STALE), 1);
+        assert_eq!(r(&mut d, CHK_SPACE_STALE), 1);
+        assert_eq!(r(&mut d, CHK_SPACE_STATE) & 3, 2, "exited");
+        assert_eq!(
+            r(&mut d, CHK_BY_REASON + 4 * Reason::StaleAfterExit as u32),
+            1
+        );
+        assert_eq!(
+            r(&mut d, CHK_VIOLATIONS),
+            1,
+            "stale findings are counted apart"
+        );
+        assert_eq!(
+            r(&mut d, CHK_LAST_CHID),
+            4,
+            "and are not the last violation"
+        );
+        // Its channel is unbound (file close); the next flush retires the space.
+        d.bar0_write32(0x800000 + 8 * 3, 0);
+        d.bar0_write32(0x100cbc, 0x8000_0003);
+        assert_eq!(r(&mut d, CHK_SPACE_STATE) & 3, 3, "retired");
+        assert_eq!(r(&mut d, CHK_CTRL), 0, "nothing armed any more");
+        assert_eq!(r(&mut d, CHK_SPACES), 1);
+        w(&mut d, CHK_CTRL, 4);
+        assert_eq!(r(&mut d, CHK_SPACES), 0);
     }
 }

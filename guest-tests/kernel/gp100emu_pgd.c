@@ -1,25 +1,156 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * gp100emu_pgd: a TEST-ONLY module for gp100emu's guest tests. Reading the debugfs file
- * /sys/kernel/debug/gp100emu_pgd gives the reading process's top-level page-table address and
- * how this kernel encodes special swap entries,
- * "pgd 0x<physical> la57 <0|1> swp_migration_read <type>\n", which the test hands to the
- * emulated GPU's PTE checker so it can walk the process's CPU page tables in guest RAM and
- * recognise migration, device-private and device-exclusive entries. It changes nothing; never load it
- * outside a test guest (it discloses a physical address).
+ * gp100emu_pgd: a TEST-ONLY module for gp100emu's guest tests. Never load it outside a test
+ * guest: it discloses a physical address.
+ *
+ * Reading the debugfs file /sys/kernel/debug/gp100emu_pgd gives the reading process's top-level
+ * page-table address and how this kernel encodes special swap entries,
+ * "pgd 0x<physical> la57 <0|1> swp_migration_read <type> watched <0|1>\n", which the test hands
+ * to the emulated GPU's PTE checker so it can walk the process's CPU page tables in guest RAM
+ * and recognise migration, device-private and device-exclusive entries.
+ *
+ * The first read by a process also starts watching its mm's teardown (a per-mm registry): the
+ * module registers an mmu_notifier with a release op on the mm and tells the emulated GPU
+ * (its vendor window in BAR0, emulator/src/regs/window.rs: CHK_MM_WATCH). exit_mmap() calls
+ * mmu_notifier_release() before unmap_vmas() frees the pages and free_pgtables() the page
+ * tables (mm/mmap.c); from the release op the module writes CHK_MM_EXIT, so the checker stops
+ * walking those page tables and reports every GPU mapping still valid over the dying mm as
+ * stale. mmu_notifier_release() calls the subscribers' release ops in list order, newest
+ * first (__mmu_notifier_register adds with hlist_add_head_rcu), so a process that reads this
+ * file BEFORE DRM_NOUVEAU_SVM_INIT has its watch called after nouveau's notifier: by then any
+ * release handling of the driver's has run. "watched 0" means the watch could not be set up
+ * (no emulated GP100, a page-table root above 2^44, or no memory), "watched 2" that it was
+ * refused because the mm already had an mmu_notifier (the read came after SVM_INIT, say, so
+ * the order above does not hold); the reason is logged.
  */
 #include <linux/debugfs.h>
+#include <linux/io.h>
+#include <linux/list.h>
+#include <linux/mm_types.h>
+#include <linux/mmu_notifier.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
-#include <linux/mm_types.h>
+#include <linux/slab.h>
 #include <linux/swap.h>
 #include <asm/pgtable.h>
-#include <asm/io.h>
+
+/* gp100emu's vendor window: BAR0 + 0xff0000, 4 KiB (emulator/src/regs/window.rs). */
+#define GP100EMU_VENDOR 0x10de
+#define GP100EMU_DEVICE 0x15f8
+#define WINDOW_BASE 0xff0000
+#define WINDOW_SIZE 0x1000
+#define WINDOW_ID 0x000
+#define WINDOW_ID_VALUE 0x4750454d
+#define CHK_MM_WATCH 0x2ac
+#define CHK_MM_EXIT 0x2b0
+
+struct gp100emu_watch {
+	struct mmu_notifier mn;
+	struct list_head node;
+	struct mm_struct *mm;
+	u64 root;
+	bool put;
+};
+
+static DEFINE_MUTEX(watch_lock);
+static LIST_HEAD(watches);
+static void __iomem *window;
+static struct pci_dev *gpu;
+
+/* One write to the window, then a read so the device has taken it before we go on. */
+static void window_write(u32 reg, u32 value)
+{
+	if (!window)
+		return;
+	writel(value, window + reg);
+	(void)readl(window + WINDOW_ID);
+}
+
+/* Called with watch_lock held; drops the registry's reference (frees after an SRCU grace). */
+static void watch_put(struct gp100emu_watch *w)
+{
+	if (w->put)
+		return;
+	w->put = true;
+	list_del(&w->node);
+	mmu_notifier_put(&w->mn);
+}
+
+static void gp100emu_mm_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	struct gp100emu_watch *w = container_of(mn, struct gp100emu_watch, mn);
+
+	window_write(CHK_MM_EXIT, (u32)(w->root >> 12));
+	mutex_lock(&watch_lock);
+	watch_put(w);
+	mutex_unlock(&watch_lock);
+}
+
+static void gp100emu_mm_free(struct mmu_notifier *mn)
+{
+	kfree(container_of(mn, struct gp100emu_watch, mn));
+}
+
+static const struct mmu_notifier_ops gp100emu_mm_ops = {
+	.release = gp100emu_mm_release,
+	.free_notifier = gp100emu_mm_free,
+};
+
+/* Watches the teardown of `mm` (page-table root `root`) unless it is watched already.
+ * Returns 1 if watched, 0 if it cannot be, 2 if refused because the mm has had another
+ * mmu_notifier first (its release op would then run after ours, see the top). */
+static int watch_mm(struct mm_struct *mm, u64 root)
+{
+	struct gp100emu_watch *w;
+	int ok = 0;
+
+	if (!window)
+		return 0;
+	if (root >> 44) {
+		pr_warn("gp100emu_pgd: page-table root %#llx does not fit the window's 32-bit page number; exit not watched\n",
+			(unsigned long long)root);
+		return 0;
+	}
+	mutex_lock(&watch_lock);
+	list_for_each_entry(w, &watches, node) {
+		if (w->mm == mm) {
+			ok = 1;
+			goto out;
+		}
+	}
+	if (mm_has_notifiers(mm)) {
+		pr_warn("gp100emu_pgd: pid %d already has an mmu_notifier (read this file before DRM_NOUVEAU_SVM_INIT); exit not watched\n",
+			task_pid_nr(current));
+		ok = 2;
+		goto out;
+	}
+	w = kzalloc(sizeof(*w), GFP_KERNEL);
+	if (!w)
+		goto out;
+	w->mm = mm;
+	w->root = root;
+	w->mn.ops = &gp100emu_mm_ops;
+	if (mmu_notifier_register(&w->mn, mm)) {
+		pr_warn("gp100emu_pgd: mmu_notifier_register failed; exit not watched\n");
+		kfree(w);
+		goto out;
+	}
+	list_add(&w->node, &watches);
+	window_write(CHK_MM_WATCH, (u32)(root >> 12));
+	ok = 1;
+out:
+	mutex_unlock(&watch_lock);
+	return ok;
+}
 
 static int gp100emu_pgd_show(struct seq_file *m, void *unused)
 {
 	struct mm_struct *mm = current->mm;
+	u64 root;
+	int watched;
 
 	if (!mm)
 		return -EINVAL;
@@ -28,26 +159,63 @@ static int gp100emu_pgd_show(struct seq_file *m, void *unused)
 #else
 	const int migration_read = -1;
 #endif
-	seq_printf(m, "pgd 0x%llx la57 %d swp_migration_read %d\n", (unsigned long long)__pa(mm->pgd),
-		   pgtable_l5_enabled() ? 1 : 0, migration_read);
+	root = __pa(mm->pgd);
+	watched = watch_mm(mm, root);
+	seq_printf(m, "pgd 0x%llx la57 %d swp_migration_read %d watched %d\n",
+		   (unsigned long long)root, pgtable_l5_enabled() ? 1 : 0, migration_read, watched);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(gp100emu_pgd);
 
 static struct dentry *gp100emu_pgd_file;
 
+/* Maps the emulated GP100's vendor window, if there is one whose window answers. */
+static void find_window(void)
+{
+	gpu = pci_get_device(GP100EMU_VENDOR, GP100EMU_DEVICE, NULL);
+	if (!gpu) {
+		pr_info("gp100emu_pgd: no emulated GP100; process exits are not watched\n");
+		return;
+	}
+	if (pci_resource_len(gpu, 0) < WINDOW_BASE + WINDOW_SIZE)
+		goto fail;
+	window = ioremap(pci_resource_start(gpu, 0) + WINDOW_BASE, WINDOW_SIZE);
+	if (window && readl(window + WINDOW_ID) == WINDOW_ID_VALUE)
+		return;
+	if (window)
+		iounmap(window);
+	window = NULL;
+fail:
+	pr_warn("gp100emu_pgd: %s has no gp100emu vendor window; process exits are not watched\n",
+		pci_name(gpu));
+	pci_dev_put(gpu);
+	gpu = NULL;
+}
+
 static int __init gp100emu_pgd_init(void)
 {
+	find_window();
 	gp100emu_pgd_file = debugfs_create_file("gp100emu_pgd", 0400, NULL, NULL, &gp100emu_pgd_fops);
 	return 0;
 }
 
 static void __exit gp100emu_pgd_exit(void)
 {
+	struct gp100emu_watch *w, *n;
+
 	debugfs_remove(gp100emu_pgd_file);
+	mutex_lock(&watch_lock);
+	list_for_each_entry_safe(w, n, &watches, node)
+		watch_put(w);
+	mutex_unlock(&watch_lock);
+	/* Every free_notifier has run before the module's text goes away. */
+	mmu_notifier_synchronize();
+	if (window)
+		iounmap(window);
+	pci_dev_put(gpu);
 }
 
 module_init(gp100emu_pgd_init);
 module_exit(gp100emu_pgd_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("gp100emu test helper: the reading process's page-table root");
+MODULE_DESCRIPTION("gp100emu test helper: the reading process's page-table root, and its exit");

@@ -207,7 +207,64 @@ pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
         }),
     ));
     out.push(("replay_trace_bytes_per_event", trace.len() as f64 / 1e6));
+
+    // The PTE checker's full scan of an SVM space of 16 Ki 4 KiB pages (64 MiB) that the CPU
+    // maps alike: every page judged, one CPU walk each.
+    let (pages_per_s, reads_per_page) = checker_scan(budget, 1 << 14);
+    out.push(("checker_scan_pages_per_s", pages_per_s));
+    out.push(("checker_cpu_reads_per_page", reads_per_page));
     out
+}
+
+/// Scans a space of `pages` GPU PTEs (the [`tree`] layout) whose CPU page tables map every
+/// page to the same physical page; returns (pages judged per second, CPU entries read per
+/// page).
+pub fn checker_scan(budget: Duration, pages: u64) -> (f64, f64) {
+    use emulator::check::x86::{CpuSpace, DEFAULT_SWAP_TYPES};
+    use emulator::check::{CheckedSpace, Checker, Inject};
+    use emulator::mem::{GpuMemory, PhysMem};
+    let (vid, pdb, base) = tree(pages);
+    let mut mem = PhysMem::new(256 << 20);
+    let mut b = vec![0u8; 4 << 20];
+    vid.read(0x10_0000, &mut b).expect("tables");
+    mem.write_bytes(Target::Video, 0x10_0000, &b)
+        .expect("tables");
+    let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 128 << 20)]).unwrap();
+    mem.set_sys(Box::new(ram));
+    // CPU tables from 0x400_0000: PML4, PDPT, PD, then one PT per 2 MiB.
+    let put = |m: &PhysMem, a: u64, v: u64| m.sys_write(a, &v.to_le_bytes()).unwrap();
+    let (pml4, pdpt, pd) = (0x400_0000u64, 0x400_1000u64, 0x400_2000u64);
+    put(&mem, pml4 + ((base >> 39) & 0x1ff) * 8, pdpt | 7);
+    put(&mem, pdpt + ((base >> 30) & 0x1ff) * 8, pd | 7);
+    for p in 0..pages {
+        let va = base + p * 0x1000;
+        let pt = 0x400_3000 + ((p >> 9) << 12);
+        put(&mem, pd + ((va >> 21) & 0x1ff) * 8, pt | 7);
+        put(&mem, pt + ((va >> 12) & 0x1ff) * 8, (p << 12) | 7);
+    }
+    let mut chk = Checker::new(Inject::None);
+    chk.register(
+        CheckedSpace {
+            swap: DEFAULT_SWAP_TYPES,
+            pdb,
+            inst: 0x1000,
+            cpu: CpuSpace {
+                root: pml4,
+                la57: false,
+            },
+            exclude: (0, 0),
+        },
+        0,
+        0,
+    )
+    .expect("one space");
+    let rate = rate(budget, pages, || {
+        chk.scan(&mut mem);
+        chk.take_events().len() as u64
+    });
+    let st = chk.stats();
+    assert_eq!(st.violations, 0, "the bench space must be clean");
+    (rate, st.cpu_reads as f64 / st.checked.max(1) as f64)
 }
 
 /// A trace like a probe: BAR0 reads of boot0, the window and an undecoded offset, and window

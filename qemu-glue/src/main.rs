@@ -15,7 +15,7 @@ use qemu_glue::trace_cmd;
 /// Parses an `--inject` name.
 fn parse_inject(s: &str) -> Result<Inject, String> {
     Inject::parse(s).ok_or_else(|| {
-        format!("unknown seeded bug '{s}' (none, wrong-page, writable-ro, stale-after-munmap)")
+        format!("unknown seeded bug '{s}' (none, wrong-page, writable-ro, stale-after-munmap; KIND@N for the N-th process registered only)")
     })
 }
 
@@ -117,7 +117,8 @@ enum Command {
         #[arg(long)]
         keep_logs: bool,
         /// Make the device seed a bug into the PTEs nouveau writes (wrong-page, writable-ro,
-        /// stale-after-munmap): the svm suite then expects the PTE checker to report it.
+        /// stale-after-munmap; KIND@N: only into the N-th process registered with the checker):
+        /// the svm suite then expects the PTE checker to report it.
         #[arg(long, value_parser = parse_inject, default_value = "none")]
         inject: Inject,
         #[command(flatten)]
@@ -155,7 +156,8 @@ enum Command {
         #[arg(long, requires = "trace")]
         trace_data: bool,
         /// Seed a bug into the PTEs nouveau writes, for the PTE checker to catch:
-        /// wrong-page, writable-ro or stale-after-munmap.
+        /// wrong-page, writable-ro or stale-after-munmap (KIND@N: only into the N-th
+        /// process registered with the checker).
         #[arg(long, value_parser = parse_inject, default_value = "none")]
         inject: Inject,
         /// The replayable fault buffer's size in entries (16..=1024; default 1024): a small
@@ -435,7 +437,7 @@ fn main() -> ExitCode {
                         emulator_version: env!("CARGO_PKG_VERSION").into(),
                         bar1_size: layout.bar1,
                         note: format!("gp100emu serve --bar1-mib {bar1_mib}"),
-                        inject: inject.name().into(),
+                        inject: inject.name(),
                         dma_write_data: trace_data,
                     };
                     match trace_cmd::create(p, &h) {

@@ -1,6 +1,8 @@
 //! The svm suite in a real TCG guest, through the `gp100emu run` binary: it passes on a clean
 //! device, and each seeded bug the device can inject (`--inject`) makes it fail with the PTE
-//! checker's report of that kind of violation.
+//! checker's report of that kind of violation; a seeded bug in the second of two processes is
+//! attributed to that process; the stock kernel's GPU mappings left at process exit are
+//! reported as an expected failure (never a pass, never silent).
 //!
 //! Needs what guest_smoke.rs needs (QEMU >= 10.1 with vfio-user-pci and the guest kernel in
 //! ~/.cache/gp100emu, both made by `cargo run --release -- run`); missing them FAILS the test
@@ -48,11 +50,78 @@ fn svm_suite_passes_with_no_checker_violations() {
         "svm failed ({}). {HOW}\n{text}",
         out.status
     );
-    assert!(text.contains("ok 14 no_pte_check_violations"), "{text}");
+    assert!(text.contains("ok 15 no_pte_check_violations"), "{text}");
     assert!(
         text.contains("checker: ") && text.contains(" 0 violations"),
         "{text}"
     );
+    assert!(
+        text.contains("ok 13 two_processes_each_judged_against_its_own_page_tables"),
+        "{text}"
+    );
+    // The stock kernel keeps every SVM PTE of an exiting process valid over its freed pages
+    // (nouveau registers no mmu_notifier release op): the exit case says so as a TODO with
+    // the count, and the exits were seen (a watched, exited space for both processes).
+    assert!(
+        text.contains("not ok 17 exit_leaves_no_gpu_mapping_of_freed_pages # TODO")
+            || text.contains("ok 17 exit_leaves_no_gpu_mapping_of_freed_pages\n"),
+        "{text}"
+    );
+    for who in ["# worker (channel ", "# second process (channel "] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(who) && l.contains("space state"))
+            .unwrap_or_else(|| panic!("no exit report for '{who}':\n{text}"));
+        assert!(line.contains("exit watched"), "{line}");
+        assert!(
+            line.contains("space state 2") || line.contains("space state 3"),
+            "{line}"
+        );
+    }
+}
+
+/// The number after `key` in `line` (`key` ends just before the digits).
+fn number_after(line: &str, key: &str) -> Option<i64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn a_seeded_bug_in_the_second_process_is_attributed_to_it() {
+    let (out, text) = run_svm("wrong-page@2");
+    assert_eq!(out.status.code(), Some(1), "should fail. {HOW}\n{text}");
+    let second = text
+        .lines()
+        .find(|l| l.contains("# second process pid "))
+        .unwrap_or_else(|| panic!("no second-process line:\n{text}"));
+    let pid = number_after(second, "second process pid ").expect("pid");
+    let chid = number_after(second, " channel ").expect("channel");
+    assert!(
+        second.contains("first process pid ") && second.ends_with(": 0 violations"),
+        "the first process must have none: {second}"
+    );
+    assert!(
+        number_after(second, "), ").unwrap_or(0) > 0,
+        "the second process's space must have violations: {second}"
+    );
+    assert!(
+        text.contains("FAIL svm/two_processes_each_judged_against_its_own_page_tables"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL svm/no_pte_check_violations"), "{text}");
+    let report = text
+        .lines()
+        .find(|l| l.contains("PTE CHECK VIOLATION x"))
+        .unwrap_or_else(|| panic!("no violation report:\n{text}"));
+    assert!(
+        report.contains(&format!("channel {chid} pid {pid} ")),
+        "the violation must name the second process (channel {chid}, pid {pid}): {report}"
+    );
+    assert!(report.contains("different physical page"), "{report}");
 }
 
 /// Runs the suite with `inject` and checks that it fails on the checker's verdict with a

@@ -323,6 +323,7 @@ mod tests {
             pdb: s.pdb,
             pdb_word: s.pdb.addr | 1 << 10 | 0x30,
             inst: (inst, 0),
+            chid: 0,
         }
     }
 

@@ -98,6 +98,8 @@ pub struct Channel {
     pub pdb_word: u64,
     /// Instance block address and aperture (0 video, 2/3 system).
     pub inst: (u64, u8),
+    /// Its channel id (what the checker's findings name).
+    pub chid: u32,
 }
 
 /// One operation between its start and its end: how far it got and what it read.
@@ -227,6 +229,9 @@ impl InFlight {
                     target: tg,
                     pa,
                     write: matches!(self.op, Op::Write | Op::AtomicAdd),
+                    chid: self.chan.chid,
+                    pdb: self.chan.pdb,
+                    inst: self.chan.inst.0,
                 });
             }
             if let Err(why) = self.move_data(hw, target, pa, n) {
@@ -316,6 +321,12 @@ pub struct Use {
     pub pa: u64,
     /// Whether the access wrote.
     pub write: bool,
+    /// The channel it was made in.
+    pub chid: u32,
+    /// The address space it was made in (the checker judges it against its owner's).
+    pub pdb: Pdb,
+    /// That channel's instance block address.
+    pub inst: u64,
 }
 
 /// The engine's registers and the operation in flight.
@@ -487,6 +498,7 @@ mod tests {
             pdb: s.pdb,
             pdb_word: s.pdb.addr | 1 << 10 | if replayable { 0x30 } else { 0 },
             inst: (0x20_0000, 0),
+            chid: 0,
         }
     }
 

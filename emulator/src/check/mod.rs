@@ -1,18 +1,24 @@
 //! The PTE checker: every GPU PTE nouveau maps for a process's shared (SVM) address space is
 //! compared with that process's own CPU page tables, in guest RAM.
 //!
-//! A guest test registers the address space to check: a channel (whose instance block names
-//! the GPU page directory) and the process's page-table root (`__pa(mm->pgd)`, read through
-//! the test-only module `gp100emu_pgd`, see guest-tests/), plus the window nouveau keeps for
-//! its own buffers (SVM_INIT's unmanaged range), which is not mirrored and not checked.
+//! **One checked space per SVM address space.** A guest test registers each address space it
+//! wants checked: a channel (whose instance block names the GPU page directory), the page-table
+//! root of the process that owns it (`__pa(mm->pgd)`, read through the test-only module
+//! `gp100emu_pgd`, see guest-tests/), its pid (for reports), plus the window nouveau keeps for
+//! its own buffers (SVM_INIT's unmanaged range), which is not mirrored and not checked. Spaces
+//! are keyed by GPU page directory: every channel of one SVM client shares it (nouveau gives
+//! each open file one SVM VMM). Several processes may be registered at once; every PTE and
+//! every GPU use is judged only against the page tables of the process owning that page
+//! directory. A GPU use through a page directory nobody registered, while the checker is
+//! armed, is its own finding ([`Reason::Unowned`]), never judged against another process.
 //!
 //! When it runs:
-//! - **at every TLB invalidate that covers the space** (nouveau flushes after every PFNMAP
-//!   and PFNCLR; `gp100_vmm_flush`), the whole GPU address space is scanned: each valid PTE
+//! - **at every TLB invalidate that covers a space** (nouveau flushes after every PFNMAP
+//!   and PFNCLR; `gp100_vmm_flush`), that GPU address space is scanned: each valid PTE
 //!   is judged, and the PTEs that changed since the last scan become `PteWrite` trace events;
 //! - **at every GPU use of a translation** (the access engine, [`crate::access`]): the
-//!   translation actually used, from a TLB or a walk, is judged, which catches stale TLB
-//!   entries and PTEs left behind without a flush.
+//!   translation actually used, from a TLB or a walk, is judged against its own space, which
+//!   catches stale TLB entries and PTEs left behind without a flush.
 //!
 //! The rules ([`Reason`]): a system-memory PTE must map the same physical page the CPU maps
 //! at that address, and may be writable only if the CPU mapping is writable at every level.
@@ -22,35 +28,79 @@
 //! PTE (a page migrated to the GPU) needs a device-private entry. Any other valid PTE in the
 //! mirrored range is a violation.
 //!
+//! **Process exit.** `exit_mmap` calls `mmu_notifier_release` before `unmap_vmas` frees the
+//! process's pages and `free_pgtables` its page tables (mm/mmap.c, 6.1 to 7.x). The test
+//! module registers its own notifier with a `release` op and, from it, tells the device that
+//! the mm is exiting ([`Checker::mm_exited`]); the guest test registers with the module before
+//! SVM_INIT, so the module's notifier sits behind nouveau's on the mm's list
+//! (`hlist_add_head_rcu`) and its `release` runs after every other subscriber's. From then on
+//! the checker never walks that process's page tables again (they are about to be freed), and
+//! every GPU PTE still valid in the mirrored range is a [`Reason::StaleAfterExit`] finding
+//! (nothing will invalidate it before the pages are freed), as is every GPU use of such a
+//! translation. nouveau up to 7.x registers no `release` op (nouveau_svm.c `nouveau_mn_ops`),
+//! so every SVM mapping a process holds at exit is reported; see guest-tests/known-issues.txt.
+//!
 //! A separate class, **hazards**: a PD0 slot that held a 2 MiB PTE and now has IS_PTE (bit 0)
 //! clear but its aperture and address kept. In the version-2 format that is a valid pointer
 //! to a big-page table — the data page itself — so a walk there would read data as PTEs.
 //! nouveau 6.12 leaves exactly this between `gp100_vmm_pd0_pfn_clear` and the final unmap
 //! (it clears only bit 0, then flushes). The checker reports it as a hazard and does not
-//! descend into it. Every violation is counted, kept (the last one, with VA, GPU PTE, CPU PTE and
-//! instance, readable through the window) and logged as a trace event — never ignored.
+//! descend into it.
+//!
+//! **Bounds** (the guest's page tables are untrusted): a scan reads at most
+//! [`MAX_SCAN_TABLES`] tables, never the same table twice (a table reached a second time —
+//! page tables pointing at themselves or sharing a table — is counted as an alias and not
+//! followed again), collects at most [`MAX_SCAN_PTES`] valid PTEs and does at most
+//! [`MAX_SCAN_WORK`] CPU walks; a PTE of any size costs at least one, and a large GPU page
+//! over a CPU range that resolves alike (one CPU large page, or one non-present upper-level
+//! entry) is judged with one walk. Violations are aggregated: each is counted per 4 KiB page,
+//! by reason and per space; per scan the first [`MAX_VIOLATION_EVENTS`] ranges become trace
+//! events and the first [`MAX_LOGGED_PER_SCAN`] are logged one by one, the rest as one summary
+//! line per reason (its first [`MAX_SUMMARY_RANGES`] ranges); over the checker's life at most
+//! [`MAX_LOG_LINES`] lines are logged. The first [`MAX_KEPT`] violations and the last one are
+//! kept (the last is readable through the window).
 //!
 //! Seeded bugs ([`Inject`]) make the device itself corrupt what nouveau wrote, so a test can
-//! show the checker catches each kind.
+//! show the checker catches each kind; `kind@N` injects only into the N-th space registered.
 
 pub mod x86;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::mem::{GpuMemory, PhysMem, Target};
 use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte};
 use crate::mmu::walk::Pdb;
 use crate::trace::event::ModelEvent;
 
-use x86::{CpuMapping, CpuSpace, Special, SwapEntry, SwapTypes};
+use x86::{CpuMapping, CpuSpace, Special, SwapEntry, SwapTypes, WalkCache};
 
-/// Most page tables one scan reads (a bound against hostile or enormous page tables).
+/// Most page tables one scan reads.
 pub const MAX_SCAN_TABLES: usize = 16384;
+/// Most valid PTEs one scan collects (1 GiB of 4 KiB pages at most, per space).
+pub const MAX_SCAN_PTES: usize = 1 << 18;
+/// Most CPU walks (and PTE spans) one scan makes.
+pub const MAX_SCAN_WORK: u64 = 1 << 18;
 /// Most PTE-change events one scan logs.
 pub const MAX_SCAN_EVENTS: usize = 4096;
+/// Most violation events (one per range of pages) one scan logs.
+pub const MAX_VIOLATION_EVENTS: usize = 256;
+/// Most violations one scan logs one line each; the rest are summarised per reason.
+pub const MAX_LOGGED_PER_SCAN: usize = 16;
+/// Ranges a summary line names.
+pub const MAX_SUMMARY_RANGES: usize = 8;
+/// Most log lines over the checker's life.
+pub const MAX_LOG_LINES: u64 = 4096;
+/// Violations kept in full (the first ones).
+pub const MAX_KEPT: usize = 64;
+/// Most spaces registered at once (exited ones are dropped first when it is reached).
+pub const MAX_SPACES: usize = 16;
+/// Most exit-watched page-table roots remembered.
+pub const MAX_WATCHED: usize = 64;
+/// Channels remembered per space (for lookups by channel).
+const MAX_CHIDS: usize = 8;
 
 /// Why a GPU PTE is wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Reason {
     /// The GPU maps an address the CPU does not.
@@ -67,9 +117,28 @@ pub enum Reason {
     CpuWalkFailed = 6,
     /// The CPU's page is in device memory (device-private) but the GPU maps system memory.
     CpuPageOnDevice = 7,
+    /// A GPU use through a page directory no process registered (the checker cannot say
+    /// whose page tables apply).
+    Unowned = 8,
+    /// A GPU PTE still valid (or used) after its process's mm was torn down: its pages are
+    /// freed with nothing invalidating the GPU's mapping.
+    StaleAfterExit = 9,
 }
 
 impl Reason {
+    /// Every reason, by code.
+    pub const ALL: [Reason; 9] = [
+        Reason::CpuNotMapped,
+        Reason::WrongPage,
+        Reason::WritableButCpuReadOnly,
+        Reason::VramButCpuPresent,
+        Reason::BadAperture,
+        Reason::CpuWalkFailed,
+        Reason::CpuPageOnDevice,
+        Reason::Unowned,
+        Reason::StaleAfterExit,
+    ];
+
     /// A short name.
     pub fn name(self) -> &'static str {
         match self {
@@ -80,6 +149,8 @@ impl Reason {
             Reason::BadAperture => "peer aperture in the mirror",
             Reason::CpuWalkFailed => "cpu page tables unreadable",
             Reason::CpuPageOnDevice => "cpu page is device-private, gpu maps system memory",
+            Reason::Unowned => "gpu use in an address space no process registered",
+            Reason::StaleAfterExit => "gpu mapping still valid after its process exited",
         }
     }
 }
@@ -87,27 +158,34 @@ impl Reason {
 /// One violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Violation {
-    /// GPU virtual address (the 4 KiB page).
+    /// GPU virtual address (the first 4 KiB page).
     pub va: u64,
+    /// 4 KiB pages it covers (a range judged alike).
+    pub pages: u64,
     /// The GPU PTE (or, at a use, the translation as a PTE-shaped word).
     pub gpu_pte: u64,
     /// The CPU entry where the CPU walk ended (0 if none).
     pub cpu_pte: u64,
     /// Why.
     pub reason: Reason,
-    /// The instance block of the checked channel.
+    /// The instance block of the channel the space was registered with (at a use: of the
+    /// channel used).
     pub inst: u64,
+    /// That channel.
+    pub chid: u32,
+    /// The owning process's pid as registered (0 if none).
+    pub pid: u32,
     /// Found at a GPU use (true) or a scan (false).
     pub at_use: bool,
 }
 
-/// Seeded bugs the device can inject into what nouveau writes (`gp100emu serve --inject`).
+/// Kinds of seeded bugs the device can inject into what nouveau writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Inject {
+pub enum InjectKind {
     /// None.
     #[default]
     None,
-    /// A new system-memory PTE is pointed at the next physical page.
+    /// A new system-memory PTE is pointed at a wrong page.
     WrongPage,
     /// A new read-only system-memory PTE is made writable.
     WritableRo,
@@ -115,36 +193,82 @@ pub enum Inject {
     StaleAfterUnmap,
 }
 
+/// A seeded bug (`gp100emu serve --inject KIND[@N]`): its kind, and optionally the one space
+/// (the N-th registered, counting from 1) it is injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Inject {
+    /// What is injected.
+    pub kind: InjectKind,
+    /// Only into the N-th space registered (None: every space).
+    pub space: Option<u32>,
+}
+
+#[allow(non_upper_case_globals)]
 impl Inject {
-    /// Parses a CLI name.
+    /// No seeded bug.
+    pub const None: Inject = Inject {
+        kind: InjectKind::None,
+        space: None,
+    };
+    /// Wrong page, every space.
+    pub const WrongPage: Inject = Inject::every(InjectKind::WrongPage);
+    /// Writable over read-only, every space.
+    pub const WritableRo: Inject = Inject::every(InjectKind::WritableRo);
+    /// Stale after munmap, every space.
+    pub const StaleAfterUnmap: Inject = Inject::every(InjectKind::StaleAfterUnmap);
+
+    const fn every(kind: InjectKind) -> Self {
+        Inject { kind, space: None }
+    }
+
+    /// Parses a CLI name: `none`, `wrong-page`, `writable-ro`, `stale-after-munmap`,
+    /// optionally followed by `@N` (only the N-th space registered, N >= 1).
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "none" => Inject::None,
-            "wrong-page" => Inject::WrongPage,
-            "writable-ro" => Inject::WritableRo,
-            "stale-after-munmap" => Inject::StaleAfterUnmap,
+        let (k, space) = match s.split_once('@') {
+            Some((k, n)) => (k, Some(n.parse::<u32>().ok().filter(|&n| n >= 1)?)),
+            None => (s, None),
+        };
+        let kind = match k {
+            "none" => InjectKind::None,
+            "wrong-page" => InjectKind::WrongPage,
+            "writable-ro" => InjectKind::WritableRo,
+            "stale-after-munmap" => InjectKind::StaleAfterUnmap,
             _ => return None,
-        })
+        };
+        if kind == InjectKind::None && space.is_some() {
+            return None;
+        }
+        Some(Inject { kind, space })
     }
 
     /// The CLI name ([`Inject::parse`] reads it back).
-    pub fn name(self) -> &'static str {
-        match self {
-            Inject::None => "none",
-            Inject::WrongPage => "wrong-page",
-            Inject::WritableRo => "writable-ro",
-            Inject::StaleAfterUnmap => "stale-after-munmap",
+    pub fn name(self) -> String {
+        let k = match self.kind {
+            InjectKind::None => "none",
+            InjectKind::WrongPage => "wrong-page",
+            InjectKind::WritableRo => "writable-ro",
+            InjectKind::StaleAfterUnmap => "stale-after-munmap",
+        };
+        match self.space {
+            Some(n) => format!("{k}@{n}"),
+            None => k.to_string(),
         }
     }
 
-    /// The code the window reports.
+    /// The code the window reports (bits 7:0 the kind: 0 none, 1 wrong-page, 2 writable-ro,
+    /// 3 stale-after-munmap; bits 15:8 the targeted space, 0 for every space).
     pub fn code(self) -> u32 {
-        match self {
-            Inject::None => 0,
-            Inject::WrongPage => 1,
-            Inject::WritableRo => 2,
-            Inject::StaleAfterUnmap => 3,
-        }
+        let k = match self.kind {
+            InjectKind::None => 0,
+            InjectKind::WrongPage => 1,
+            InjectKind::WritableRo => 2,
+            InjectKind::StaleAfterUnmap => 3,
+        };
+        k | self.space.map_or(0, |n| n.min(255) << 8)
+    }
+
+    fn applies_to(self, order: u32) -> bool {
+        self.kind != InjectKind::None && self.space.is_none_or(|n| n == order)
     }
 }
 
@@ -163,6 +287,60 @@ pub struct CheckedSpace {
     pub exclude: (u64, u64),
 }
 
+/// Where a registered space is in its owner's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// The owner is alive: PTEs are judged against its page tables.
+    Live,
+    /// The owner's mm was torn down: valid PTEs are stale, its page tables are never read.
+    Exited,
+    /// Exited and its channel is gone: no longer scanned (the page directory may be reused).
+    Retired,
+}
+
+/// Per-space state and counters.
+#[derive(Debug, Clone)]
+struct SpaceState {
+    space: CheckedSpace,
+    chids: Vec<u32>,
+    pid: u32,
+    /// 1 for the first space registered, 2 for the second, …
+    order: u32,
+    /// The module watches the owner's exit.
+    watched: bool,
+    life: Life,
+    shadow: BTreeMap<u64, (u64, u8)>,
+    /// Stale-after-munmap injection: PTEs nouveau cleared that the device keeps putting back.
+    stale: BTreeMap<u64, u64>,
+    /// Exited: PTEs (by VA) already reported stale.
+    reported: BTreeSet<u64>,
+    violations: u64,
+    stale_pages: u64,
+}
+
+impl SpaceState {
+    fn chid(&self) -> u32 {
+        self.chids.last().copied().unwrap_or(u32::MAX)
+    }
+}
+
+/// What the window reports about one space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceReport {
+    /// Where the owner is.
+    pub life: Life,
+    /// The owner's exit is watched by the module.
+    pub watched: bool,
+    /// The owner's pid as registered.
+    pub pid: u32,
+    /// Registration order (1 = first).
+    pub order: u32,
+    /// Violations (pages) found in this space, every reason but stale-after-exit.
+    pub violations: u64,
+    /// Stale-after-exit findings (pages).
+    pub stale: u64,
+}
+
 /// A valid GPU PTE found by a scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Found {
@@ -179,27 +357,177 @@ pub struct CheckStats {
     pub scans: u64,
     /// PTE judgements made (a large page counts once per 4 KiB page).
     pub checked: u64,
-    /// Violations found.
+    /// Violations found (4 KiB pages), every reason but [`Reason::StaleAfterExit`].
     pub violations: u64,
-    /// Scans cut short by [`MAX_SCAN_TABLES`].
+    /// Stale-after-exit findings (4 KiB pages).
+    pub stale: u64,
+    /// Scans cut short by a bound ([`MAX_SCAN_TABLES`], [`MAX_SCAN_PTES`], [`MAX_SCAN_WORK`]).
     pub truncated_scans: u64,
+    /// Page tables read by scans.
+    pub tables: u64,
+    /// Tables reached a second time within a scan (not followed again).
+    pub aliases: u64,
     /// PD0 slots found holding a cleared 2 MiB PTE that reads as a big-page-table pointer.
     pub hazards: u64,
-    /// Violations by [`Reason`] code (index = code).
-    pub by_reason: [u64; 8],
+    /// Findings by [`Reason`] code (index = code), in 4 KiB pages.
+    pub by_reason: [u64; 16],
+    /// Log lines written.
+    pub log_lines: u64,
+    /// CPU page-table entries read by scans (and uses).
+    pub cpu_reads: u64,
+    /// CPU page-table entries a scan found in its walk cache instead.
+    pub cpu_cache_hits: u64,
+}
+
+/// Violations of one reason within a scan, beyond those logged one by one.
+#[derive(Debug, Clone, Default)]
+struct Agg {
+    pages: u64,
+    ranges: Vec<(u64, u64)>,
+    more_ranges: u64,
+}
+
+/// Counting, keeping and logging of findings, bounded per scan and overall.
+#[derive(Debug, Clone, Default)]
+struct Recorder {
+    stats: CheckStats,
+    first: Vec<Violation>,
+    last: Option<Violation>,
+    events: Vec<ModelEvent>,
+    suppressed: bool,
+    in_scan: bool,
+    scan_events: usize,
+    scan_logged: usize,
+    agg: BTreeMap<Reason, Agg>,
+}
+
+impl Recorder {
+    /// Takes one line of the life-long log budget.
+    fn line(&mut self) -> bool {
+        if self.stats.log_lines < MAX_LOG_LINES {
+            self.stats.log_lines += 1;
+            return true;
+        }
+        if !self.suppressed {
+            self.suppressed = true;
+            log::warn!(
+                "PTE check: {MAX_LOG_LINES} lines logged; further findings are only counted \
+                 (window registers CHK_VIOLATIONS, CHK_BY_REASON, CHK_STALE)"
+            );
+        }
+        false
+    }
+
+    fn record(&mut self, sp: &mut SpaceState, v: Violation) {
+        if v.reason == Reason::StaleAfterExit {
+            self.stats.stale += v.pages;
+            sp.stale_pages += v.pages;
+        } else {
+            self.stats.violations += v.pages;
+            sp.violations += v.pages;
+        }
+        self.record_counted(v);
+    }
+
+    /// Counts, keeps, logs and traces `v` (space counters are the caller's).
+    fn record_counted(&mut self, v: Violation) {
+        self.stats.by_reason[v.reason as usize] += v.pages;
+        if self.first.len() < MAX_KEPT {
+            self.first.push(v);
+        }
+        // The last violation goes with CHK_VIOLATIONS, which stale-after-exit findings (their
+        // own count) are not part of.
+        if v.reason != Reason::StaleAfterExit {
+            self.last = Some(v);
+        }
+        if !self.in_scan || self.scan_events < MAX_VIOLATION_EVENTS {
+            self.scan_events += usize::from(self.in_scan);
+            self.events.push(ModelEvent::CheckViolation {
+                va: v.va,
+                gpu_pte: v.gpu_pte,
+                cpu_pte: v.cpu_pte,
+                reason: v.reason as u8,
+                at_use: v.at_use,
+            });
+        }
+        if self.in_scan && self.scan_logged >= MAX_LOGGED_PER_SCAN {
+            let a = self.agg.entry(v.reason).or_default();
+            a.pages += v.pages;
+            let n = a.ranges.len();
+            match a.ranges.last_mut() {
+                Some(r) if r.1 == v.va => r.1 += v.pages << 12,
+                _ if n < MAX_SUMMARY_RANGES => a.ranges.push((v.va, v.va + (v.pages << 12))),
+                _ => a.more_ranges += 1,
+            }
+            return;
+        }
+        self.scan_logged += usize::from(self.in_scan);
+        if self.line() {
+            log::warn!(
+                "PTE check: {} at VA {:#x}{}: GPU PTE {:#018x}, CPU PTE {:#018x}, channel {} \
+                 pid {} instance {:#x}{}",
+                v.reason.name(),
+                v.va,
+                if v.pages > 1 {
+                    format!(" ({} pages)", v.pages)
+                } else {
+                    String::new()
+                },
+                v.gpu_pte,
+                v.cpu_pte,
+                v.chid as i32,
+                v.pid,
+                v.inst,
+                if v.at_use { " (at a GPU use)" } else { "" }
+            );
+        }
+    }
+
+    fn begin_scan(&mut self) {
+        self.in_scan = true;
+        self.scan_events = 0;
+        self.scan_logged = 0;
+        self.agg.clear();
+    }
+
+    /// Ends a scan of `sp`: one summary line per reason for what was not logged one by one.
+    fn end_scan(&mut self, sp: &SpaceState) {
+        self.in_scan = false;
+        for (reason, a) in std::mem::take(&mut self.agg) {
+            if !self.line() {
+                break;
+            }
+            let ranges: Vec<String> = a
+                .ranges
+                .iter()
+                .map(|(s, e)| format!("{s:#x}..{e:#x}"))
+                .collect();
+            log::warn!(
+                "PTE check: and {} more pages '{}' in channel {} pid {}: {}{}",
+                a.pages,
+                reason.name(),
+                sp.chid() as i32,
+                sp.pid,
+                ranges.join(", "),
+                if a.more_ranges > 0 {
+                    format!(" and {} more ranges", a.more_ranges)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
 }
 
 /// The checker.
 #[derive(Debug, Clone, Default)]
 pub struct Checker {
-    space: Option<CheckedSpace>,
-    shadow: BTreeMap<u64, (u64, u8)>,
-    /// Stale-after-munmap injection: PTEs nouveau cleared that the device keeps putting back.
-    stale: BTreeMap<u64, u64>,
-    stats: CheckStats,
-    last: Option<Violation>,
+    spaces: Vec<SpaceState>,
+    /// Page-table roots whose exit the module watches (newest last).
+    watched: VecDeque<u64>,
+    registered: u32,
+    rec: Recorder,
     inject: Inject,
-    events: Vec<ModelEvent>,
 }
 
 impl Checker {
@@ -216,266 +544,590 @@ impl Checker {
         self.inject
     }
 
-    /// Starts checking `space` (replacing any other).
-    pub fn register(&mut self, space: CheckedSpace) {
-        self.space = Some(space);
-        self.shadow.clear();
-        self.stale.clear();
+    /// Starts checking `space` for channel `chid` of process `pid`. A space already registered
+    /// for the same page directory and page-table root gains the channel; one for the same
+    /// page directory and another root is replaced (a stale registration). Fails when
+    /// [`MAX_SPACES`] live spaces are registered.
+    pub fn register(&mut self, space: CheckedSpace, chid: u32, pid: u32) -> Result<(), String> {
+        let watched = self.watched.contains(&space.cpu.root);
+        if let Some(s) = self
+            .spaces
+            .iter_mut()
+            .find(|s| s.space.pdb == space.pdb && s.life != Life::Retired)
+        {
+            if s.space.cpu == space.cpu && s.life == Life::Live {
+                s.space = space;
+                s.pid = pid;
+                s.watched |= watched;
+                s.chids.retain(|&c| c != chid);
+                if s.chids.len() == MAX_CHIDS {
+                    s.chids.remove(0);
+                }
+                s.chids.push(chid);
+                return Ok(());
+            }
+            log::warn!(
+                "PTE checker: page directory {:#x} re-registered (channel {chid}, pid {pid}); \
+                 the earlier registration (pid {}) is dropped",
+                space.pdb.addr,
+                s.pid
+            );
+            s.life = Life::Retired;
+        }
+        if self.spaces.len() >= MAX_SPACES {
+            // Drop the oldest space no longer live.
+            match self.spaces.iter().position(|s| s.life != Life::Live) {
+                Some(i) => {
+                    self.spaces.remove(i);
+                }
+                None => return Err(format!("{MAX_SPACES} live spaces are registered already")),
+            }
+        }
+        self.registered += 1;
+        self.spaces.push(SpaceState {
+            space,
+            chids: vec![chid],
+            pid,
+            order: self.registered,
+            watched,
+            life: Life::Live,
+            shadow: BTreeMap::new(),
+            stale: BTreeMap::new(),
+            reported: BTreeSet::new(),
+            violations: 0,
+            stale_pages: 0,
+        });
+        Ok(())
     }
 
-    /// Stops checking.
-    pub fn unregister(&mut self) {
-        self.space = None;
-        self.shadow.clear();
-        self.stale.clear();
+    /// Stops checking the space of `pdb` (every space for None).
+    pub fn unregister(&mut self, pdb: Option<Pdb>) {
+        self.spaces
+            .retain(|s| pdb.is_some_and(|p| p != s.space.pdb));
     }
 
-    /// The space under check.
-    pub fn space(&self) -> Option<CheckedSpace> {
-        self.space
+    /// Whether any space is registered and not retired (uses are then judged).
+    pub fn armed(&self) -> bool {
+        self.spaces.iter().any(|s| s.life != Life::Retired)
+    }
+
+    /// The live space of `pdb`, if one is registered.
+    pub fn space_of(&self, pdb: Pdb) -> Option<CheckedSpace> {
+        self.find(pdb)
+            .map(|i| &self.spaces[i])
+            .filter(|s| s.life == Life::Live)
+            .map(|s| s.space)
+    }
+
+    /// Spaces registered (any life).
+    pub fn spaces(&self) -> usize {
+        self.spaces.len()
+    }
+
+    /// What is known about the space registered (most recently) with channel `chid`.
+    pub fn report(&self, chid: u32) -> Option<SpaceReport> {
+        self.spaces
+            .iter()
+            .rev()
+            .find(|s| s.chids.contains(&chid))
+            .map(|s| SpaceReport {
+                life: s.life,
+                watched: s.watched,
+                pid: s.pid,
+                order: s.order,
+                violations: s.violations,
+                stale: s.stale_pages,
+            })
     }
 
     /// Counters.
     pub fn stats(&self) -> CheckStats {
-        self.stats
+        self.rec.stats
     }
 
-    /// The last violation.
+    /// The last violation (of the reasons [`CheckStats::violations`] counts).
     pub fn last(&self) -> Option<Violation> {
-        self.last
+        self.rec.last
+    }
+
+    /// The first [`MAX_KEPT`] violations.
+    pub fn first(&self) -> &[Violation] {
+        &self.rec.first
     }
 
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<ModelEvent> {
-        std::mem::take(&mut self.events)
+        std::mem::take(&mut self.rec.events)
     }
 
-    fn excluded(&self, s: &CheckedSpace, va: u64) -> bool {
-        va >= s.exclude.0 && va < s.exclude.1
+    fn find(&self, pdb: Pdb) -> Option<usize> {
+        self.spaces
+            .iter()
+            .rposition(|s| s.space.pdb == pdb && s.life != Life::Retired)
     }
 
-    fn violation(&mut self, v: Violation) {
-        self.stats.violations += 1;
-        self.stats.by_reason[(v.reason as usize) & 7] += 1;
-        self.last = Some(v);
-        log::warn!(
-            "PTE check: {} at VA {:#x}: GPU PTE {:#018x}, CPU PTE {:#018x}, instance {:#x}{}",
-            v.reason.name(),
-            v.va,
-            v.gpu_pte,
-            v.cpu_pte,
-            v.inst,
-            if v.at_use { " (at a GPU use)" } else { "" }
-        );
-        self.events.push(ModelEvent::CheckViolation {
-            va: v.va,
-            gpu_pte: v.gpu_pte,
-            cpu_pte: v.cpu_pte,
-            reason: v.reason as u8,
-            at_use: v.at_use,
-        });
+    /// The test module watches the exit of the process whose page-table root is `root`.
+    pub fn mm_watched(&mut self, root: u64) {
+        if !self.watched.contains(&root) {
+            if self.watched.len() == MAX_WATCHED {
+                self.watched.pop_front();
+            }
+            self.watched.push_back(root);
+        }
+        for s in self.spaces.iter_mut().filter(|s| s.space.cpu.root == root) {
+            s.watched = true;
+        }
     }
 
-    /// Judges one 4 KiB page: the GPU maps `va` to (`target`, `pa_page`), writable or not.
-    fn judge(
+    /// The mm whose page-table root is `root` is being torn down (its notifier's `release`
+    /// ran; its pages and page tables are freed next). Every live space it owns stops
+    /// walking those page tables, and every GPU PTE still valid there is reported stale.
+    pub fn mm_exited(&mut self, mem: &mut PhysMem, root: u64) {
+        self.watched.retain(|&r| r != root);
+        for i in 0..self.spaces.len() {
+            let s = &mut self.spaces[i];
+            if s.life == Life::Live && s.space.cpu.root == root {
+                s.life = Life::Exited;
+                log::info!(
+                    "PTE checker: the process of channel {} (pid {}) exited; its GPU mappings \
+                     from now on are stale",
+                    s.chid() as i32,
+                    s.pid
+                );
+                self.scan_index(mem, i);
+            }
+        }
+    }
+
+    /// Exited spaces, as (channel, instance block), for [`Checker::retire`].
+    pub fn exited_channels(&self) -> Vec<(u32, u64)> {
+        self.spaces
+            .iter()
+            .filter(|s| s.life == Life::Exited)
+            .map(|s| (s.chid(), s.space.inst))
+            .collect()
+    }
+
+    /// The channel of an exited space is no longer bound to its instance block: stop
+    /// scanning the space (its page directory may be freed and reused).
+    pub fn retire(&mut self, chid: u32, inst: u64) {
+        for s in self.spaces.iter_mut() {
+            if s.life == Life::Exited && s.chid() == chid && s.space.inst == inst {
+                s.life = Life::Retired;
+            }
+        }
+    }
+
+    /// Checks a translation the GPU is about to use for `va` (4 KiB page granular) through
+    /// the channel `chid` (instance block `inst`) whose page directory is `pdb`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_use(
         &mut self,
         mem: &PhysMem,
-        s: &CheckedSpace,
+        chan: (u32, u64, Pdb),
         va: u64,
-        gpu: (Target, u64, bool),
-        gpu_pte: u64,
-        at_use: bool,
+        target: Target,
+        pa: u64,
+        writable: bool,
     ) {
-        self.stats.checked += 1;
-        let (target, pa_page, writable) = gpu;
-        let cpu = s.cpu.walk(mem, va);
-        let bad = |reason, cpu_pte| Violation {
-            va,
-            gpu_pte,
-            cpu_pte,
-            reason,
-            inst: s.inst,
-            at_use,
-        };
-        let sys = target.is_sys();
-        let v = match cpu {
-            Err(_) => Some(bad(Reason::CpuWalkFailed, 0)),
-            Ok(_) if matches!(target, Target::Peer(_)) => Some(bad(Reason::BadAperture, 0)),
-            Ok(CpuMapping::Present {
-                page,
-                writable: cpu_w,
-                pte,
-                ..
-            }) => {
-                if !sys {
-                    Some(bad(Reason::VramButCpuPresent, pte))
-                } else if page != pa_page {
-                    Some(bad(Reason::WrongPage, pte))
-                } else if writable && !cpu_w {
-                    Some(bad(Reason::WritableButCpuReadOnly, pte))
-                } else {
-                    None
-                }
-            }
-            Ok(CpuMapping::NotPresent { pte, .. }) => {
-                let special = SwapEntry::decode(pte).and_then(|e| Some((e, s.swap.special(e)?)));
-                match (sys, special) {
-                    (
-                        true,
-                        Some((
-                            e,
-                            Special::DeviceExclusive { write } | Special::Migration { write },
-                        )),
-                    ) => {
-                        if e.offset << 12 != pa_page {
-                            Some(bad(Reason::WrongPage, pte))
-                        } else if writable && !write {
-                            Some(bad(Reason::WritableButCpuReadOnly, pte))
-                        } else {
-                            None
-                        }
-                    }
-                    (true, Some((_, Special::DevicePrivate))) => {
-                        Some(bad(Reason::CpuPageOnDevice, pte))
-                    }
-                    (false, Some((_, Special::DevicePrivate | Special::Migration { .. }))) => None,
-                    _ => Some(bad(Reason::CpuNotMapped, pte)),
-                }
-            }
-        };
-        if let Some(v) = v {
-            self.violation(v);
-        }
-    }
-
-    /// Checks a translation the GPU is about to use for `va` (4 KiB page granular).
-    pub fn check_use(&mut self, mem: &PhysMem, va: u64, target: Target, pa: u64, writable: bool) {
-        let Some(s) = self.space else { return };
-        if self.excluded(&s, va) {
+        if !self.armed() {
             return;
         }
+        let (chid, inst, pdb) = chan;
         let pte_shaped = (pa & !0xfff) >> 4 | u64::from(!writable) << 6 | 1;
-        self.judge(
+        let va = va & !0xfff;
+        let Some(i) = self.find(pdb) else {
+            self.rec.stats.violations += 1;
+            self.rec.record_counted(Violation {
+                va,
+                pages: 1,
+                gpu_pte: pte_shaped,
+                cpu_pte: 0,
+                reason: Reason::Unowned,
+                inst,
+                chid,
+                pid: 0,
+                at_use: true,
+            });
+            return;
+        };
+        let sp = &mut self.spaces[i];
+        if excluded(&sp.space, va) {
+            return;
+        }
+        if sp.life == Life::Exited {
+            let v = Violation {
+                va,
+                pages: 1,
+                gpu_pte: pte_shaped,
+                cpu_pte: 0,
+                reason: Reason::StaleAfterExit,
+                inst,
+                chid,
+                pid: sp.pid,
+                at_use: true,
+            };
+            self.rec.record(sp, v);
+            return;
+        }
+        let mut work = Work::default();
+        judge_span(
             mem,
-            &s,
-            va & !0xfff,
-            (target, pa & !0xfff, writable),
-            pte_shaped,
-            true,
+            sp,
+            &mut self.rec,
+            &mut work,
+            Span {
+                va,
+                size: 4096,
+                gpu: (target, pa & !0xfff, writable),
+                gpu_pte: pte_shaped,
+                at_use: true,
+            },
+            (chid, inst),
         );
+        self.rec.stats.cpu_reads += work.cache.reads;
     }
 
-    /// Scans the whole space: judges every valid PTE and logs the ones that changed.
+    /// Scans the spaces an invalidate covers: every space for `all`, else the one whose page
+    /// directory is at `pdb_addr`.
+    pub fn scan_invalidated(&mut self, mem: &mut PhysMem, all: bool, pdb_addr: u64) {
+        for i in 0..self.spaces.len() {
+            if all || self.spaces[i].space.pdb.addr == pdb_addr {
+                self.scan_index(mem, i);
+            }
+        }
+    }
+
+    /// Scans every space.
     pub fn scan(&mut self, mem: &mut PhysMem) {
-        let Some(s) = self.space else { return };
-        self.stats.scans += 1;
-        let mut found = Vec::new();
-        let mut pd0 = Vec::new();
-        if !enumerate(mem, s.pdb, &mut found, &mut pd0, &self.shadow) {
-            self.stats.truncated_scans += 1;
+        self.scan_invalidated(mem, true, 0);
+    }
+
+    /// Scans the space of `pdb`.
+    pub fn scan_space(&mut self, mem: &mut PhysMem, pdb: Pdb) {
+        if let Some(i) = self.find(pdb) {
+            self.scan_index(mem, i);
         }
-        for (va, lo) in pd0 {
-            self.stats.hazards += 1;
-            log::warn!(
-                "PTE check hazard: PD0 entry for VA {va:#x} is a cleared 2 MiB PTE ({lo:#018x}) \
-                 that reads as a big-page-table pointer to system memory"
-            );
-            self.events.push(ModelEvent::CheckHazard { va, pd0: lo });
+    }
+
+    /// Scans one space: judges every valid PTE (or, exited, reports it stale) and logs the
+    /// ones that changed.
+    fn scan_index(&mut self, mem: &mut PhysMem, i: usize) {
+        let sp = &mut self.spaces[i];
+        if sp.life == Life::Retired {
+            return;
         }
-        if self.inject != Inject::None {
-            self.apply_injection(mem, &s, &mut found);
+        let rec = &mut self.rec;
+        rec.stats.scans += 1;
+        let s = sp.space;
+        let mut en = Enumeration::default();
+        enumerate(mem, s.pdb, &sp.shadow, &mut en);
+        rec.stats.tables += en.tables.min(MAX_SCAN_TABLES) as u64;
+        if en.truncated {
+            rec.stats.truncated_scans += 1;
+            if rec.line() {
+                log::warn!(
+                    "PTE check: scan of channel {} cut short at a bound ({} tables, {} PTEs); \
+                     the rest of the space is not judged this time",
+                    sp.chid() as i32,
+                    en.tables,
+                    en.found.len()
+                );
+            }
+        }
+        if en.aliases > 0 {
+            rec.stats.aliases += en.aliases;
+            if rec.line() {
+                log::warn!(
+                    "PTE check: {} page tables of channel {} are reached a second time \
+                     (tables pointing at themselves or shared); followed once only",
+                    en.aliases,
+                    sp.chid() as i32
+                );
+            }
+        }
+        for &(va, lo) in &en.hazards {
+            rec.stats.hazards += 1;
+            if rec.line() {
+                log::warn!(
+                    "PTE check hazard: PD0 entry for VA {va:#x} is a cleared 2 MiB PTE \
+                     ({lo:#018x}) that reads as a big-page-table pointer to system memory"
+                );
+            }
+            rec.events.push(ModelEvent::CheckHazard { va, pd0: lo });
+        }
+        if self.inject.applies_to(sp.order) && sp.life == Life::Live {
+            apply_injection(mem, self.inject.kind, sp, &mut en.found);
         }
         // Changes since the last scan.
         let mut now = BTreeMap::new();
         let mut logged = 0;
-        for f in &found {
+        for f in &en.found {
             now.insert(f.va, (f.pte, f.shift));
-            if self.shadow.get(&f.va) != Some(&(f.pte, f.shift)) && logged < MAX_SCAN_EVENTS {
+            if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) && logged < MAX_SCAN_EVENTS {
                 logged += 1;
-                self.events.push(ModelEvent::PteWrite {
+                rec.events.push(ModelEvent::PteWrite {
                     va: f.va,
                     pte: f.pte,
                     page_shift: f.shift,
                 });
             }
         }
-        for (&va, &(_, shift)) in &self.shadow {
+        for (&va, &(_, shift)) in &sp.shadow {
             if !now.contains_key(&va) && logged < MAX_SCAN_EVENTS {
                 logged += 1;
-                self.events.push(ModelEvent::PteWrite {
+                rec.events.push(ModelEvent::PteWrite {
                     va,
                     pte: 0,
                     page_shift: shift,
                 });
             }
         }
-        self.shadow = now;
-        // Judge every valid PTE of the mirrored range, 4 KiB page by page.
-        for f in &found {
+        sp.shadow = now;
+        rec.begin_scan();
+        let mut work = Work::default();
+        let chan = (sp.chid(), s.inst);
+        if sp.life == Life::Exited {
+            sp.reported.retain(|va| sp.shadow.contains_key(va));
+        }
+        for f in &en.found {
             let pte = Pte(f.pte);
-            let target = pte.target();
             let size = 1u64 << f.shift;
-            let base = pte.address() & !(size - 1);
-            for off in (0..size).step_by(4096) {
-                let va = f.va + off;
-                if self.excluded(&s, va) {
-                    continue;
+            if sp.life == Life::Exited {
+                if sp.reported.insert(f.va) {
+                    report_stale(sp, rec, f, chan);
                 }
-                self.judge(
-                    mem,
-                    &s,
-                    va,
-                    (target, base + off, !pte.read_only()),
-                    f.pte,
-                    false,
-                );
+                continue;
+            }
+            let span = Span {
+                va: f.va,
+                size,
+                gpu: (pte.target(), pte.address() & !(size - 1), !pte.read_only()),
+                gpu_pte: f.pte,
+                at_use: false,
+            };
+            if !judge_span(mem, sp, rec, &mut work, span, chan) {
+                rec.stats.truncated_scans += 1;
+                if rec.line() {
+                    log::warn!(
+                        "PTE check: scan of channel {} stopped after {MAX_SCAN_WORK} CPU walks; \
+                         the rest of the space is not judged this time",
+                        chan.0 as i32
+                    );
+                }
+                break;
+            }
+        }
+        rec.stats.cpu_reads += work.cache.reads;
+        rec.stats.cpu_cache_hits += work.cache.hits;
+        rec.end_scan(sp);
+    }
+}
+
+fn excluded(s: &CheckedSpace, va: u64) -> bool {
+    va >= s.exclude.0 && va < s.exclude.1
+}
+
+/// Reports the mirrored pages of a PTE of an exited space as stale.
+fn report_stale(sp: &mut SpaceState, rec: &mut Recorder, f: &Found, chan: (u32, u64)) {
+    let end = f.va.saturating_add(1 << f.shift);
+    let (xs, xe) = sp.space.exclude;
+    // The PTE's range minus the unmanaged window: at most two pieces.
+    for (a, b) in [(f.va, end.min(xs)), (f.va.max(xe), end)] {
+        if a < b {
+            let v = Violation {
+                va: a,
+                pages: (b - a) >> 12,
+                gpu_pte: f.pte,
+                cpu_pte: 0,
+                reason: Reason::StaleAfterExit,
+                inst: chan.1,
+                chid: chan.0,
+                pid: sp.pid,
+                at_use: false,
+            };
+            rec.record(sp, v);
+        }
+    }
+}
+
+/// What one scan (or one use) has spent, and the CPU walks' shared upper levels.
+#[derive(Debug, Default)]
+struct Work {
+    walks: u64,
+    cache: WalkCache,
+}
+
+/// A GPU page (or a range of it) to judge.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    va: u64,
+    size: u64,
+    /// Target, physical address of the first byte, writable.
+    gpu: (Target, u64, bool),
+    gpu_pte: u64,
+    at_use: bool,
+}
+
+/// Judges every 4 KiB page of `span` against the CPU page tables of `sp`, one CPU walk per
+/// run of pages the CPU maps alike (a CPU large page, or a non-present upper-level entry:
+/// both GPU and CPU addresses advance page by page there, so one verdict holds for all).
+/// Returns false when `work` reached [`MAX_SCAN_WORK`].
+fn judge_span(
+    mem: &PhysMem,
+    sp: &mut SpaceState,
+    rec: &mut Recorder,
+    work: &mut Work,
+    span: Span,
+    chan: (u32, u64),
+) -> bool {
+    let s = sp.space;
+    let end = span.va.saturating_add(span.size);
+    let mut va = span.va;
+    while va < end {
+        if excluded(&s, va) {
+            va = s.exclude.1.min(end);
+            continue;
+        }
+        if work.walks >= MAX_SCAN_WORK {
+            return false;
+        }
+        work.walks += 1;
+        let cpu = s.cpu.walk_cached(mem, va, &mut work.cache);
+        // The CPU range that resolves alike from `va`.
+        let alike = match cpu {
+            Ok(CpuMapping::Present { page_size, .. }) => page_size,
+            Ok(CpuMapping::NotPresent { level, .. }) => 1u64 << (12 + 9 * (u32::from(level) - 1)),
+            Err(_) => 4096,
+        };
+        let mut stop = (va | (alike - 1)).saturating_add(1).min(end);
+        if va < s.exclude.0 {
+            stop = stop.min(s.exclude.0);
+        }
+        let pages = ((stop - va) >> 12).max(1);
+        rec.stats.checked += pages;
+        let gpu_page = span.gpu.1 + (va - span.va);
+        if let Some((reason, cpu_pte)) =
+            verdict(&s, cpu, va, alike, (span.gpu.0, gpu_page, span.gpu.2))
+        {
+            let v = Violation {
+                va,
+                pages,
+                gpu_pte: span.gpu_pte,
+                cpu_pte,
+                reason,
+                inst: chan.1,
+                chid: chan.0,
+                pid: sp.pid,
+                at_use: span.at_use,
+            };
+            rec.record(sp, v);
+        }
+        va = stop;
+    }
+    true
+}
+
+/// The verdict on the 4 KiB page at `va`, which the GPU maps to (`target`, `pa_page`),
+/// writable or not; `alike` is the size of the CPU entry the walk ended at.
+fn verdict(
+    s: &CheckedSpace,
+    cpu: Result<CpuMapping, x86::WalkError>,
+    va: u64,
+    alike: u64,
+    gpu: (Target, u64, bool),
+) -> Option<(Reason, u64)> {
+    let (target, pa_page, writable) = gpu;
+    let sys = target.is_sys();
+    match cpu {
+        Err(_) => Some((Reason::CpuWalkFailed, 0)),
+        Ok(_) if matches!(target, Target::Peer(_)) => Some((Reason::BadAperture, 0)),
+        Ok(CpuMapping::Present {
+            page,
+            writable: cpu_w,
+            pte,
+            ..
+        }) => {
+            if !sys {
+                Some((Reason::VramButCpuPresent, pte))
+            } else if page != pa_page {
+                Some((Reason::WrongPage, pte))
+            } else if writable && !cpu_w {
+                Some((Reason::WritableButCpuReadOnly, pte))
+            } else {
+                None
+            }
+        }
+        Ok(CpuMapping::NotPresent { pte, .. }) => {
+            let special = SwapEntry::decode(pte).and_then(|e| Some((e, s.swap.special(e)?)));
+            match (sys, special) {
+                (
+                    true,
+                    Some((e, Special::DeviceExclusive { write } | Special::Migration { write })),
+                ) => {
+                    // An upper-level (PMD) migration entry stands for a large page: the
+                    // 4 KiB page inside it at the address's offset.
+                    let page = (e.offset << 12).wrapping_add(va & (alike - 1) & !0xfff);
+                    if page != pa_page {
+                        Some((Reason::WrongPage, pte))
+                    } else if writable && !write {
+                        Some((Reason::WritableButCpuReadOnly, pte))
+                    } else {
+                        None
+                    }
+                }
+                (true, Some((_, Special::DevicePrivate))) => Some((Reason::CpuPageOnDevice, pte)),
+                (false, Some((_, Special::DevicePrivate | Special::Migration { .. }))) => None,
+                _ => Some((Reason::CpuNotMapped, pte)),
             }
         }
     }
+}
 
-    fn apply_injection(&mut self, mem: &mut PhysMem, s: &CheckedSpace, found: &mut [Found]) {
-        for f in found.iter_mut() {
-            if self.excluded(s, f.va) || self.shadow.get(&f.va).map(|x| x.0) == Some(f.pte) {
-                continue;
-            }
-            let pte = Pte(f.pte);
-            let sys = pte.aperture().is_system();
-            let new = match self.inject {
-                // A page 1 TiB away: wrong, and outside guest RAM, so the GPU's accesses through
-                // it fail instead of corrupting some other page of the guest.
-                Inject::WrongPage if sys => Some(f.pte + ((1u64 << 40) >> 4)),
-                Inject::WritableRo if sys && pte.read_only() => Some(f.pte & !(1 << 6)),
-                _ => None,
-            };
-            if let Some(v) = new {
-                if mem.write_u64(f.slot.0, f.slot.1, v).is_ok() {
-                    log::warn!(
-                        "inject: PTE at VA {:#x} changed from {:#x} to {:#x}",
-                        f.va,
-                        f.pte,
-                        v
-                    );
-                    f.pte = v;
-                }
+fn apply_injection(mem: &mut PhysMem, kind: InjectKind, sp: &mut SpaceState, found: &mut [Found]) {
+    let s = sp.space;
+    for f in found.iter_mut() {
+        if excluded(&s, f.va) || sp.shadow.get(&f.va).map(|x| x.0) == Some(f.pte) {
+            continue;
+        }
+        let pte = Pte(f.pte);
+        let sys = pte.aperture().is_system();
+        let new = match kind {
+            // A page 1 TiB away: wrong, and outside guest RAM, so the GPU's accesses through
+            // it fail instead of corrupting some other page of the guest.
+            InjectKind::WrongPage if sys => Some(f.pte + ((1u64 << 40) >> 4)),
+            InjectKind::WritableRo if sys && pte.read_only() => Some(f.pte & !(1 << 6)),
+            _ => None,
+        };
+        if let Some(v) = new {
+            if mem.write_u64(f.slot.0, f.slot.1, v).is_ok() {
+                log::warn!(
+                    "inject: PTE at VA {:#x} (channel {}) changed from {:#x} to {:#x}",
+                    f.va,
+                    sp.chid() as i32,
+                    f.pte,
+                    v
+                );
+                f.pte = v;
             }
         }
-        if self.inject == Inject::StaleAfterUnmap {
-            // A small-page PTE that was valid at the last scan and is no longer joins the
-            // stale set; every stale PTE is put back at every scan, as a driver that never
-            // cleared it would leave it.
-            let live: std::collections::BTreeSet<u64> = found.iter().map(|f| f.va).collect();
-            for (va, (pte, shift)) in &self.shadow {
-                if *shift == 12 && !live.contains(va) {
-                    self.stale.entry(*va).or_insert(*pte);
-                }
+    }
+    if kind == InjectKind::StaleAfterUnmap {
+        // A small-page PTE that was valid at the last scan and is no longer joins the
+        // stale set; every stale PTE is put back at every scan, as a driver that never
+        // cleared it would leave it.
+        let live: BTreeSet<u64> = found.iter().map(|f| f.va).collect();
+        for (va, (pte, shift)) in &sp.shadow {
+            if *shift == 12 && !live.contains(va) {
+                sp.stale.entry(*va).or_insert(*pte);
             }
-            for (&va, &pte) in &self.stale {
-                if let Some(slot) = pte_slot(mem, s.pdb, va) {
-                    if mem.read_u64(slot.0, slot.1).ok() != Some(pte)
-                        && mem.write_u64(slot.0, slot.1, pte).is_ok()
-                    {
-                        log::warn!("inject: PTE at VA {va:#x} put back valid ({pte:#x}) after nouveau cleared it");
-                    }
+        }
+        for (&va, &pte) in &sp.stale {
+            if let Some(slot) = pte_slot(mem, s.pdb, va) {
+                if mem.read_u64(slot.0, slot.1).ok() != Some(pte)
+                    && mem.write_u64(slot.0, slot.1, pte).is_ok()
+                {
+                    log::warn!("inject: PTE at VA {va:#x} put back valid ({pte:#x}) after nouveau cleared it");
                 }
             }
         }
@@ -492,24 +1144,69 @@ fn read_table<M: GpuMemory + ?Sized>(mem: &M, t: Target, a: u64, n: usize) -> Op
     )
 }
 
-/// Collects every valid PTE of the space (small, big and 2 MiB), reading at most
-/// [`MAX_SCAN_TABLES`] tables. PD0 slots that held a 2 MiB PTE at the last scan (`shadow`)
-/// and now have IS_PTE clear with the same address are not followed: they go to `hazards`
-/// as (VA, low word). Returns false when the bound cut the scan short.
+/// What [`enumerate`] found.
+#[derive(Debug, Default)]
+struct Enumeration {
+    found: Vec<Found>,
+    /// PD0 slots that held a 2 MiB PTE and now read as a big-page-table pointer: (VA, low word).
+    hazards: Vec<(u64, u64)>,
+    tables: usize,
+    /// Tables reached a second time.
+    aliases: u64,
+    visited: BTreeSet<(u8, u64)>,
+    truncated: bool,
+}
+
+impl Enumeration {
+    /// Whether the table at (`t`, `a`) may be read: within the bound and not read before.
+    fn visit(&mut self, t: Target, a: u64) -> bool {
+        if self.truncated {
+            return false;
+        }
+        let key = (
+            match t {
+                Target::Video => 0,
+                Target::Peer(p) => 1 + p.min(250),
+                Target::SysCoherent | Target::SysNoncoherent => 255,
+            },
+            a,
+        );
+        if !self.visited.insert(key) {
+            self.aliases += 1;
+            return false;
+        }
+        self.tables += 1;
+        if self.tables > MAX_SCAN_TABLES {
+            self.truncated = true;
+            return false;
+        }
+        true
+    }
+
+    fn push(&mut self, f: Found) -> bool {
+        if self.found.len() >= MAX_SCAN_PTES {
+            self.truncated = true;
+            return false;
+        }
+        self.found.push(f);
+        true
+    }
+}
+
+/// Collects every valid PTE of the space (small, big and 2 MiB) within the bounds. PD0 slots
+/// that held a 2 MiB PTE at the last scan (`shadow`) and now have IS_PTE clear with the same
+/// address are not followed: they go to the hazards.
 fn enumerate<M: GpuMemory + ?Sized>(
     mem: &M,
     pdb: Pdb,
-    out: &mut Vec<Found>,
-    hazards: &mut Vec<(u64, u64)>,
     shadow: &BTreeMap<u64, (u64, u8)>,
-) -> bool {
-    let mut tables = 0usize;
-    let budget = |tables: &mut usize| {
-        *tables += 1;
-        *tables <= MAX_SCAN_TABLES
-    };
+    en: &mut Enumeration,
+) {
     // PD3 (4 entries), PD2 and PD1 (512 each): gather the PD0 tables with their VA bases.
-    let mut dirs = vec![(0u64, pdb.target, pdb.addr)];
+    let mut dirs = Vec::new();
+    if en.visit(pdb.target, pdb.addr) {
+        dirs.push((0u64, pdb.target, pdb.addr));
+    }
     for (n, shift) in [(4usize, 47u32), (512, 38), (512, 29)] {
         let mut next = Vec::new();
         for (base, t, a) in dirs {
@@ -520,10 +1217,11 @@ fn enumerate<M: GpuMemory + ?Sized>(
                 let Some(tn) = Pde(*e).aperture().target() else {
                     continue;
                 };
-                if !budget(&mut tables) {
-                    return false;
+                if en.visit(tn, Pde(*e).address()) {
+                    next.push((base | (i as u64) << shift, tn, Pde(*e).address()));
+                } else if en.truncated {
+                    return;
                 }
-                next.push((base | (i as u64) << shift, tn, Pde(*e).address()));
             }
         }
         dirs = next;
@@ -539,17 +1237,20 @@ fn enumerate<M: GpuMemory + ?Sized>(
             };
             let va0 = base1 | (i0 as u64) << 21;
             if d.is_pte() {
-                out.push(Found {
+                let f = Found {
                     va: va0,
                     shift: 21,
                     pte: d.lo,
                     slot: (t0, pd0_addr + 16 * i0 as u64),
-                });
+                };
+                if !en.push(f) {
+                    return;
+                }
                 continue;
             }
             if let Some(&(was, 21)) = shadow.get(&va0) {
                 if d.lo == was & !1 && d.big_aperture() != PdeAperture::Invalid {
-                    hazards.push((va0, d.lo));
+                    en.hazards.push((va0, d.lo));
                     continue;
                 }
             }
@@ -563,26 +1264,31 @@ fn enumerate<M: GpuMemory + ?Sized>(
                 ),
             ] {
                 let Some(t) = tgt else { continue };
-                if !budget(&mut tables) {
-                    return false;
+                if !en.visit(t, addr) {
+                    if en.truncated {
+                        return;
+                    }
+                    continue;
                 }
                 let Some(pt) = read_table(mem, t, addr, n) else {
                     continue;
                 };
                 for (i, &p) in pt.iter().enumerate() {
                     if Pte(p).valid() {
-                        out.push(Found {
+                        let f = Found {
                             va: va0 | (i as u64) << shift,
                             shift,
                             pte: p,
                             slot: (t, addr + 8 * i as u64),
-                        });
+                        };
+                        if !en.push(f) {
+                            return;
+                        }
                     }
                 }
             }
         }
     }
-    true
 }
 
 /// Where the small-page PTE for `va` lives, if the directories lead there.
@@ -635,17 +1341,19 @@ mod tests {
         put(&mem, 0x3000 + 2 * 8, 0x4000 | P | RW | US); // PD[2]: VA 0x40_0000
         let gpu = Space::new(0x100_0000);
         let mut chk = Checker::new(inject);
-        chk.register(CheckedSpace {
+        chk.register(space_for(&gpu, 0x1000, 0x20_0000), 3, 100)
+            .unwrap();
+        Rig { mem, gpu, chk }
+    }
+
+    fn space_for(gpu: &Space, root: u64, inst: u64) -> CheckedSpace {
+        CheckedSpace {
             swap: DEFAULT_SWAP_TYPES,
             pdb: gpu.pdb,
-            inst: 0x20_0000,
-            cpu: CpuSpace {
-                root: 0x1000,
-                la57: false,
-            },
+            inst,
+            cpu: CpuSpace { root, la57: false },
             exclude: (0x7000_0000, 0x7100_0000),
-        });
-        Rig { mem, gpu, chk }
+        }
     }
 
     fn cpu_map(r: &Rig, va: u64, pa: u64, writable: bool) {
@@ -653,6 +1361,19 @@ mod tests {
         r.mem
             .sys_write(0x4000 + ((va >> 12) & 0x1ff) * 8, &e.to_le_bytes())
             .unwrap();
+    }
+
+    /// A GPU use through channel 3 (the rig's space) of VA `va` translated to system `pa`.
+    fn use_in_first(r: &mut Rig, va: u64, pa: u64, write: bool) {
+        let chan = (3, 0x20_0000, r.gpu.pdb);
+        r.chk
+            .check_use(&r.mem, chan, va, Target::SysCoherent, pa, write);
+    }
+
+    /// The CPU maps `va` to `pa` writable, and the GPU mirrors it.
+    fn mirror(r: &mut Rig, va: u64, pa: u64) {
+        cpu_map(r, va, pa, true);
+        r.gpu.map(&mut r.mem, va, Pte::pfn_system(pa, true, false));
     }
 
     fn cpu_unmap(r: &Rig, va: u64) {
@@ -865,12 +1586,10 @@ mod tests {
     fn a_stale_translation_is_caught_at_its_use() {
         let mut r = rig(Inject::None);
         cpu_map(&r, 0x40_0000, 0x80_0000, true);
-        r.chk
-            .check_use(&r.mem, 0x40_0123, Target::SysCoherent, 0x80_0123, true);
+        use_in_first(&mut r, 0x40_0123, 0x80_0123, true);
         assert_eq!(violations(&mut r), vec![]);
         cpu_unmap(&r, 0x40_0000);
-        r.chk
-            .check_use(&r.mem, 0x40_0123, Target::SysCoherent, 0x80_0123, false);
+        use_in_first(&mut r, 0x40_0123, 0x80_0123, false);
         assert_eq!(
             violations(&mut r),
             vec![(0x40_0000, Reason::CpuNotMapped as u8)]
@@ -886,7 +1605,7 @@ mod tests {
             Inject::WritableRo,
             Inject::StaleAfterUnmap,
         ] {
-            assert_eq!(Inject::parse(i.name()), Some(i));
+            assert_eq!(Inject::parse(&i.name()), Some(i));
         }
         assert_eq!(Inject::parse("wrong"), None);
     }
@@ -935,16 +1654,443 @@ mod tests {
         assert!(violations(&mut r).contains(&(0x40_0000, Reason::CpuNotMapped as u8)));
     }
 
-    #[test]
-    fn hostile_gpu_tables_are_bounded() {
+    /// Writes `n` table entries starting at `at` in video memory, entry k = `f(k)`.
+    fn fill(mem: &mut PhysMem, at: u64, n: u64, f: impl Fn(u64) -> u64) {
+        for k in 0..n {
+            mem.write_u64(Target::Video, at + 8 * k, f(k)).unwrap();
+        }
+    }
+
+    fn pde(addr: u64) -> u64 {
+        Pde::build(PdeAperture::Video, false, addr).0
+    }
+
+    /// A GPU space at `pdb` whose PD3[0] → PD2 → PD1, and PD1 entries 0..n_pd1 point at the
+    /// PD0 tables `pd0(i)`; returns the PD1's address.
+    fn directories(mem: &mut PhysMem, pdb: u64, n_pd1: u64, pd0: impl Fn(u64) -> u64) -> u64 {
+        let (pd2, pd1) = (pdb + 0x1000, pdb + 0x2000);
+        fill(mem, pdb, 4, |k| if k == 0 { pde(pd2) } else { 0 });
+        fill(mem, pd2, 512, |k| if k == 0 { pde(pd1) } else { 0 });
+        fill(mem, pd1, 512, |k| if k < n_pd1 { pde(pd0(k)) } else { 0 });
+        pd1
+    }
+
+    /// A rig whose GPU space has `n` PD1 entries pointing at distinct (empty) PD0 tables;
+    /// returns it and where PD0 number i is.
+    fn rig_with_pd0s(n: u64) -> (Rig, impl Fn(u64) -> u64) {
         let mut r = rig(Inject::None);
-        // Every PD3/PD2/PD1 entry points back at the same table: the scan stops at the bound.
         let pdb = r.gpu.pdb.addr;
-        let e = Pde::build(PdeAperture::Video, false, pdb).0;
-        for i in 0..512 {
-            r.mem.write_u64(Target::Video, pdb + 8 * i, e).unwrap();
+        let pd0 = move |i: u64| pdb + 0x10_0000 + i * 0x1000;
+        directories(&mut r.mem, pdb, n, pd0);
+        (r, pd0)
+    }
+
+    /// A PD0 table at `at` whose 256 slots all hold 2 MiB system-memory PTEs.
+    fn pd0_of_2m_ptes(mem: &mut PhysMem, at: u64) {
+        for i in 0..256u64 {
+            let pte = Pte::pfn_system(0x20_0000 * (i % 8), true, false).0;
+            mem.write_u64(Target::Video, at + 16 * i, pte).unwrap();
+            mem.write_u64(Target::Video, at + 16 * i + 8, 0).unwrap();
+        }
+    }
+
+    fn count_violation_events(ev: &[ModelEvent]) -> usize {
+        ev.iter()
+            .filter(|e| matches!(e, ModelEvent::CheckViolation { .. }))
+            .count()
+    }
+
+    #[test]
+    fn the_checker_bomb_of_2m_ptes_is_bounded_and_aggregated() {
+        // Issue 14's bomb: 64 PD1 entries whose PD0 tables hold nothing but 2 MiB PTEs the
+        // CPU does not map. Here with 64 distinct PD0s (16,384 PTEs, 8.4 M pages): every page
+        // is counted, but with one CPU walk per PTE (the CPU's upper levels are not present),
+        // a bounded number of events and log lines, and ranges instead of pages.
+        let (mut r, pd0) = rig_with_pd0s(64);
+        for i in 0..64 {
+            pd0_of_2m_ptes(&mut r.mem, pd0(i));
         }
         r.chk.scan(&mut r.mem);
-        assert_eq!(r.chk.stats().truncated_scans, 1);
+        let st = r.chk.stats();
+        // Every page but the 16 MiB unmanaged window (not mirrored, not judged).
+        let pages = 64 * 256 * 512 - 4096;
+        assert_eq!(st.violations, pages);
+        assert_eq!(st.by_reason[Reason::CpuNotMapped as usize], pages);
+        assert_eq!(st.checked, pages);
+        assert_eq!(st.truncated_scans, 0);
+        let ev = r.chk.take_events();
+        assert_eq!(count_violation_events(&ev), MAX_VIOLATION_EVENTS);
+        assert!(
+            ev.len() <= MAX_VIOLATION_EVENTS + MAX_SCAN_EVENTS,
+            "{}",
+            ev.len()
+        );
+        // One line per violation up to the per-scan limit, then one summary line per reason.
+        assert_eq!(st.log_lines, MAX_LOGGED_PER_SCAN as u64 + 1);
+        assert!(r.chk.first().len() <= MAX_KEPT);
+        // A second scan judges again (nothing changed) within the same bounds.
+        r.chk.scan(&mut r.mem);
+        assert_eq!(r.chk.stats().violations, 2 * pages);
+        assert_eq!(
+            r.chk.stats().log_lines,
+            2 * (MAX_LOGGED_PER_SCAN as u64 + 1)
+        );
+        assert_eq!(
+            count_violation_events(&r.chk.take_events()),
+            MAX_VIOLATION_EVENTS
+        );
+    }
+
+    #[test]
+    fn pd1_entries_sharing_one_pd0_are_followed_once() {
+        // The bomb as filed: all 64 PD1 entries name the same PD0. It is read once; the 63
+        // other references are aliases, counted and not walked again.
+        let mut r = rig(Inject::None);
+        let pdb = r.gpu.pdb.addr;
+        let shared = pdb + 0x10_0000;
+        directories(&mut r.mem, pdb, 64, |_| shared);
+        pd0_of_2m_ptes(&mut r.mem, shared);
+        r.chk.scan(&mut r.mem);
+        let st = r.chk.stats();
+        assert_eq!(st.aliases, 63);
+        assert_eq!(st.tables, 4, "PD3, PD2, PD1 and the one PD0");
+        assert_eq!(st.violations, 256 * 512);
+    }
+
+    #[test]
+    fn self_referencing_tables_cannot_multiply_work() {
+        // Three pages whose every entry points at one of the three (itself included): each
+        // is read once, whatever level it is reached at.
+        let mut r = rig(Inject::None);
+        let pdb = r.gpu.pdb.addr;
+        let pages = [pdb, pdb + 0x1000, pdb + 0x2000];
+        for (j, &p) in pages.iter().enumerate() {
+            fill(&mut r.mem, p, 512, |k| pde(pages[(j + k as usize) % 3]));
+        }
+        for _ in 0..10 {
+            r.chk.scan(&mut r.mem);
+        }
+        let st = r.chk.stats();
+        assert_eq!(st.tables, 10 * 3);
+        assert!(st.aliases > 0);
+        assert_eq!(st.truncated_scans, 0);
+        // The same with every entry pointing at the root (the old bound test).
+        let mut r = rig(Inject::None);
+        let pdb = r.gpu.pdb.addr;
+        fill(&mut r.mem, pdb, 512, |_| pde(pdb));
+        r.chk.scan(&mut r.mem);
+        assert_eq!(r.chk.stats().tables, 1);
+    }
+
+    #[test]
+    fn too_many_ptes_truncate_the_scan() {
+        // 3 PD0s × 256 slots of small-page tables, 520 of them full of valid PTEs: 266,240
+        // PTEs, past the collection bound.
+        let (mut r, pd0) = rig_with_pd0s(3);
+        let pt_base = r.gpu.pdb.addr + 0x20_0000;
+        for i in 0..3 * 256u64 {
+            let pt = pt_base + i * 0x1000;
+            let slot = pd0(i / 256) + 16 * (i % 256);
+            let d = DualPde::build(
+                (PdeAperture::Invalid, false, 0),
+                (PdeAperture::Video, false, pt),
+            );
+            r.mem.write_u64(Target::Video, slot, d.lo).unwrap();
+            r.mem.write_u64(Target::Video, slot + 8, d.hi).unwrap();
+            if i < 520 {
+                fill(&mut r.mem, pt, 512, |k| {
+                    Pte::pfn_system(0x80_0000 + (k << 12), true, false).0
+                });
+            }
+        }
+        r.chk.scan(&mut r.mem);
+        let st = r.chk.stats();
+        assert_eq!(st.truncated_scans, 1);
+        assert!(st.checked <= MAX_SCAN_PTES as u64, "{}", st.checked);
+        assert!(st.log_lines <= MAX_LOGGED_PER_SCAN as u64 + 3);
+    }
+
+    #[test]
+    fn log_lines_are_bounded_over_the_checkers_life() {
+        let mut r = rig(Inject::None);
+        for i in 0..(MAX_LOG_LINES + 100) {
+            use_in_first(&mut r, 0x40_0000 + (i % 512) * 4096, 0x80_0000, false);
+        }
+        let st = r.chk.stats();
+        assert_eq!(st.violations, MAX_LOG_LINES + 100);
+        assert_eq!(st.log_lines, MAX_LOG_LINES);
+        assert_eq!(r.chk.first().len(), MAX_KEPT);
+        assert_eq!(
+            r.chk.last().unwrap().va,
+            0x40_0000 + ((MAX_LOG_LINES + 99) % 512) * 4096
+        );
+    }
+
+    /// A second process: CPU root 0x8000 (PML4) → 0x9000 → 0xa000 → PT 0xb000 for
+    /// VA 0x40_0000.., a GPU space at 0x200_0000, channel 5, instance 0x30_0000, pid 200;
+    /// both processes map VA 0x40_0000 (to different pages), on both sides.
+    fn second_process(r: &mut Rig) -> Space {
+        let put = |m: &PhysMem, a: u64, v: u64| m.sys_write(a, &v.to_le_bytes()).unwrap();
+        put(&r.mem, 0x8000, 0x9000 | P | RW | US);
+        put(&r.mem, 0x9000, 0xa000 | P | RW | US);
+        put(&r.mem, 0xa000 + 2 * 8, 0xb000 | P | RW | US);
+        let mut gpu = Space::new(0x200_0000);
+        r.chk
+            .register(space_for(&gpu, 0x8000, 0x30_0000), 5, 200)
+            .unwrap();
+        // Process 1 maps VA 0x40_0000 to 0x80_0000, process 2 the same VA to 0x90_0000, and
+        // each GPU space mirrors its own process.
+        mirror(r, 0x40_0000, 0x80_0000);
+        put(&r.mem, 0xb000, 0x90_0000 | P | RW | US);
+        gpu.map(
+            &mut r.mem,
+            0x40_0000,
+            Pte::pfn_system(0x90_0000, true, false),
+        );
+        gpu
+    }
+
+    #[test]
+    fn each_space_is_judged_against_its_own_process() {
+        let mut r = rig(Inject::None);
+        let g2 = second_process(&mut r);
+        r.chk.scan(&mut r.mem);
+        assert_eq!(
+            violations(&mut r),
+            vec![],
+            "each PTE agrees with its own process"
+        );
+        assert_eq!(r.chk.stats().scans, 2);
+        // Uses: each channel against its own process.
+        r.chk.check_use(
+            &r.mem,
+            (5, 0x30_0000, g2.pdb),
+            0x40_0000,
+            Target::SysCoherent,
+            0x90_0000,
+            true,
+        );
+        use_in_first(&mut r, 0x40_0000, 0x80_0000, true);
+        assert_eq!(violations(&mut r), vec![]);
+        // Process 2's translation used in process 1's space is wrong there.
+        use_in_first(&mut r, 0x40_0000, 0x90_0000, true);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_0000, Reason::WrongPage as u8)]
+        );
+        let v = r.chk.last().unwrap();
+        assert_eq!((v.chid, v.pid), (3, 100));
+        // A channel whose page directory nobody registered: its own kind, never judged.
+        let other = Pdb {
+            target: Target::Video,
+            addr: 0x300_0000,
+        };
+        r.chk.check_use(
+            &r.mem,
+            (9, 0x40_0000, other),
+            0x40_0000,
+            Target::SysCoherent,
+            0x80_0000,
+            true,
+        );
+        assert_eq!(violations(&mut r), vec![(0x40_0000, Reason::Unowned as u8)]);
+        assert_eq!(r.chk.last().unwrap().chid, 9);
+        assert_eq!(r.chk.stats().by_reason[Reason::Unowned as usize], 1);
+        // Scans of one space only (an invalidate naming its page directory).
+        r.chk.scan_invalidated(&mut r.mem, false, g2.pdb.addr);
+        assert_eq!(r.chk.stats().scans, 3);
+        assert_eq!(r.chk.report(5).unwrap().violations, 0);
+        assert_eq!(r.chk.report(3).unwrap().violations, 1);
+    }
+
+    #[test]
+    fn an_injection_into_the_second_space_is_attributed_to_it() {
+        let inject = Inject::parse("wrong-page@2").unwrap();
+        assert_eq!(inject.name(), "wrong-page@2");
+        let mut r = rig(inject);
+        second_process(&mut r);
+        r.chk.scan(&mut r.mem);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_0000, Reason::WrongPage as u8)]
+        );
+        let v = r.chk.last().unwrap();
+        assert_eq!((v.chid, v.pid, v.inst), (5, 200, 0x30_0000));
+        assert_eq!(r.chk.report(3).unwrap().violations, 0);
+        assert_eq!(r.chk.report(5).unwrap().violations, 1);
+        assert_eq!(r.chk.report(5).unwrap().order, 2);
+    }
+
+    #[test]
+    fn gpu_mappings_left_at_process_exit_are_stale_and_cpu_tables_are_not_read() {
+        let mut r = rig(Inject::None);
+        r.chk.mm_watched(0x1000);
+        assert!(r.chk.report(3).unwrap().watched);
+        mirror(&mut r, 0x40_0000, 0x80_0000);
+        mirror(&mut r, 0x40_1000, 0x80_1000);
+        // nouveau's own buffer in the unmanaged window is no SVM mapping: not stale.
+        r.gpu.map(
+            &mut r.mem,
+            0x7000_0000,
+            Pte::pfn_system(0x5_0000, true, false),
+        );
+        r.chk.scan(&mut r.mem);
+        assert_eq!(violations(&mut r), vec![]);
+        // The mm is torn down (the module's release op); its page tables are then freed and
+        // reused: garbage that would read as other verdicts if walked.
+        r.chk.mm_exited(&mut r.mem, 0x1000);
+        assert_eq!(r.chk.report(3).unwrap().life, Life::Exited);
+        r.mem.sys_write(0x1000, &[0xff; 4096]).unwrap();
+        let mut v = violations(&mut r);
+        v.sort();
+        assert_eq!(
+            v,
+            vec![
+                (0x40_0000, Reason::StaleAfterExit as u8),
+                (0x40_1000, Reason::StaleAfterExit as u8)
+            ]
+        );
+        let st = r.chk.stats();
+        assert_eq!(
+            (st.stale, st.violations),
+            (2, 0),
+            "stale findings are their own count"
+        );
+        // Later scans report nothing already reported, and read no CPU table.
+        r.chk.scan(&mut r.mem);
+        assert_eq!(violations(&mut r), vec![]);
+        // A PTE that appears afterwards in the dead space, and a use of a stale one.
+        r.gpu.map(
+            &mut r.mem,
+            0x40_2000,
+            Pte::pfn_system(0x80_2000, true, false),
+        );
+        r.chk.scan(&mut r.mem);
+        use_in_first(&mut r, 0x40_0000, 0x80_0000, false);
+        assert_eq!(
+            violations(&mut r),
+            vec![
+                (0x40_2000, Reason::StaleAfterExit as u8),
+                (0x40_0000, Reason::StaleAfterExit as u8)
+            ]
+        );
+        assert_eq!(r.chk.first().last().unwrap().reason, Reason::StaleAfterExit);
+        assert!(r.chk.first().last().unwrap().at_use);
+        assert!(r.chk.last().is_none(), "stale findings are not violations");
+        assert_eq!(r.chk.stats().by_reason[Reason::CpuWalkFailed as usize], 0);
+        assert_eq!(r.chk.report(3).unwrap().stale, 4);
+        // The channel is unbound (file close): the space retires and is not scanned again.
+        assert_eq!(r.chk.exited_channels(), vec![(3, 0x20_0000)]);
+        r.chk.retire(3, 0x20_0000);
+        let scans = r.chk.stats().scans;
+        r.chk.scan(&mut r.mem);
+        assert_eq!(r.chk.stats().scans, scans);
+        assert!(!r.chk.armed());
+    }
+
+    #[test]
+    fn reregistering_a_page_directory() {
+        let mut r = rig(Inject::None);
+        let s = space_for(&r.gpu, 0x1000, 0x20_0000);
+        // Another channel of the same process and page directory joins the space.
+        r.chk.register(s, 4, 100).unwrap();
+        assert_eq!(r.chk.spaces(), 1);
+        assert!(r.chk.report(3).is_some() && r.chk.report(4).is_some());
+        // Another process's root for the same page directory replaces it.
+        r.chk
+            .register(space_for(&r.gpu, 0x8000, 0x20_0000), 4, 300)
+            .unwrap();
+        assert_eq!(r.chk.report(4).unwrap().pid, 300);
+        assert_eq!(r.chk.space_of(r.gpu.pdb).unwrap().cpu.root, 0x8000);
+        // The bound on spaces.
+        for i in 0..MAX_SPACES as u64 {
+            let g = Space::new(0x300_0000 + i * 0x10_0000);
+            let _ = r.chk.register(
+                space_for(&g, 0x1000, 0x40_0000 + i * 0x1000),
+                10 + i as u32,
+                1,
+            );
+        }
+        assert!(r.chk.spaces() <= MAX_SPACES);
+        r.chk.unregister(None);
+        assert!(!r.chk.armed());
+    }
+
+    #[test]
+    fn a_scan_reads_each_cpu_directory_entry_once() {
+        let mut r = rig(Inject::None);
+        for i in 0..64u64 {
+            let va = 0x40_0000 + (i << 12);
+            mirror(&mut r, va, 0x80_0000 + (i << 12));
+        }
+        r.chk.scan(&mut r.mem);
+        assert_eq!(violations(&mut r), vec![]);
+        let st = r.chk.stats();
+        assert_eq!(st.checked, 64);
+        assert_eq!(
+            st.cpu_reads,
+            64 + 3,
+            "64 PTEs, the PML4, PDPT and PD entries once"
+        );
+        assert_eq!(st.cpu_cache_hits, 63 * 3);
+        // The same verdicts as uncached walks: a wrong page among them is still found.
+        cpu_map(&r, 0x40_5000, 0x90_0000, true);
+        r.chk.scan(&mut r.mem);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_5000, Reason::WrongPage as u8)]
+        );
+    }
+
+    proptest::proptest! {
+        /// Garbage GPU and CPU page tables (entries often pointing back into the same few
+        /// pages) never panic, and every scan stays within its bounds.
+        #[test]
+        fn garbage_tables_are_scanned_within_bounds(
+            words in proptest::collection::vec(proptest::prelude::any::<u64>(), 512),
+            cpu in proptest::collection::vec(proptest::prelude::any::<u64>(), 64),
+            va in proptest::prelude::any::<u64>(),
+        ) {
+            let mut r = rig(Inject::StaleAfterUnmap);
+            let pdb = r.gpu.pdb.addr;
+            for (i, &w) in words.iter().enumerate() {
+                // A quarter of the words become video PDEs to one of eight pages, a quarter
+                // 2 MiB-shaped system PTEs; the rest stay garbage.
+                let e = match w & 3 {
+                    0 => pde(pdb + ((w >> 8) % 8) * 0x1000),
+                    1 => Pte::pfn_system(((w >> 12) << 21) & 0xffff_ffff, true, false).0,
+                    _ => w,
+                };
+                let at = pdb + (i as u64 % 8) * 0x1000 + (i as u64 / 8) * 8 * 7 % 4096;
+                r.mem.write_u64(Target::Video, at & !7, e).unwrap();
+            }
+            for (i, &w) in cpu.iter().enumerate() {
+                let at = 0x1000 + (i as u64 % 4) * 0x1000 + (i as u64 / 4) * 64;
+                r.mem.sys_write(at, &((w & !0xff0) | (0x1007 * (w & 1))).to_le_bytes()).unwrap();
+            }
+            for _ in 0..3 {
+                r.chk.scan(&mut r.mem);
+                let ev = r.chk.take_events();
+                proptest::prop_assert!(ev.len() <= MAX_SCAN_EVENTS + MAX_VIOLATION_EVENTS + 8 * 256);
+            }
+            r.chk.check_use(&r.mem, (3, 0x20_0000, r.gpu.pdb), va, Target::SysCoherent, va, true);
+            r.chk.mm_exited(&mut r.mem, 0x1000);
+            r.chk.scan(&mut r.mem);
+            let st = r.chk.stats();
+            proptest::prop_assert!(st.tables <= 5 * MAX_SCAN_TABLES as u64, "{}", st.tables);
+            proptest::prop_assert!(st.log_lines <= 5 * (MAX_LOGGED_PER_SCAN as u64 + 16));
+            proptest::prop_assert!(r.chk.first().len() <= MAX_KEPT);
+        }
+    }
+
+    #[test]
+    fn uses_at_the_top_of_the_address_space_end() {
+        let mut r = rig(Inject::None);
+        for va in [u64::MAX, u64::MAX - 0xfff, 0xffff_8000_0000_0000, 1 << 63] {
+            use_in_first(&mut r, va, 0x80_0000, true);
+        }
+        let st = r.chk.stats();
+        assert_eq!(st.checked, 4, "one page judged per use");
+        assert_eq!(st.violations, 4);
     }
 }

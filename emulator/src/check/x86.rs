@@ -9,7 +9,8 @@
 //! is PAT), XD 63. A page is writable only if R/W is set at every level.
 //!
 //! The walk is at most five reads, so no table contents can make it loop; a table outside
-//! guest RAM ends it with an error.
+//! guest RAM ends it with an error. A [`WalkCache`] lets the walks of one checker scan share
+//! the upper-level entries they have in common.
 
 use crate::mem::{MemError, PhysMem};
 
@@ -138,9 +139,32 @@ pub struct CpuSpace {
     pub la57: bool,
 }
 
+/// The upper-level entries (PML5 … PD) a walk read last, one per level, so a scan walking
+/// many addresses in a row reads each directory entry once instead of once per page. Only for
+/// the span of one scan: the guest may change its tables between device messages.
+#[derive(Debug, Clone, Default)]
+pub struct WalkCache {
+    /// Per level (index = level): (table address, index, entry).
+    upper: [Option<(u64, u64, u64)>; 6],
+    /// Table entries read from guest RAM.
+    pub reads: u64,
+    /// Entries found in the cache.
+    pub hits: u64,
+}
+
 impl CpuSpace {
     /// Walks `va`.
     pub fn walk(&self, mem: &PhysMem, va: u64) -> Result<CpuMapping, WalkError> {
+        self.walk_cached(mem, va, &mut WalkCache::default())
+    }
+
+    /// Walks `va`, reusing upper-level entries `cache` holds from earlier walks.
+    pub fn walk_cached(
+        &self,
+        mem: &PhysMem,
+        va: u64,
+        cache: &mut WalkCache,
+    ) -> Result<CpuMapping, WalkError> {
         let bits = if self.la57 { 57 } else { 48 };
         let sign = va >> (bits - 1);
         if sign != 0 && sign != (u64::MAX >> (bits - 1)) {
@@ -152,10 +176,24 @@ impl CpuSpace {
         for level in (1..=levels).rev() {
             let shift = 12 + 9 * (u32::from(level) - 1);
             let idx = (va >> shift) & 0x1ff;
-            let mut b = [0u8; 8];
-            mem.sys_read(table + idx * 8, &mut b)
-                .map_err(WalkError::Mem)?;
-            let e = u64::from_le_bytes(b);
+            let slot = &mut cache.upper[usize::from(level)];
+            let e = match *slot {
+                Some((t, i, e)) if level > 1 && t == table && i == idx => {
+                    cache.hits += 1;
+                    e
+                }
+                _ => {
+                    let mut b = [0u8; 8];
+                    mem.sys_read(table + idx * 8, &mut b)
+                        .map_err(WalkError::Mem)?;
+                    cache.reads += 1;
+                    let e = u64::from_le_bytes(b);
+                    if level > 1 {
+                        *slot = Some((table, idx, e));
+                    }
+                    e
+                }
+            };
             if e & P == 0 {
                 return Ok(CpuMapping::NotPresent { pte: e, level });
             }

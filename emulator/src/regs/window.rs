@@ -59,27 +59,44 @@
 //! | 0x18c | `AB_BUFFER_INFO` | RO | the fault buffer's INFO register (0x002a84: bit 0 OVERFLOW) |
 //! | 0x190 | `AB_PROGRESS` | RO | bytes the selected slot has moved (a waiting slot stopped there) |
 //!
-//! The PTE checker ([`crate::check`]), 0x200..0x250:
+//! The PTE checker ([`crate::check`]), 0x200..0x300. Registering is a sequence of writes
+//! (`CHID`, `ROOT`, `FLAGS`, `EXCL`, `PID`, then `CTRL` = 1), so processes registering
+//! concurrently must serialise it (guest-tests/suites/lib/gp100.h takes a lock); the module's
+//! `MM_WATCH`/`MM_EXIT` are single writes.
 //!
 //! | offset | name | access | meaning |
 //! | --- | --- | --- | --- |
-//! | 0x200 | `CHK_CHID` | RW | the channel whose address space to check |
-//! | 0x204 / 0x208 | `CHK_ROOT_LO/HI` | RW | physical address of the process's top-level page table (`__pa(mm->pgd)`) |
+//! | 0x200 | `CHK_CHID` | RW | the channel whose address space to register (or disarm) |
+//! | 0x204 / 0x208 | `CHK_ROOT_LO/HI` | RW | physical address of the owning process's top-level page table (`__pa(mm->pgd)`) |
 //! | 0x20c | `CHK_FLAGS` | RW | bit 0: 5-level paging |
 //! | 0x210 / 0x214 | `CHK_EXCL_LO/HI` | RW | start of the unmanaged window (not checked) |
 //! | 0x218 / 0x21c | `CHK_EXCL_SIZE_LO/HI` | RW | its size |
-//! | 0x220 | `CHK_CTRL` | RW | write 1 arm (and scan), 2 disarm, 3 scan now; reads 1 while armed |
-//! | 0x224 | `CHK_VIOLATIONS` | RO | violations found |
+//! | 0x220 | `CHK_CTRL` | RW | write 1 register `CHK_CHID`'s space (and scan it), 2 disarm the space of `CHK_CHID`, 3 scan every space now, 4 disarm every space; reads 1 while any space is armed |
+//! | 0x224 | `CHK_VIOLATIONS` | RO | violations found (4 KiB pages; every reason but stale-after-exit) |
 //! | 0x228 | `CHK_CHECKED` | RO | pages judged |
 //! | 0x22c | `CHK_SCANS` | RO | scans made |
-//! | 0x230..0x244 | `CHK_LAST_*` | RO | the last violation: VA, GPU PTE, CPU PTE (lo/hi pairs) |
+//! | 0x230..0x244 | `CHK_LAST_*` | RO | the last violation (of those `CHK_VIOLATIONS` counts): VA, GPU PTE, CPU PTE (lo/hi pairs) |
 //! | 0x248 | `CHK_LAST_REASON` | RO | reason code, bit 8 set if found at a GPU use |
 //! | 0x24c | `CHK_LAST_INST` | RO | its instance block >> 12 |
-//! | 0x250 | `CHK_INJECT` | RO | the seeded bug the device injects (0 none, 1 wrong-page, 2 writable-ro, 3 stale-after-munmap) |
-//! | 0x254 | `CHK_ERROR` | RO | 1 when arming failed (channel not bound or no page directory) |
+//! | 0x250 | `CHK_INJECT` | RO | the seeded bug the device injects: bits 7:0 0 none, 1 wrong-page, 2 writable-ro, 3 stale-after-munmap; bits 15:8 the one space it targets (0 every space) |
+//! | 0x254 | `CHK_ERROR` | RO | after `CTRL` = 1: 0 armed, 1 channel not bound or no page directory, 2 too many spaces |
 //! | 0x258 | `CHK_SWAP_MIGRATION_READ` | RW | the guest kernel's `SWP_MIGRATION_READ` swap type (the special types follow it; default 24, our guest kernel's) |
 //! | 0x25c | `CHK_HAZARDS` | RO | PD0 slots seen holding a cleared 2 MiB PTE that reads as a big-page-table pointer |
-//! | 0x260 + 4·r | `CHK_BY_REASON[r]` | RO | violations with reason code r (1..7: cpu does not map it, different physical page, gpu writable over cpu read-only, gpu vram over a cpu system page, peer aperture, cpu tables unreadable, cpu page device-private) |
+//! | 0x260 + 4·r | `CHK_BY_REASON[r]` | RO | findings (pages) with reason code r, r < 16 (1..9: cpu does not map it, different physical page, gpu writable over cpu read-only, gpu vram over a cpu system page, peer aperture, cpu tables unreadable, cpu page device-private, use in an unregistered space, stale after process exit) |
+//! | 0x2a0 | `CHK_PID` | RW | the owning process's pid, recorded with the next registration (for reports) |
+//! | 0x2a4 | `CHK_LAST_CHID` | RO | the last violation's channel |
+//! | 0x2a8 | `CHK_LAST_PID` | RO | the last violation's process (0 if unregistered) |
+//! | 0x2ac | `CHK_MM_WATCH` | WO | written by gp100emu_pgd: it now watches the exit of the mm whose page-table root is this value << 12 |
+//! | 0x2b0 | `CHK_MM_EXIT` | WO | written by gp100emu_pgd from its notifier's `release` op: that mm (root >> 12) is being torn down |
+//! | 0x2b4 | `CHK_SPACE_SEL` | RW | a channel id, selecting the space it was registered with for the next four |
+//! | 0x2b8 | `CHK_SPACE_STATE` | RO | 1:0 = 0 none, 1 live, 2 owner exited, 3 exited and channel gone; bit 8 the exit is watched; 31:16 registration order |
+//! | 0x2bc | `CHK_SPACE_VIOLATIONS` | RO | that space's violations (pages) |
+//! | 0x2c0 | `CHK_SPACE_STALE` | RO | that space's stale-after-exit findings (pages) |
+//! | 0x2c4 | `CHK_SPACE_PID` | RO | that space's owner pid |
+//! | 0x2c8 | `CHK_STALE` | RO | stale-after-exit findings (pages), every space |
+//! | 0x2cc | `CHK_SPACES` | RO | spaces registered (any state) |
+//! | 0x2d0 | `CHK_ALIASES` | RO | page tables a scan reached a second time (not followed again) |
+//! | 0x2d4 | `CHK_TRUNCATED` | RO | scans cut short by a bound |
 //!
 //! The status, access-engine and checker registers report device-wide state, so the
 //! device answers them ([`crate::device::Device`]); this unit holds the scratch storage.
@@ -239,10 +256,40 @@ pub const CHK_ERROR: u32 = 0x254;
 pub const CHK_SWAP_MIGRATION_READ: u32 = 0x258;
 /// `CHK_HAZARDS`.
 pub const CHK_HAZARDS: u32 = 0x25c;
-/// `CHK_BY_REASON[0]` (reason codes 1..7 follow, 4 bytes apart).
+/// `CHK_BY_REASON[0]` (reason codes 1..15 follow, 4 bytes apart).
 pub const CHK_BY_REASON: u32 = 0x260;
+/// End of `CHK_BY_REASON`.
+pub const CHK_BY_REASON_END: u32 = 0x2a0;
+/// `CHK_PID`.
+pub const CHK_PID: u32 = 0x2a0;
+/// `CHK_LAST_CHID`.
+pub const CHK_LAST_CHID: u32 = 0x2a4;
+/// `CHK_LAST_PID`.
+pub const CHK_LAST_PID: u32 = 0x2a8;
+/// `CHK_MM_WATCH`.
+pub const CHK_MM_WATCH: u32 = 0x2ac;
+/// `CHK_MM_EXIT`.
+pub const CHK_MM_EXIT: u32 = 0x2b0;
+/// `CHK_SPACE_SEL`.
+pub const CHK_SPACE_SEL: u32 = 0x2b4;
+/// `CHK_SPACE_STATE`.
+pub const CHK_SPACE_STATE: u32 = 0x2b8;
+/// `CHK_SPACE_VIOLATIONS`.
+pub const CHK_SPACE_VIOLATIONS: u32 = 0x2bc;
+/// `CHK_SPACE_STALE`.
+pub const CHK_SPACE_STALE: u32 = 0x2c0;
+/// `CHK_SPACE_PID`.
+pub const CHK_SPACE_PID: u32 = 0x2c4;
+/// `CHK_STALE`.
+pub const CHK_STALE: u32 = 0x2c8;
+/// `CHK_SPACES`.
+pub const CHK_SPACES: u32 = 0x2cc;
+/// `CHK_ALIASES`.
+pub const CHK_ALIASES: u32 = 0x2d0;
+/// `CHK_TRUNCATED`.
+pub const CHK_TRUNCATED: u32 = 0x2d4;
 /// End of the checker registers.
-pub const CHK_END: u32 = 0x280;
+pub const CHK_END: u32 = 0x300;
 
 /// "GPEM" (0x47 0x50 0x45 0x4d), most significant byte first.
 pub const WINDOW_ID_VALUE: u32 = 0x4750_454d;

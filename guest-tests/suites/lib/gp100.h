@@ -2,12 +2,15 @@
 #ifndef GP100EMU_GP100_H
 #define GP100EMU_GP100_H
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define GP100_VENDOR 0x10de
@@ -78,5 +81,130 @@ static inline volatile uint32_t *gp100_map(const char *dir, int bar, unsigned lo
 	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
 	close(fd);
 	return p == MAP_FAILED ? NULL : (volatile uint32_t *)p;
+}
+/* The PTE checker's registers in the window (emulator/src/regs/window.rs). */
+#define CHK_CHID 0x200u
+#define CHK_ROOT_LO 0x204u
+#define CHK_ROOT_HI 0x208u
+#define CHK_FLAGS 0x20cu
+#define CHK_EXCL_LO 0x210u
+#define CHK_EXCL_HI 0x214u
+#define CHK_EXCL_SIZE_LO 0x218u
+#define CHK_EXCL_SIZE_HI 0x21cu
+#define CHK_CTRL 0x220u
+#define CHK_VIOLATIONS 0x224u
+#define CHK_CHECKED 0x228u
+#define CHK_SCANS 0x22cu
+#define CHK_LAST_VA_LO 0x230u
+#define CHK_LAST_VA_HI 0x234u
+#define CHK_LAST_GPU_PTE_LO 0x238u
+#define CHK_LAST_GPU_PTE_HI 0x23cu
+#define CHK_LAST_CPU_PTE_LO 0x240u
+#define CHK_LAST_CPU_PTE_HI 0x244u
+#define CHK_LAST_REASON 0x248u
+#define CHK_LAST_INST 0x24cu
+#define CHK_INJECT 0x250u
+#define CHK_ERROR 0x254u
+#define CHK_SWAP_MIGRATION_READ 0x258u
+#define CHK_HAZARDS 0x25cu
+#define CHK_BY_REASON 0x260u
+#define CHK_PID 0x2a0u
+#define CHK_LAST_CHID 0x2a4u
+#define CHK_LAST_PID 0x2a8u
+#define CHK_SPACE_SEL 0x2b4u
+#define CHK_SPACE_STATE 0x2b8u
+#define CHK_SPACE_VIOLATIONS 0x2bcu
+#define CHK_SPACE_STALE 0x2c0u
+#define CHK_SPACE_PID 0x2c4u
+#define CHK_STALE 0x2c8u
+/* CHK_SPACE_STATE bits 1:0 */
+enum { CHK_SPACE_NONE = 0, CHK_SPACE_LIVE = 1, CHK_SPACE_EXITED = 2, CHK_SPACE_GONE = 3 };
+#define CHK_REASONS 10
+/* Reason codes 1..9, as the checker numbers them (emulator/src/check/mod.rs, Reason). */
+static inline const char *chk_reason_name(uint32_t r)
+{
+	static const char *const names[CHK_REASONS] = {
+		"?", "cpu does not map it", "different physical page", "gpu writable, cpu read-only",
+		"gpu vram, cpu system page", "peer aperture", "cpu tables unreadable",
+		"cpu page device-private, gpu system page", "use in an unregistered address space",
+		"gpu mapping still valid after its process exited",
+	};
+	return names[r < CHK_REASONS ? r : 0];
+}
+
+/* What gp100emu_pgd reports for the calling process. */
+struct gp100_pgd {
+	unsigned long long root;
+	int la57, swp_migration_read, watched;
+};
+
+/* Loads the test-only module (once per boot) and reads the calling process's page-table root.
+ * The read also makes the module watch this process's exit, so call it BEFORE
+ * DRM_NOUVEAU_SVM_INIT: the module's notifier then runs after nouveau's when the mm is torn
+ * down (see guest-tests/kernel/gp100emu_pgd.c); `watched` is then 1 (0: the module could not
+ * watch, 2: refused, the mm had an mmu_notifier already). Returns 0 on success; `why` says
+ * what failed. */
+static inline int gp100_pgd_read(struct gp100_pgd *p, char *why, size_t len)
+{
+	int fd = open("/lib/modules/gp100emu_pgd.ko", O_RDONLY);
+	if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) != 0) {
+		if (errno != EEXIST) {
+			snprintf(why, len, "loading gp100emu_pgd.ko: %s", strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	FILE *f = fopen("/sys/kernel/debug/gp100emu_pgd", "r");
+	memset(p, 0, sizeof(*p));
+	p->swp_migration_read = -1;
+	int n = f ? fscanf(f, "pgd %llx la57 %d swp_migration_read %d watched %d", &p->root,
+			   &p->la57, &p->swp_migration_read, &p->watched)
+		  : -1;
+	if (f)
+		fclose(f);
+	if (n != 4) {
+		snprintf(why, len, "reading /sys/kernel/debug/gp100emu_pgd: %d fields", n);
+		return -1;
+	}
+	return 0;
+}
+
+/* Registers the address space of channel `chid` with the PTE checker for the calling process
+ * (`p` from gp100_pgd_read), with nouveau's unmanaged window [excl, excl + excl_size). The
+ * registration is a sequence of window writes, so processes serialise it with a lock file.
+ * Returns CHK_ERROR (0: armed). */
+static inline uint32_t gp100_checker_arm(volatile uint32_t *win, int chid, const struct gp100_pgd *p,
+					 uint64_t excl, uint64_t excl_size)
+{
+	int lk = open("/tmp/gp100emu-checker.lock", O_RDWR | O_CREAT, 0600);
+	if (lk >= 0)
+		flock(lk, LOCK_EX);
+	win[CHK_SWAP_MIGRATION_READ / 4] = (uint32_t)p->swp_migration_read;
+	win[CHK_CHID / 4] = (uint32_t)chid;
+	win[CHK_ROOT_LO / 4] = (uint32_t)p->root;
+	win[CHK_ROOT_HI / 4] = (uint32_t)(p->root >> 32);
+	win[CHK_FLAGS / 4] = (uint32_t)p->la57;
+	win[CHK_EXCL_LO / 4] = (uint32_t)excl;
+	win[CHK_EXCL_HI / 4] = (uint32_t)(excl >> 32);
+	win[CHK_EXCL_SIZE_LO / 4] = (uint32_t)excl_size;
+	win[CHK_EXCL_SIZE_HI / 4] = (uint32_t)(excl_size >> 32);
+	win[CHK_PID / 4] = (uint32_t)getpid();
+	win[CHK_CTRL / 4] = 1;
+	uint32_t err = win[CHK_ERROR / 4];
+	if (lk >= 0) {
+		flock(lk, LOCK_UN);
+		close(lk);
+	}
+	return err;
+}
+
+/* Selects the space channel `chid` was registered with; then read CHK_SPACE_*. */
+static inline uint32_t gp100_checker_space(volatile uint32_t *win, int chid, uint32_t reg)
+{
+	win[CHK_SPACE_SEL / 4] = (uint32_t)chid;
+	return win[reg / 4];
 }
 #endif
