@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include "lib/explore.h"
+#include "lib/svm_window.h"
 
 #define PAGE 4096ul
 #define HUGE (2ul << 20)
@@ -924,7 +925,11 @@ int main(void)
 		ktap_diag("no emulated GP100 found");
 		return 1;
 	}
-	unmanaged = mmap(NULL, UNMANAGED_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	unmanaged = svm_unmanaged_window(UNMANAGED_SIZE); /* below the host's 1 TiB reach */
+	if (!unmanaged) {
+		ktap_diag("no room for the unmanaged window below 1 TiB");
+		return 1;
+	}
 	/* Driver interface before SVM_INIT: SVM_BIND on a fresh fd must fail cleanly. */
 	int fresh = open("/dev/dri/renderD128", O_RDWR);
 	int pre = fresh >= 0 ? xsvm_bind_vram(fresh, unmanaged, PAGE) : 0;
