@@ -1844,7 +1844,10 @@ mod tests {
             })
             .expect("the channel stops");
         assert!(why.contains("GPFIFO fetch at 0x4a00110000"), "{why}");
-        assert!(why.contains("bits 15:8 = 0x7f") && why.contains("above 1 TiB"), "{why}");
+        assert!(
+            why.contains("bits 15:8 = 0x7f") && why.contains("above 1 TiB"),
+            "{why}"
+        );
         assert!(d.fifo().active_channels().is_empty());
     }
 

@@ -702,8 +702,14 @@ diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n 
     fn patched_kernels_are_cached_apart() {
         let plain = kernel_key("tarball:abc", &[]);
         let one = kernel_key("tarball:abc", &[b"patch one".to_vec()]);
-        let two = kernel_key("tarball:abc", &[b"patch one".to_vec(), b"patch two".to_vec()]);
-        let swapped = kernel_key("tarball:abc", &[b"patch two".to_vec(), b"patch one".to_vec()]);
+        let two = kernel_key(
+            "tarball:abc",
+            &[b"patch one".to_vec(), b"patch two".to_vec()],
+        );
+        let swapped = kernel_key(
+            "tarball:abc",
+            &[b"patch two".to_vec(), b"patch one".to_vec()],
+        );
         let joined = kernel_key("tarball:abc", &[b"patch onepatch two".to_vec()]);
         let all = [&plain, &one, &two, &swapped, &joined];
         for (i, a) in all.iter().enumerate() {
@@ -729,9 +735,17 @@ diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n 
             .unwrap()
             .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
             .collect();
-        assert!(rej.contains("return 42"), "the reject holds the hunk: {rej}");
+        assert!(
+            rej.contains("return 42"),
+            "the reject holds the hunk: {rej}"
+        );
         // Nothing half-patched is left to be mistaken for a source tree next time.
-        let key = std::fs::read_dir(cache.join("kernel")).unwrap().next().unwrap().unwrap().path();
+        let key = std::fs::read_dir(cache.join("kernel"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         assert!(!key.join("src").exists() && !key.join("src.tmp").exists());
         assert!(!key.join("done").exists());
     }
@@ -744,13 +758,18 @@ diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n 
         std::fs::create_dir_all(&patches_dir).unwrap();
         std::fs::write(patches_dir.join("0001-two.patch"), GOOD_PATCH).unwrap();
         std::fs::write(patches_dir.join("README"), "not a patch").unwrap();
-        let patches = expand_patches(&[patches_dir.clone()]).unwrap();
+        let patches = expand_patches(std::slice::from_ref(&patches_dir)).unwrap();
         assert_eq!(patches, vec![patches_dir.join("0001-two.patch")]);
         let cache = d.0.join("cache");
         // The fake tree applies the patch, then fails to configure (it is not a kernel).
         let e = ensure_kernel(&cache, &KernelSource::Tarball(t), &patches, true).unwrap_err();
         assert!(matches!(e, ArtifactError::Script { .. }), "{e}");
-        let key = std::fs::read_dir(cache.join("kernel")).unwrap().next().unwrap().unwrap().path();
+        let key = std::fs::read_dir(cache.join("kernel"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let hello = std::fs::read_to_string(key.join("src/hello.c")).unwrap();
         assert!(hello.contains("return 2;"), "{hello}");
     }
@@ -762,7 +781,7 @@ diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n 
             expand_patches(&[d.0.join("nope.patch")]),
             Err(ArtifactError::Usage(_))
         ));
-        let e = expand_patches(&[d.0.clone()]).unwrap_err();
+        let e = expand_patches(std::slice::from_ref(&d.0)).unwrap_err();
         assert!(e.to_string().contains("no *.patch"), "{e}");
         std::fs::write(d.0.join("bz"), b"an image").unwrap();
         let e = ensure_kernel(
@@ -772,7 +791,10 @@ diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n 
             true,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("needs a kernel source to patch"), "{e}");
+        assert!(
+            e.to_string().contains("needs a kernel source to patch"),
+            "{e}"
+        );
     }
 
     #[test]

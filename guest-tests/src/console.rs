@@ -269,7 +269,9 @@ impl Verdict {
             s.push_str(&format!("SKIP {suite}: {why}\n"));
         }
         for e in &self.other_errors {
-            s.push_str(&format!("note: kernel error line (not nouveau's, not counted): {e}\n"));
+            s.push_str(&format!(
+                "note: kernel error line (not nouveau's, not counted): {e}\n"
+            ));
         }
         for (line, why) in &self.known {
             s.push_str(&format!("KNOWN kernel: {line}\n      why: {why}\n"));
@@ -655,12 +657,21 @@ mod tests {
         assert!(!v.passed(), "{}", v.report());
         assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
         assert!(v.errors[0].starts_with("[svm] nouveau 0000:00:02.0: svm[77]: failed to idle"));
-        assert!(v.report().contains("FAIL kernel error: [svm] nouveau"), "{}", v.report());
+        assert!(
+            v.report().contains("FAIL kernel error: [svm] nouveau"),
+            "{}",
+            v.report()
+        );
         // Another subsystem's error line is listed, not counted.
-        assert_eq!(v.other_errors, vec!["[boot] ACPI: some firmware complaint".to_string()]);
+        assert_eq!(
+            v.other_errors,
+            vec!["[boot] ACPI: some firmware complaint".to_string()]
+        );
         assert_eq!(v.summary_line(), "1 passed, 1 failed, 0 skipped");
         // The raw console copy of the same line (no level visible) is not a finding by itself.
-        let plain = format!("{SVM_OK}[ 9.0] nouveau 0000:00:02.0: fifo: some info line\ngp100emu: suite done\n");
+        let plain = format!(
+            "{SVM_OK}[ 9.0] nouveau 0000:00:02.0: fifo: some info line\ngp100emu: suite done\n"
+        );
         assert!(run(&plain, &["svm"], RunEnd::Exited).passed());
     }
 
@@ -680,15 +691,27 @@ mod tests {
         let v = m.finish(RunEnd::Exited);
         assert!(v.passed(), "{}", v.report());
         assert_eq!(v.known.len(), 1);
-        assert!(v.report().contains("KNOWN kernel: [svm] nouveau"), "{}", v.report());
+        assert!(
+            v.report().contains("KNOWN kernel: [svm] nouveau"),
+            "{}",
+            v.report()
+        );
     }
 
     #[test]
     fn a_host_skipped_suite_is_counted_and_explained() {
-        let mut v = run(&format!("{SVM_OK}gp100emu: suite done\n"), &["svm"], RunEnd::Exited);
+        let mut v = run(
+            &format!("{SVM_OK}gp100emu: suite done\n"),
+            &["svm"],
+            RunEnd::Exited,
+        );
         v.skip_suite("hmm", "hmm-tests does not build against this kernel: x");
         assert_eq!(v.summary_line(), "1 passed, 0 failed, 1 skipped");
-        assert!(v.report().contains("SKIP hmm: hmm-tests does not build"), "{}", v.report());
+        assert!(
+            v.report().contains("SKIP hmm: hmm-tests does not build"),
+            "{}",
+            v.report()
+        );
         assert!(v.passed());
     }
 

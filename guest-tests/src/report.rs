@@ -346,7 +346,11 @@ pub fn junit(v: &Verdict, total: Duration) -> String {
                 }
                 HostKind::Problem => {
                     errors += 1;
-                    let _ = write!(body, "<error type=\"problem\" message=\"{}\"/>", xml(&f.text));
+                    let _ = write!(
+                        body,
+                        "<error type=\"problem\" message=\"{}\"/>",
+                        xml(&f.text)
+                    );
                 }
                 HostKind::Known => {
                     skipped += 1;
@@ -432,8 +436,14 @@ mod tests {
         // anon_read, child_a pass; munmap fails, the host's findings fail; TODO, SKIP, hmm skip.
         assert_eq!(tally.passed, 2, "{k}");
         assert_eq!(tally.skipped, 3, "{k}");
-        assert!(tally.failures.iter().any(|f| f.contains("munmap_then_gpu")), "{k}");
-        assert!(tally.failures.iter().any(|f| f.contains("gp100emu-host")), "{k}");
+        assert!(
+            tally.failures.iter().any(|f| f.contains("munmap_then_gpu")),
+            "{k}"
+        );
+        assert!(
+            tally.failures.iter().any(|f| f.contains("gp100emu-host")),
+            "{k}"
+        );
         assert!(k.contains("# TODO nouveau clears only bit 0"), "{k}");
         assert!(k.contains("# KNOWN: "), "{k}");
         assert!(k.contains("failed to idle channel 2"), "{k}");
@@ -444,12 +454,28 @@ mod tests {
     fn junit_marks_known_and_todo_and_has_durations() {
         let v = verdict();
         let j = junit(&v, Duration::from_secs(3));
-        assert!(j.contains("<testsuite name=\"svm\" tests=\"5\" failures=\"1\" errors=\"0\" skipped=\"2\""), "{j}");
+        assert!(
+            j.contains(
+                "<testsuite name=\"svm\" tests=\"5\" failures=\"1\" errors=\"0\" skipped=\"2\""
+            ),
+            "{j}"
+        );
         assert!(j.contains("name=\"nested/child_b\""), "{j}");
-        assert!(j.contains("type=\"TODO\" message=\"TODO (expected failure): nouveau clears only bit 0\""), "{j}");
-        assert!(j.contains("type=\"KNOWN\" message=\"KNOWN: cancel asks a halted FECS\""), "{j}");
+        assert!(
+            j.contains(
+                "type=\"TODO\" message=\"TODO (expected failure): nouveau clears only bit 0\""
+            ),
+            "{j}"
+        );
+        assert!(
+            j.contains("type=\"KNOWN\" message=\"KNOWN: cancel asks a halted FECS\""),
+            "{j}"
+        );
         assert!(j.contains("failed to idle channel 2"), "{j}");
-        assert!(j.contains("&lt;anon&gt; &amp; &quot;more&quot;"), "escaped: {j}");
+        assert!(
+            j.contains("&lt;anon&gt; &amp; &quot;more&quot;"),
+            "escaped: {j}"
+        );
         // anon_read's result arrived 300 ms after the header (lines 2 and 5, 100 ms apart each).
         assert!(j.contains("name=\"anon_read\" time=\"0.300\""), "{j}");
         assert!(j.contains("<testsuite name=\"hmm\""), "{j}");

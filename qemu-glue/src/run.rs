@@ -206,7 +206,12 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
     let mut skipped: Vec<(String, String)> = Vec::new();
     let mut hmm: Option<PathBuf> = o.hmm_tests.clone();
     let mut chosen = chosen;
-    if hmm.is_none() && o.initrd.is_none() && chosen.iter().any(|s| s.needs.iter().any(|n| n == "hmm-tests")) {
+    if hmm.is_none()
+        && o.initrd.is_none()
+        && chosen
+            .iter()
+            .any(|s| s.needs.iter().any(|n| n == "hmm-tests"))
+    {
         match artifacts::ensure_hmm_tests(&cache, &kernel)? {
             HmmTests::Built(p) => hmm = Some(p),
             HmmTests::Unavailable(why) => {
@@ -237,7 +242,16 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
     }
     let mut verdict: Option<Verdict> = None;
     for (fw, group) in &groups {
-        let v = boot_group(o, &q, &kernel, hmm.as_deref(), &cache, group, *fw, &mut times)?;
+        let v = boot_group(
+            o,
+            &q,
+            &kernel,
+            hmm.as_deref(),
+            &cache,
+            group,
+            *fw,
+            &mut times,
+        )?;
         match &mut verdict {
             None => verdict = Some(v),
             Some(all) => all.merge(v),
