@@ -694,6 +694,14 @@ mod tests {
         t
     }
 
+    /// The one kernel cache entry a test made.
+    fn only_kernel_dir(cache: &Path) -> PathBuf {
+        let mut dirs = std::fs::read_dir(cache.join("kernel")).unwrap();
+        let d = dirs.next().unwrap().unwrap().path();
+        assert!(dirs.next().is_none(), "one kernel entry");
+        d
+    }
+
     const GOOD_PATCH: &str = "From 1 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] two\n\n---\n\
 diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n int one(void)\n {\n-\treturn 1;\n+\treturn 2;\n }\n-- \n2.47.3\n";
     const BAD_PATCH: &str = "--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n int one(void)\n {\n-\treturn 41;\n+\treturn 42;\n }\n";
@@ -740,12 +748,7 @@ diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n 
             "the reject holds the hunk: {rej}"
         );
         // Nothing half-patched is left to be mistaken for a source tree next time.
-        let key = std::fs::read_dir(cache.join("kernel"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let key = only_kernel_dir(&cache);
         assert!(!key.join("src").exists() && !key.join("src.tmp").exists());
         assert!(!key.join("done").exists());
     }
@@ -764,12 +767,7 @@ diff --git a/hello.c b/hello.c\n--- a/hello.c\n+++ b/hello.c\n@@ -1,4 +1,4 @@\n 
         // The fake tree applies the patch, then fails to configure (it is not a kernel).
         let e = ensure_kernel(&cache, &KernelSource::Tarball(t), &patches, true).unwrap_err();
         assert!(matches!(e, ArtifactError::Script { .. }), "{e}");
-        let key = std::fs::read_dir(cache.join("kernel"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let key = only_kernel_dir(&cache);
         let hello = std::fs::read_to_string(key.join("src/hello.c")).unwrap();
         assert!(hello.contains("return 2;"), "{hello}");
     }
