@@ -67,6 +67,13 @@ fn svm_suite_passes_with_no_checker_violations() {
             || text.contains("ok 17 exit_leaves_no_gpu_mapping_of_freed_pages\n"),
         "{text}"
     );
+    // Stock nouveau accepts an unmanaged window above the host's 40-bit reach (a TODO);
+    // guest-tests/kernel/patches/0002 makes SVM_INIT refuse it (then the case passes).
+    assert!(
+        text.contains("not ok 18 svm_init_refuses_unreachable_window # TODO")
+            || text.contains("ok 18 svm_init_refuses_unreachable_window\n"),
+        "{text}"
+    );
     for who in ["# worker (channel ", "# second process (channel "] {
         let line = text
             .lines()
