@@ -791,9 +791,18 @@ static void op_exit_inflight(uint64_t s)
 	if (c == 0) {
 		alarm(30);
 		int cc = -1;
+		/* This child is an SVM client of its own: the checker must judge its uses against
+		 * its own page tables. Reading the module's file before SVM_INIT also has the
+		 * module watch this mm's exit (see lib/gp100.h), so its teardown is reported. */
+		uint64_t root = 0;
+		int la57 = 0, swp = -1;
+		if (xload_pgd(&root, &la57, &swp))
+			_exit(3);
 		int fd = xsvm_open(unmanaged, UNMANAGED_SIZE, &cc);
 		if (fd < 0)
 			_exit(2);
+		if (!xchecker_arm(cc, unmanaged, UNMANAGED_SIZE))
+			_exit(3);
 		for (int i = 0; i < n; i++)
 			sl[i].chid = cc;
 		xbatch_issue(sl, n);
