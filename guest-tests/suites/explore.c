@@ -438,7 +438,7 @@ static void op_gpu_batch(uint64_t s)
 		uint8_t *sh = p->r->shadow + p->off;
 		if (p->op == XOP_READ) {
 			int bad = p->len <= 8 ? memcmp(&res.data, sh, p->len) != 0
-					      : res.crc != xcrc32(sh, p->len);
+					      : res.crc != gp100_crc32(sh, p->len);
 			if (bad)
 				finding("gpu-data", "slot %d read %s+%#zx len %zu: GPU saw other data than the shadow",
 					i, kind_name[p->r->kind], p->off, p->len);

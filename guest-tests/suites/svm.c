@@ -55,18 +55,6 @@ static int drm = -1, pm = -1, chid = -1;
 static uint32_t rd(uint32_t reg) { return win[reg / 4]; }
 static void wr(uint32_t reg, uint32_t v) { win[reg / 4] = v; }
 
-static uint32_t crc32_of(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint32_t c = ~0u;
-	for (size_t i = 0; i < n; i++) {
-		c ^= b[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320u & -(c & 1));
-	}
-	return ~c;
-}
-
 static double now(void)
 {
 	struct timespec t;
@@ -133,7 +121,7 @@ static void fill(char *p, size_t n, int seed)
 static int gpu_reads_same(const char *what, const void *p, size_t n)
 {
 	int st = gpu(OP_READ, p, (uint32_t)n, 0, 10);
-	uint32_t want = crc32_of(p, n), got = rd(AE_RESULT);
+	uint32_t want = gp100_crc32(p, n), got = rd(AE_RESULT);
 	if (st != ST_DONE || got != want) {
 		gpu_diag(what, st);
 		ktap_diag("%s: GPU CRC %08x, CPU CRC %08x", what, got, want);
@@ -459,7 +447,7 @@ static int worker(int to_main)
 	/* 10-11. Migration to VRAM: the GPU uses the VRAM pages; a CPU touch brings them back. */
 	char *v = anon(NPAGES * PAGE);
 	fill(v, NPAGES * PAGE, 8);
-	uint32_t want = crc32_of(v, NPAGES * PAGE);
+	uint32_t want = gp100_crc32(v, NPAGES * PAGE);
 	ok = bind_vram(v, NPAGES * PAGE) == 0;
 	uint64_t e = pagemap(v);
 	ok = ok && !((e >> 63) & 1) && ((e >> 62) & 1);
@@ -467,7 +455,7 @@ static int worker(int to_main)
 	ktap_diag("after SVM_BIND: pagemap %016llx; GPU read status %d CRC %08x (want %08x)",
 		  (unsigned long long)e, st2, rd(AE_RESULT), want);
 	ktap_result(ok && st2 == ST_DONE && rd(AE_RESULT) == want, "gpu_reads_migrated_vram_pages");
-	ok = crc32_of(v, NPAGES * PAGE) == want && ((pagemap(v) >> 63) & 1);
+	ok = gp100_crc32(v, NPAGES * PAGE) == want && ((pagemap(v) >> 63) & 1);
 	ok = ok && gpu_reads_same("after migrating back", v, NPAGES * PAGE);
 	ktap_result(ok, "cpu_touch_migrates_back_gpu_follows");
 

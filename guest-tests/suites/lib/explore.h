@@ -79,18 +79,6 @@ static inline double xnow(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static inline uint32_t xcrc32(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint32_t c = ~0u;
-	for (size_t i = 0; i < n; i++) {
-		c ^= b[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320u & -(c & 1));
-	}
-	return ~c;
-}
-
 /* Maps the vendor window; 0 on success. */
 static inline int xwin_map(void)
 {

@@ -207,4 +207,18 @@ static inline uint32_t gp100_checker_space(volatile uint32_t *win, int chid, uin
 	win[CHK_SPACE_SEL / 4] = (uint32_t)chid;
 	return win[reg / 4];
 }
+/* CRC-32 (IEEE, reflected, as zlib), what the access engine reports in AE_RESULT/AB_RESULT for a
+ * read longer than 8 bytes: a guest compares it with the CRC of what it expects there. */
+static inline uint32_t gp100_crc32(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t c = ~0u;
+	for (size_t i = 0; i < n; i++) {
+		c ^= b[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & -(c & 1));
+	}
+	return ~c;
+}
+
 #endif
