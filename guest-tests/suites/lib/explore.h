@@ -193,25 +193,20 @@ static inline int xsvm_bind_vram(int fd, const void *p, size_t len)
 	return ioctl(fd, NV_IOCTL_SVM_BIND, &b) ? -errno : 0;
 }
 
-/* The page-table root of this process from the test-only module gp100emu_pgd. */
+/* The page-table root of this process from the test-only module gp100emu_pgd (lib/gp100.h's
+ * reader, which also has the module watch this process's exit when called before SVM_INIT). */
 static inline int xload_pgd(uint64_t *root, int *la57, int *swp)
 {
-	int fd = open("/lib/modules/gp100emu_pgd.ko", O_RDONLY);
-	if ((fd < 0 || syscall(SYS_finit_module, fd, "", 0) != 0) && errno != EEXIST) {
-		ktap_diag("loading gp100emu_pgd.ko: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	struct gp100_pgd p;
+	char why[160];
+	if (gp100_pgd_read(&p, why, sizeof(why))) {
+		ktap_diag("%s", why);
 		return -1;
 	}
-	if (fd >= 0)
-		close(fd);
-	FILE *f = fopen("/sys/kernel/debug/gp100emu_pgd", "r");
-	unsigned long long pgd = 0;
-	int ok = f && fscanf(f, "pgd %llx la57 %d swp_migration_read %d", &pgd, la57, swp) == 3;
-	if (f)
-		fclose(f);
-	*root = pgd;
-	return ok ? 0 : -1;
+	*root = p.root;
+	*la57 = p.la57;
+	*swp = p.swp_migration_read;
+	return 0;
 }
 
 /* Arms the PTE checker for `chid`, judged against this process's page tables, with the SVM
