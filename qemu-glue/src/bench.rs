@@ -213,6 +213,9 @@ pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
     let (pages_per_s, reads_per_page) = checker_scan(budget, 1 << 14);
     out.push(("checker_scan_pages_per_s", pages_per_s));
     out.push(("checker_cpu_reads_per_page", reads_per_page));
+
+    // The vfio-user server's share of a guest MMIO access (a client thread over a socket).
+    out.extend(crate::transport::bench::run(budget));
     out
 }
 

@@ -236,6 +236,8 @@ struct Capabilities {
 
 #[derive(Serialize, Deserialize, Debug, Default)]
 struct CapabilitiesData {
+    // Optional: a VERSION without capabilities (the protocol allows it) means the defaults.
+    #[serde(default)]
     capabilities: Capabilities,
 }
 
@@ -1007,7 +1009,7 @@ impl Server {
     fn handle_command(
         &self,
         backend: &mut dyn ServerBackend,
-        stream: &mut UnixStream,
+        stream: &mut Replies<'_>,
         header: Header,
         msg: &[u8],
         fds: Vec<File>,
@@ -1367,11 +1369,6 @@ impl Server {
                     return Err(Error::TooLarge(count));
                 }
 
-                let mut data = vec![0u8; count as usize];
-                backend
-                    .region_read(region, offset, &mut data)
-                    .map_err(Error::Backend)?;
-
                 let reply = RegionAccess {
                     header: Header {
                         message_id: cmd.header.message_id,
@@ -1384,10 +1381,16 @@ impl Server {
                     offset,
                     count,
                 };
-                stream
-                    .write_all(reply.as_slice())
-                    .map_err(Error::StreamWrite)?;
-                stream.write_all(&data).map_err(Error::StreamWrite)?;
+                // The reply and its data go out in one write; the data is read by the
+                // backend straight into the reply buffer (no allocation per message).
+                let start = stream.buf.len();
+                stream.buf.extend_from_slice(reply.as_slice());
+                let data_at = stream.buf.len();
+                stream.buf.resize(data_at + count as usize, 0);
+                if let Err(e) = backend.region_read(region, offset, &mut stream.buf[data_at..]) {
+                    stream.buf.truncate(start);
+                    return Err(Error::Backend(e));
+                }
             }
             Command::RegionWrite => {
                 let mut cmd = RegionAccess {
@@ -1482,65 +1485,32 @@ impl Server {
         self.serve_connection(backend, &mut stream, &mut negotiated)
     }
 
-    /// Reads one message: the header (with any file descriptors, possibly split over
-    /// several reads) and its whole body, bounded by [`MAX_MESSAGE_SIZE`] before anything
-    /// is allocated. `Ok(None)` at a clean close before a header.
-    fn read_message(stream: &mut UnixStream) -> Result<Option<(Header, Vec<u8>, Vec<File>)>, Error> {
-        let mut header = Header::default();
-        // The maximum number of FDs that can be sent is 16 so that is
-        // also the maximum that can be received.
-        let mut fds = vec![0; 16];
-        let mut iovecs = vec![iovec {
-            iov_base: header.as_mut_slice().as_mut_ptr() as *mut c_void,
-            iov_len: header.as_mut_slice().len(),
-        }];
-        // SAFETY: Safe as the iovect is correctly initialised and fds is big enough
-        let (bytes, fds_received) = unsafe {
-            stream
-                .recv_with_fds(&mut iovecs, &mut fds)
-                .map_err(Error::ReceiveWithFd)?
-        };
-        fds.truncate(fds_received);
-        let fds: Vec<File> = fds
-            .iter()
-            // SAFETY: Safe as we have only valid FDs in the vector now
-            .map(|fd| unsafe { File::from_raw_fd(*fd) })
-            .collect();
-
-        // Other end closed connection
-        if bytes == 0 {
-            return Ok(None);
-        }
-        if bytes < size_of::<Header>() {
-            // A header split across sends: read the rest of it.
-            stream
-                .read_exact(&mut header.as_mut_slice()[bytes..])
-                .map_err(Error::StreamRead)?;
-        }
-        let size = header.message_size;
-        if (size as usize) < size_of::<Header>() || size > MAX_MESSAGE_SIZE {
-            // The stream cannot be resynchronised: the caller drops the connection.
-            return Err(Error::MessageSize(size));
-        }
-        let mut msg = vec![0u8; size as usize];
-        msg[..size_of::<Header>()].copy_from_slice(header.as_slice());
-        stream
-            .read_exact(&mut msg[size_of::<Header>()..])
-            .map_err(Error::StreamRead)?;
-        Ok(Some((header, msg, fds)))
-    }
-
     fn serve_connection(
         &self,
         backend: &mut dyn ServerBackend,
         stream: &mut UnixStream,
         negotiated: &mut bool,
     ) -> Result<(), Error> {
+        let mut inbox = Inbox::new();
+        let mut out_buf = Vec::with_capacity(RECV_CHUNK);
         loop {
-            let Some((header, msg, fds)) = Self::read_message(stream)? else {
-                info!("Connection closed");
-                return Ok(());
+            let mut out = Replies {
+                stream,
+                buf: &mut out_buf,
             };
+            let (header, range, fds) = match inbox.next(&mut out) {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    info!("Connection closed");
+                    return Ok(());
+                }
+                Err(e) => {
+                    // The replies to the messages before the bad one still go out.
+                    let _ = out.flush();
+                    return Err(e);
+                }
+            };
+            let msg = &inbox.buf[range];
             let is_version = header.command == Command::Version as u16;
             let r = if header.flags & (HeaderFlags::Reply as u32 | HeaderFlags::Error as u32) != 0
             {
@@ -1551,7 +1521,7 @@ impl Server {
             } else if !*negotiated && !is_version {
                 Err(Error::BadVersion("the first message must be VERSION"))
             } else {
-                self.handle_command(backend, stream, header, &msg, fds)
+                self.handle_command(backend, &mut out, header, msg, fds)
             };
             match r {
                 Ok(()) => *negotiated |= is_version,
@@ -1565,12 +1535,205 @@ impl Server {
                         message_size: size_of::<Header>() as u32,
                         error: e.errno() as u32,
                     };
-                    stream
-                        .write_all(reply.as_slice())
+                    out.write_all(reply.as_slice())
                         .map_err(Error::StreamWrite)?;
                 }
             }
         }
+    }
+}
+
+/// How much the server asks the socket for at a time: many posted writes (48 bytes each)
+/// arrive in one `recvmsg`.
+const RECV_CHUNK: usize = 64 << 10;
+
+/// At most this many receives' file descriptors wait for their message (see
+/// [`Inbox::next`]); a well-behaved client needs two.
+const MAX_PENDING_FD_SETS: usize = 4;
+
+/// The replies to the messages of one receive, gathered and sent with one write before the
+/// server next waits for input (a reply used to be two writes, which could wake the client's
+/// reader twice). The client only waits for a reply after sending the message that asks for
+/// it, so nothing it waits for is held back.
+struct Replies<'a> {
+    stream: &'a mut UnixStream,
+    buf: &'a mut Vec<u8>,
+}
+
+impl Replies<'_> {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// A reply that carries file descriptors: whatever is gathered goes first, in order.
+    fn send_with_fds(&mut self, bufs: &[&[u8]], fds: &[RawFd]) -> vmm_sys_util::errno::Result<usize> {
+        self.flush().map_err(|e| vmm_sys_util::errno::Error::new(e.raw_os_error().unwrap_or(EINVAL)))?;
+        self.stream.send_with_fds(bufs, fds)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.stream.write_all(self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The bytes received and not yet handled, read from the socket in large chunks so that one
+/// `recvmsg` can carry many messages.
+///
+/// File descriptors: the kernel ends a `recvmsg` on a UNIX stream socket right after the data
+/// of a send that carried descriptors (net/unix/af_unix.c, `unix_stream_read_generic`), and
+/// QEMU sends a message that carries descriptors with one `sendmsg` starting at the message's
+/// header. So the descriptors of one receive belong to the last message that starts within the
+/// bytes of that receive. Descriptors that arrive with bytes in which no message starts belong
+/// to no message and are closed.
+struct Inbox {
+    buf: Vec<u8>,
+    /// `buf[head..tail]` is unhandled.
+    head: usize,
+    tail: usize,
+    /// The stream offset of `buf[0]`.
+    base: u64,
+    /// Descriptors waiting for their message: (stream offset of the receive's first byte,
+    /// of its end, the descriptors).
+    fds: std::collections::VecDeque<(u64, u64, Vec<File>)>,
+}
+
+impl Inbox {
+    fn new() -> Inbox {
+        Inbox {
+            buf: vec![0; RECV_CHUNK],
+            head: 0,
+            tail: 0,
+            base: 0,
+            fds: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The next whole message: its header, where its bytes are in `self.buf`, and its file
+    /// descriptors. Sizes outside `size_of::<Header>()..=MAX_MESSAGE_SIZE` are refused before
+    /// anything is allocated for them (the stream cannot be resynchronised after one: the
+    /// caller drops the connection). Gathered replies are sent before the socket is waited on.
+    /// `Ok(None)` at a clean close between messages.
+    fn next(
+        &mut self,
+        out: &mut Replies<'_>,
+    ) -> Result<Option<(Header, std::ops::Range<usize>, Vec<File>)>, Error> {
+        loop {
+            let avail = self.tail - self.head;
+            let mut need = size_of::<Header>();
+            if avail >= size_of::<Header>() {
+                let mut header = Header::default();
+                header
+                    .as_mut_slice()
+                    .copy_from_slice(&self.buf[self.head..self.head + size_of::<Header>()]);
+                let size = header.message_size;
+                if (size as usize) < size_of::<Header>() || size > MAX_MESSAGE_SIZE {
+                    return Err(Error::MessageSize(size));
+                }
+                need = size as usize;
+                if avail >= need {
+                    let start = self.base + self.head as u64;
+                    let end = start + need as u64;
+                    let range = self.head..self.head + need;
+                    self.head += need;
+                    return Ok(Some((header, range, self.take_fds(start, end))));
+                }
+            }
+            out.flush().map_err(Error::StreamWrite)?;
+            self.make_room(need);
+            if !self.receive(out.stream, avail)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The descriptors of the message at stream offsets `start..end`, if it is the last one
+    /// that starts in their receive; those whose receive lies wholly before it are closed.
+    fn take_fds(&mut self, start: u64, end: u64) -> Vec<File> {
+        while let Some(&(_, chunk_end, _)) = self.fds.front() {
+            if chunk_end > start {
+                break;
+            }
+            warn!("Closing file descriptors that came with no message");
+            self.fds.pop_front();
+        }
+        let mine = match self.fds.front() {
+            Some(&(chunk_start, chunk_end, _)) if chunk_start <= start && end >= chunk_end => {
+                self.fds.pop_front().map(|(_, _, f)| f).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        // Receives that end within this message hold no later message's start.
+        while let Some(&(_, chunk_end, _)) = self.fds.front() {
+            if chunk_end > end {
+                break;
+            }
+            warn!("Closing file descriptors that came with no message");
+            self.fds.pop_front();
+        }
+        mine
+    }
+
+    /// Room for a message of `need` bytes from `head`, and for a full chunk after `tail`.
+    fn make_room(&mut self, need: usize) {
+        if self.head > 0 {
+            self.buf.copy_within(self.head..self.tail, 0);
+            self.base += self.head as u64;
+            self.tail -= self.head;
+            self.head = 0;
+        }
+        // `need` is at most MAX_MESSAGE_SIZE (checked by the caller), so the buffer stays
+        // below MAX_MESSAGE_SIZE + RECV_CHUNK.
+        let want = need.max(self.tail + RECV_CHUNK);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+    }
+
+    /// One `recvmsg` into the free part of the buffer. `avail` bytes were already waiting.
+    /// `Ok(false)` when the peer closed the connection between messages.
+    fn receive(&mut self, stream: &mut UnixStream, avail: usize) -> Result<bool, Error> {
+        // The maximum number of FDs that can be sent is 16 so that is
+        // also the maximum that can be received.
+        let mut raw = [0 as RawFd; 16];
+        let mut iovecs = [iovec {
+            iov_base: self.buf[self.tail..].as_mut_ptr() as *mut c_void,
+            iov_len: self.buf.len() - self.tail,
+        }];
+        // SAFETY: the iovec points into `self.buf`, which outlives the call, and `raw` has
+        // room for 16 descriptors.
+        let (bytes, nfds) = unsafe {
+            stream
+                .recv_with_fds(&mut iovecs, &mut raw)
+                .map_err(Error::ReceiveWithFd)?
+        };
+        let fds: Vec<File> = raw[..nfds]
+            .iter()
+            // SAFETY: the kernel just gave us these descriptors; each is owned once.
+            .map(|fd| unsafe { File::from_raw_fd(*fd) })
+            .collect();
+        if bytes == 0 {
+            return if avail == 0 {
+                Ok(false)
+            } else {
+                Err(Error::StreamRead(std::io::ErrorKind::UnexpectedEof.into()))
+            };
+        }
+        let chunk_start = self.base + self.tail as u64;
+        let chunk_end = chunk_start + bytes as u64;
+        self.tail += bytes;
+        if !fds.is_empty() {
+            if self.fds.len() >= MAX_PENDING_FD_SETS {
+                warn!("Closing file descriptors that came with no message");
+                self.fds.pop_front();
+            }
+            self.fds.push_back((chunk_start, chunk_end, fds));
+        }
+        Ok(true)
     }
 }
 
@@ -1590,6 +1753,7 @@ mod tests {
 
     mod framing {
         use super::*;
+        use std::os::fd::AsRawFd;
 
         fn header_bytes(command: u16, size: u32) -> Vec<u8> {
             let h = Header {
@@ -1600,6 +1764,94 @@ mod tests {
                 error: 0,
             };
             h.as_slice().to_vec()
+        }
+
+        /// The next message as the server sees it (header, bytes, descriptors).
+        fn read_message(
+            stream: &mut UnixStream,
+            inbox: &mut Inbox,
+        ) -> Result<Option<(Header, Vec<u8>, Vec<File>)>, Error> {
+            let mut buf = Vec::new();
+            let mut out = Replies { stream, buf: &mut buf };
+            Ok(inbox
+                .next(&mut out)?
+                .map(|(h, r, fds)| (h, inbox.buf[r].to_vec(), fds)))
+        }
+
+        fn memfd() -> File {
+            // SAFETY: a valid NUL-terminated name; the descriptor is owned by the File.
+            unsafe { File::from_raw_fd(libc::memfd_create(c"t".as_ptr(), 0)) }
+        }
+
+        #[test]
+        fn many_messages_in_one_receive_are_handed_out_one_by_one() {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            let mut all = Vec::new();
+            for i in 0..100u32 {
+                let mut m = header_bytes(Command::RegionWrite as u16, 36);
+                m.extend_from_slice(&i.to_le_bytes());
+                m.extend_from_slice(&[0; 16]);
+                all.extend_from_slice(&m);
+            }
+            a.write_all(&all).unwrap();
+            drop(a);
+            let mut inbox = Inbox::new();
+            for i in 0..100u32 {
+                let (h, msg, fds) = read_message(&mut b, &mut inbox).unwrap().unwrap();
+                assert_eq!(h.message_size, 36);
+                assert_eq!(&msg[16..20], &i.to_le_bytes(), "message {i} in order");
+                assert!(fds.is_empty());
+            }
+            assert!(read_message(&mut b, &mut inbox).unwrap().is_none(), "clean close");
+        }
+
+        #[test]
+        fn descriptors_go_to_the_message_they_were_sent_with() {
+            let (a, mut b) = UnixStream::pair().unwrap();
+            let plain = header_bytes(Command::DeviceReset as u16, 16);
+            let with_fd = {
+                let mut m = header_bytes(Command::DmaMap as u16, 16 + 32);
+                m.extend_from_slice(&[0; 32]);
+                m
+            };
+            let f = memfd();
+            // plain, fd-carrying, plain, and a fd-carrying message split in two sends.
+            (&a).write_all(&plain).unwrap();
+            a.send_with_fds(&[&with_fd[..]], &[f.as_raw_fd()]).unwrap();
+            (&a).write_all(&plain).unwrap();
+            a.send_with_fds(&[&with_fd[..20]], &[f.as_raw_fd(), f.as_raw_fd()])
+                .unwrap();
+            (&a).write_all(&with_fd[20..]).unwrap();
+            (&a).write_all(&plain).unwrap();
+            drop(a);
+            let mut inbox = Inbox::new();
+            let got: Vec<(u16, usize)> = std::iter::from_fn(|| {
+                read_message(&mut b, &mut inbox)
+                    .unwrap()
+                    .map(|(h, _, fds)| (h.command, fds.len()))
+            })
+            .collect();
+            let (r, m) = (Command::DeviceReset as u16, Command::DmaMap as u16);
+            assert_eq!(got, vec![(r, 0), (m, 1), (r, 0), (m, 2), (r, 0)]);
+        }
+
+        #[test]
+        fn descriptors_with_no_message_of_their_own_are_closed() {
+            let (a, mut b) = UnixStream::pair().unwrap();
+            let mut m = header_bytes(Command::DmaMap as u16, 16 + 32);
+            m.extend_from_slice(&[0; 32]);
+            let mut inbox = Inbox::new();
+            (&a).write_all(&m[..20]).unwrap();
+            assert!(inbox.receive(&mut b, 0).unwrap(), "the first 20 bytes");
+            // The rest of the body, with a descriptor: no message starts in these bytes.
+            let f = memfd();
+            a.send_with_fds(&[&m[20..]], &[f.as_raw_fd()]).unwrap();
+            drop(a);
+            let (h, _, fds) = read_message(&mut b, &mut inbox).unwrap().unwrap();
+            assert_eq!(h.command, Command::DmaMap as u16);
+            assert!(fds.is_empty(), "the descriptor came after the message started");
+            assert!(inbox.fds.is_empty(), "and it was closed, not kept");
+            assert!(read_message(&mut b, &mut inbox).unwrap().is_none());
         }
 
         #[test]
@@ -1614,12 +1866,13 @@ mod tests {
                 a.write_all(&rest).unwrap();
                 a
             });
-            let (h, msg, fds) = Server::read_message(&mut b).unwrap().unwrap();
+            let mut inbox = Inbox::new();
+            let (h, msg, fds) = read_message(&mut b, &mut inbox).unwrap().unwrap();
             assert_eq!(h.command, Command::Version as u16);
             assert_eq!(msg, m);
             assert!(fds.is_empty());
             drop(t.join().unwrap());
-            assert!(Server::read_message(&mut b).unwrap().is_none(), "clean close");
+            assert!(read_message(&mut b, &mut inbox).unwrap().is_none(), "clean close");
         }
 
         #[test]
@@ -1629,7 +1882,7 @@ mod tests {
                 a.write_all(&header_bytes(Command::RegionWrite as u16, size))
                     .unwrap();
                 assert!(
-                    matches!(Server::read_message(&mut b), Err(Error::MessageSize(s)) if s == size),
+                    matches!(read_message(&mut b, &mut Inbox::new()), Err(Error::MessageSize(s)) if s == size),
                     "{size}"
                 );
             }
@@ -1642,7 +1895,7 @@ mod tests {
                 .unwrap();
             drop(a);
             assert!(matches!(
-                Server::read_message(&mut b),
+                read_message(&mut b, &mut Inbox::new()),
                 Err(Error::StreamRead(_))
             ));
         }
