@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod bar;
+pub mod bus;
 pub mod ce;
 pub mod check;
 pub mod decode;
@@ -32,6 +33,7 @@ pub mod device;
 pub mod engine;
 pub mod fault;
 pub mod fifo;
+pub mod hw;
 pub mod mem;
 pub mod mmu;
 pub mod pci;
@@ -41,5 +43,6 @@ pub mod scenarios;
 pub mod timing;
 pub mod trace;
 pub mod vbios;
+pub mod window;
 
 pub use device::Device;

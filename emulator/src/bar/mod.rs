@@ -122,10 +122,15 @@ impl Bars {
 
     /// Whether `offset` is one of the unit's registers.
     pub fn contains(offset: u32) -> bool {
-        matches!(
-            offset,
-            regs::BAR1_BLOCK | regs::BIND_STATUS | regs::BAR2_BLOCK
-        )
+        Self::ranges().iter().any(|r| r.contains(&offset))
+    }
+
+    /// The unit's registers as BAR0 ranges (for the device's map).
+    pub fn ranges() -> Vec<std::ops::Range<u32>> {
+        [regs::BAR1_BLOCK, regs::BIND_STATUS, regs::BAR2_BLOCK]
+            .iter()
+            .map(|&o| o..o + 4)
+            .collect()
     }
 
     /// A register read.

@@ -67,10 +67,10 @@ pub mod x86;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::hw::event::ModelEvent;
 use crate::mem::{GpuMemory, PhysMem, Target};
 use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte};
 use crate::mmu::walk::Pdb;
-use crate::trace::event::ModelEvent;
 
 use x86::{CpuMapping, CpuSpace, Special, SwapEntry, SwapTypes, WalkCache};
 

@@ -34,11 +34,11 @@ use std::collections::BTreeMap;
 use log::warn;
 
 use crate::engine::Hw;
+use crate::hw::engines::ENGINES;
+use crate::hw::event::ModelEvent;
 use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
-use crate::regs::top::ENGINES;
-use crate::trace::event::ModelEvent;
 
 use pbdma::{ChanCtx, Effects, Exec, Outcome};
 
@@ -53,6 +53,10 @@ pub const RUNLISTS: usize = ENGINES.len();
 pub mod regs {
     /// CFG0.
     pub const CFG0: u32 = 0x002004;
+    /// First offset of PFIFO's own register block (nouveau `gk104_fifo`: 0x002000..).
+    pub const PFIFO_BASE: u32 = 0x002000;
+    /// End of the block (PFIFO's PRI station decodes 0x002000..0x003fff).
+    pub const PFIFO_END: u32 = 0x004000;
     /// CFG1.
     pub const CFG1: u32 = 0x002008;
     /// INTR_0.
@@ -93,6 +97,8 @@ pub mod regs {
     pub const PBDMA_STRIDE: u32 = 0x2000;
     /// PCCSR channel RAM.
     pub const PCCSR: u32 = 0x800000;
+    /// Bytes per channel in PCCSR (CHANNEL_INST, then CHANNEL).
+    pub const PCCSR_STRIDE: u32 = 8;
 }
 
 /// FIFO interrupt bits (INTR_0).
@@ -183,9 +189,17 @@ impl Fifo {
 
     /// Whether `offset` belongs to PFIFO, its PBDMAs or PCCSR.
     pub fn contains(offset: u32) -> bool {
-        matches!(offset, 0x002000..=0x003fff)
-            || (regs::PBDMA_BASE..regs::PBDMA_BASE + PBDMAS * regs::PBDMA_STRIDE).contains(&offset)
-            || (regs::PCCSR..regs::PCCSR + CHANNELS * 8).contains(&offset)
+        Self::ranges().iter().any(|r| r.contains(&offset))
+    }
+
+    /// PFIFO's BAR0 ranges: its own block, the PBDMAs, PCCSR (in that order; the device's
+    /// map gives the replayable fault buffer's registers inside the first to that unit).
+    pub fn ranges() -> [std::ops::Range<u32>; 3] {
+        [
+            regs::PFIFO_BASE..regs::PFIFO_END,
+            regs::PBDMA_BASE..regs::PBDMA_BASE + PBDMAS * regs::PBDMA_STRIDE,
+            regs::PCCSR..regs::PCCSR + CHANNELS * regs::PCCSR_STRIDE,
+        ]
     }
 
     /// The FIFO's PMC interrupt line (PMC_INTR_0 bit 8, `gp100_mc_intrs`).
@@ -221,7 +235,10 @@ impl Fifo {
 
     fn pccsr(offset: u32) -> Option<(u16, bool)> {
         let rel = offset.checked_sub(regs::PCCSR)?;
-        (rel < CHANNELS * 8 && rel % 4 == 0).then_some(((rel / 8) as u16, rel % 8 == 4))
+        (rel < CHANNELS * regs::PCCSR_STRIDE && rel % 4 == 0).then_some((
+            (rel / regs::PCCSR_STRIDE) as u16,
+            rel % regs::PCCSR_STRIDE == 4,
+        ))
     }
 
     fn per(offset: u32, base: u32, stride: u32, n: u32) -> Option<usize> {

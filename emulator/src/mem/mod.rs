@@ -45,6 +45,11 @@ impl Target {
     }
 }
 
+/// Video memory the device has by default: 4 GiB, backed lazily (issue 5 asks for a
+/// configurable size with this default; the P100 has 16 GiB, which the lazy backing would
+/// also allow).
+pub const DEFAULT_VRAM: u64 = 4 << 30;
+
 /// A failed memory access (the MMU turns these into faults; nothing panics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MemError {

@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 
 use super::{GpuMemory, MemError, NoSysMem, SysMem, Target, VidMem};
-use crate::trace::event::{Data, ModelEvent};
+use crate::hw::event::{Data, ModelEvent};
 
 /// Most DMA events held between two drains (a bound on what a guest can make us keep). One
 /// PTE-checker scan of a large mapping is a few CPU page-table reads per page, so this is

@@ -290,10 +290,7 @@ pub struct PteFields {
     pub address: u64,
 }
 
-/// Serialises an address as a `0x…` string (JSON numbers lose precision above 2^53).
-pub fn hex_u64<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
-}
+pub use crate::hw::field::hex_u64;
 
 /// A version-2 PDE of levels PD3, PD2, PD1 (8 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

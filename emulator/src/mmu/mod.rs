@@ -19,6 +19,7 @@
 
 pub mod format;
 pub mod tlb;
+pub mod trigger;
 pub mod unit;
 pub mod walk;
 
