@@ -28,8 +28,7 @@ const LAYERS: &[&str] = &[
     "regs",
     "window",
     "device",
-    "port",
-    "trace",
+    "host",
     "decode",
     "scenarios",
 ];
@@ -100,7 +99,13 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
-            if !name.is_empty() && name != module && name != "Device" {
+            // The crate root's re-exports name the module they come from.
+            let name = match name.as_str() {
+                "Device" => "device".to_string(),
+                "port" | "trace" => "host".to_string(),
+                _ => name,
+            };
+            if !name.is_empty() && name != module {
                 deps.insert(name);
             }
         }

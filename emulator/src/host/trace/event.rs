@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::port::Space;
 pub use crate::hw::event::{Data, ModelEvent};
-use crate::port::Space;
 
 /// One thing that happened between the host and the device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

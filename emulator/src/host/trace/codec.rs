@@ -26,7 +26,7 @@
 //! ```
 
 use super::event::{Data, Event, ModelEvent, Record};
-use crate::port::Space;
+use crate::host::port::Space;
 
 const KIND_READ: u8 = 0;
 const KIND_WRITE: u8 = 1;
