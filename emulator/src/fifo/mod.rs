@@ -36,6 +36,7 @@ use log::warn;
 use crate::engine::Hw;
 use crate::hw::engines::ENGINES;
 use crate::hw::event::ModelEvent;
+use crate::hw::ramin;
 use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
@@ -254,7 +255,10 @@ impl Fifo {
             return Some(match (c, ctl) {
                 (None, _) => 0,
                 (Some(c), false) => c.inst,
-                (Some(c), true) => u32::from(c.enabled) | (u32::from(c.runlist.unwrap_or(0)) << 16),
+                (Some(c), true) => {
+                    let w = ramin::CHANNEL_ENABLE.set32(0, u32::from(c.enabled));
+                    ramin::CHANNEL_RUNLIST.set32(w, u32::from(c.runlist.unwrap_or(0)))
+                }
             });
         }
         if let Some((p, i)) = Self::pbdma_reg(offset) {
@@ -296,11 +300,11 @@ impl Fifo {
         if let Some((chid, ctl)) = Self::pccsr(offset) {
             let c = self.chans.entry(chid).or_default();
             if ctl {
-                if v & (1 << 10) != 0 {
+                if ramin::CHANNEL_ENABLE_SET.is_set(u64::from(v)) {
                     c.enabled = true;
                     c.error = false;
                 }
-                if v & (1 << 11) != 0 {
+                if ramin::CHANNEL_ENABLE_CLR.is_set(u64::from(v)) {
                     c.enabled = false;
                 }
             } else {
@@ -355,14 +359,15 @@ impl Fifo {
             });
             return;
         }
-        let Some(target) = Target::from_target_field(u64::from(self.runlist_base >> 28)) else {
+        let base = self.runlist_base;
+        let Some(target) = Target::from_target_field(u64::from(ramin::TARGET.get32(base))) else {
             self.events.push(ModelEvent::RunlistRejected {
                 runlist: id as u8,
                 why: "RUNLIST_BASE target 1".into(),
             });
             return;
         };
-        let addr = u64::from(self.runlist_base & 0x0fff_ffff) << 12;
+        let addr = ramin::ptr_address(base);
         let chans = match runlist::parse(mem, target, addr, count) {
             Ok(l) => l,
             Err(e) => {
@@ -402,7 +407,7 @@ impl Fifo {
             .filter(|(_, c)| {
                 c.enabled
                     && !c.error
-                    && c.inst & 0x8000_0000 != 0
+                    && ramin::BIND.is_set(u64::from(c.inst))
                     && c.runlist
                         .is_some_and(|r| self.sched_disable & (1 << r) == 0)
             })
@@ -413,39 +418,36 @@ impl Fifo {
 
     /// Reads the channel's instance block and RAMFC.
     fn context(&self, hw: &Hw<'_>, chid: u16, c: &Chan) -> Result<ChanCtx, String> {
-        let target =
-            Target::from_target_field(u64::from(c.inst >> 28)).ok_or("instance block target 1")?;
-        let inst = u64::from(c.inst & 0x0fff_ffff) << 12;
+        let target = Target::from_target_field(u64::from(ramin::TARGET.get32(c.inst)))
+            .ok_or("instance block target 1")?;
+        let inst = ramin::ptr_address(c.inst);
         let r = |off: u64| {
             hw.phys
                 .read_u32(target, inst + off)
                 .map_err(|e| format!("instance block unreadable: {e}"))
         };
-        let userd_lo = r(0x08)?;
-        let userd_hi = r(0x0c)?;
-        let userd_target =
-            Target::from_target_field(u64::from(userd_lo)).ok_or("USERD target 1")?;
-        let gp_lo = r(0x48)?;
-        let gp_hi = r(0x4c)?;
-        let pdb_word = u64::from(r(0x200)?) | (u64::from(r(0x204)?) << 32);
+        let userd_lo = r(ramin::RAMFC_USERD_LO)?;
+        let userd_hi = r(ramin::RAMFC_USERD_HI)?;
+        let userd_target = Target::from_target_field(ramin::USERD_TARGET.get(u64::from(userd_lo)))
+            .ok_or("USERD target 1")?;
+        let gp_lo = r(ramin::RAMFC_GP_BASE)?;
+        let gp_hi = r(ramin::RAMFC_GP_BASE_HI)?;
+        let pdb_word = u64::from(r(ramin::INST_PDB)?) | (u64::from(r(ramin::INST_PDB + 4)?) << 32);
         let pdb =
             Pdb::from_instance_word(pdb_word).ok_or("instance block has no VER2 page directory")?;
-        let limit2 = (gp_hi >> 16) & 0x1f;
+        let limit2 = ramin::GP_BASE_HI_LIMIT2.get32(gp_hi);
         let runlist = c.runlist.unwrap_or(0);
         Ok(ChanCtx {
             chid,
             pdb,
-            userd: (
-                userd_target,
-                (u64::from(userd_hi & 0xff) << 32) | u64::from(userd_lo & !0x1ff),
-            ),
+            userd: (userd_target, ramin::userd_address(userd_lo, userd_hi)),
             // NV_PPBDMA_GP_BASE_HI: OFFSET 7:0 (VA bits 39:32), LIMIT2 20:16 (open-gpu-doc
             // gm107 pbdma hwref; the same on Pascal): the host fetches with 40-bit addresses.
             // Bits nouveau writes above (upper_32_bits of a higher VA) are not part of it.
-            gp_base: (u64::from(gp_hi & 0xff) << 32) | u64::from(gp_lo & !7),
-            gp_base_hi_ignored: ((gp_hi >> 8) & 0xff) as u8,
+            gp_base: ramin::gp_base(gp_lo, gp_hi),
+            gp_base_hi_ignored: ramin::GP_BASE_HI_IGNORED.get32(gp_hi) as u8,
             gp_entries: 1 << limit2,
-            privileged: r(0xe4)? & (1 << 5) != 0,
+            privileged: ramin::CONFIG_PRIVILEGED.is_set(u64::from(r(ramin::RAMFC_CONFIG)?)),
             ce_client: ce_client(runlist),
         })
     }
@@ -504,7 +506,7 @@ impl Fifo {
     /// The PCCSR instance word of channel `chid` (PTR 27:0, TARGET 29:28, BIND 31).
     pub fn channel_inst(&self, chid: u32) -> Option<u32> {
         let c = self.chans.get(&u16::try_from(chid).ok()?)?;
-        (c.inst & 0x8000_0000 != 0).then_some(c.inst)
+        ramin::BIND.is_set(u64::from(c.inst)).then_some(c.inst)
     }
 
     /// Channels bound, enabled and on a runlist.

@@ -16,11 +16,14 @@
 //!   RELEASE_SIZE 24 = 0 sixteen bytes: payload, 0, PTIMER ns), NON_STALL_INTERRUPT 0x20,
 //!   FB_FLUSH 0x24, MEM_OP_A-D 0x28-0x34, SET_REFERENCE 0x50, WFI 0x78, YIELD 0x80.
 //!
+//! The fields and method numbers are named in [`crate::hw::host`].
+//!
 //! Every step is bounded by the caller's budget; an acquire that does not hold leaves the
 //! channel blocked at that method, to be retried, never spun on.
 
 use crate::ce::{CeCtx, CeState, CLASS_PASCAL_DMA_COPY_A};
 use crate::engine::Hw;
+use crate::hw::host::{self, mem_op, mthd, sem_op, SecOp};
 use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
@@ -253,7 +256,7 @@ impl Exec {
                 })?;
             let e0 = u32::from_le_bytes(e[..4].try_into().expect("4"));
             let e1 = u32::from_le_bytes(e[4..].try_into().expect("4"));
-            let len = (e1 >> 10) & 0x1f_ffff;
+            let len = host::GP_ENTRY1_LENGTH.get32(e1);
             *budget = budget.saturating_sub(1);
             if len == 0 {
                 // A control entry (NOP/CRC opcodes): nothing to fetch.
@@ -262,7 +265,7 @@ impl Exec {
                 continue;
             }
             self.seg = Some(Segment {
-                va: (u64::from(e1 & 0xff) << 32) | u64::from(e0 & !3),
+                va: host::gp_entry_address(e0, e1),
                 len,
                 pos: 0,
             });
@@ -282,18 +285,18 @@ impl Exec {
             }
             self.count -= 1;
             match self.mode {
-                Mode::Inc => self.mthd = (self.mthd + 4) & 0x3ffc,
+                Mode::Inc => self.mthd = (self.mthd + 4) & host::METHOD_SPACE_MASK,
                 Mode::NonInc => {}
                 Mode::OneInc => {
-                    self.mthd = (self.mthd + 4) & 0x3ffc;
+                    self.mthd = (self.mthd + 4) & host::METHOD_SPACE_MASK;
                     self.mode = Mode::NonInc;
                 }
             }
             return Ok(Step::Continue);
         }
-        let mthd = (d & 0xfff) << 2;
-        let subc = ((d >> 13) & 7) as u8;
-        let count = (d >> 16) & 0x1fff;
+        let mthd = host::HDR_ADDRESS.get32(d) << 2;
+        let subc = host::HDR_SUBCHANNEL.get32(d) as u8;
+        let count = host::HDR_COUNT.get32(d);
         let mut start = |mode| {
             self.mthd = mthd;
             self.subc = subc;
@@ -301,15 +304,15 @@ impl Exec {
             self.mode = mode;
             Ok(Step::Continue)
         };
-        match d >> 29 {
+        match host::sec_op(d) {
             // 0x00000000 is a NOP; the subdevice-mask control entries concern SLI only.
-            0 => Ok(Step::Continue),
-            1 => start(Mode::Inc),
-            3 => start(Mode::NonInc),
-            5 => start(Mode::OneInc),
-            4 => self.method(hw, ctx, subc, mthd, count, fx),
-            7 => Ok(Step::EndSegment),
-            op => Err(format!(
+            SecOp::Control => Ok(Step::Continue),
+            SecOp::Inc => start(Mode::Inc),
+            SecOp::NonInc => start(Mode::NonInc),
+            SecOp::OneInc => start(Mode::OneInc),
+            SecOp::Immediate => self.method(hw, ctx, subc, mthd, count, fx),
+            SecOp::EndSegment => Ok(Step::EndSegment),
+            SecOp::Illegal(op) => Err(format!(
                 "pushbuffer header {d:#010x}: SEC_OP {op} is illegal"
             )),
         }
@@ -324,29 +327,34 @@ impl Exec {
         data: u32,
         fx: &mut Effects,
     ) -> Result<Step, String> {
-        if mthd >= 0x100 {
+        if mthd >= host::ENGINE_METHODS {
             return self.engine_method(hw, ctx, subc, mthd, data, fx);
         }
         match mthd {
-            0x00 => self.subch_class[subc as usize] = data & 0xffff,
-            0x08 | 0x24 | 0x78 | 0x7c | 0x80 => {}
-            0x10 => self.sem[0] = data,
-            0x14 => self.sem[1] = data,
-            0x18 => self.sem[2] = data,
-            0x1c => return self.semaphore(hw, ctx, data, fx),
-            0x20 => fx.nonstall = true,
-            0x28 => self.mem_op[0] = data,
-            0x2c => self.mem_op[1] = data,
-            0x30 => self.mem_op[2] = data,
-            0x34 => {
-                // MEM_OP_D OPERATION 31:27: 9 MMU_TLB_INVALIDATE, 0xa TARGETED. The model
-                // drops every cached translation (a superset: nothing stale survives).
-                if matches!(data >> 27, 9 | 0xa) {
+            mthd::SET_OBJECT => {
+                self.subch_class[subc as usize] = host::SET_OBJECT_CLASS.get32(data)
+            }
+            mthd::NOP | mthd::FB_FLUSH | mthd::WFI | mthd::CRC_CHECK | mthd::YIELD => {}
+            mthd::SEMAPHOREA => self.sem[0] = data,
+            mthd::SEMAPHOREB => self.sem[1] = data,
+            mthd::SEMAPHOREC => self.sem[2] = data,
+            mthd::SEMAPHORED => return self.semaphore(hw, ctx, data, fx),
+            mthd::NON_STALL_INTERRUPT => fx.nonstall = true,
+            mthd::MEM_OP_A => self.mem_op[0] = data,
+            mthd::MEM_OP_B => self.mem_op[1] = data,
+            mthd::MEM_OP_C => self.mem_op[2] = data,
+            mthd::MEM_OP_D => {
+                // The model drops every cached translation for either TLB invalidate (a
+                // superset: nothing stale survives).
+                if matches!(
+                    host::MEM_OP_OPERATION.get32(data),
+                    mem_op::MMU_TLB_INVALIDATE | mem_op::MMU_TLB_INVALIDATE_TARGETED
+                ) {
                     fx.tlb_invalidate = true;
                 }
             }
-            0x50 => Self::userd_write(hw, ctx, userd::REF, data)?,
-            0x04 => return Err("ILLEGAL method".into()),
+            mthd::SET_REFERENCE => Self::userd_write(hw, ctx, userd::REF, data)?,
+            mthd::ILLEGAL => return Err("ILLEGAL method".into()),
             m => return Err(format!("host method {m:#x} is not modelled")),
         }
         Ok(Step::Continue)
@@ -359,21 +367,25 @@ impl Exec {
         d: u32,
         fx: &mut Effects,
     ) -> Result<Step, String> {
-        let addr = (u64::from(self.sem[0] & 0xff) << 32) | u64::from(self.sem[1] & !3);
+        let addr = host::semaphore_address(self.sem[0], self.sem[1]);
         let payload = self.sem[2];
         let read = |hw: &mut Hw<'_>| {
             hw.vm_read_u32(CLIENT_HOST, ctx.pdb, addr, ctx.privileged)
                 .map_err(|e| format!("semaphore acquire: {e}"))
         };
-        let holds = match d & 0x1f {
-            1 => read(hw)? == payload,
-            4 => (read(hw)?.wrapping_sub(payload) as i32) >= 0,
-            8 => read(hw)? & payload != 0,
-            2 => {
+        let holds = match host::SEM_OPERATION.get32(d) {
+            sem_op::ACQUIRE => read(hw)? == payload,
+            sem_op::ACQ_GEQ => (read(hw)?.wrapping_sub(payload) as i32) >= 0,
+            sem_op::ACQ_AND => read(hw)? & payload != 0,
+            sem_op::RELEASE => {
                 let mut b = [0u8; 16];
                 b[..4].copy_from_slice(&payload.to_le_bytes());
                 b[8..].copy_from_slice(&hw.now_ns.to_le_bytes());
-                let n = if d & (1 << 24) == 0 { 16 } else { 4 };
+                let n = if host::SEM_RELEASE_SIZE_4BYTE.is_set(u64::from(d)) {
+                    4
+                } else {
+                    16
+                };
                 hw.vm_write(CLIENT_HOST, ctx.pdb, addr, &b[..n], ctx.privileged)
                     .map_err(|e| format!("semaphore release: {e}"))?;
                 fx.releases += 1;
@@ -394,7 +406,7 @@ impl Exec {
         fx: &mut Effects,
     ) -> Result<Step, String> {
         let class = self.subch_class[subc as usize];
-        if subc > 4 {
+        if subc > host::LAST_HW_SUBCHANNEL {
             return Err(format!(
                 "software method {mthd:#x} on subchannel {subc}: no software engine"
             ));

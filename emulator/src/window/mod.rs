@@ -112,6 +112,7 @@ use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject, Life};
 use crate::engine::Hw;
 use crate::fault;
 use crate::hw::event::ModelEvent;
+use crate::hw::ramin;
 use crate::mem::{GpuMemory, Target};
 
 /// BAR0 offset of the window.
@@ -403,13 +404,13 @@ impl Window {
             .fifo
             .channel_inst(chid)
             .ok_or_else(|| format!("channel {chid} is not bound"))?;
-        let aperture = ((w >> 28) & 3) as u8;
+        let aperture = ramin::TARGET.get32(w) as u8;
         let target =
             Target::from_target_field(u64::from(aperture)).ok_or("instance block target 1")?;
-        let inst = u64::from(w & 0x0fff_ffff) << 12;
+        let inst = ramin::ptr_address(w);
         let pdb_word = ctx
             .phys
-            .read_u64(target, inst + crate::bar::INST_PDB)
+            .read_u64(target, inst + ramin::INST_PDB)
             .map_err(|e| format!("instance block unreadable: {e}"))?;
         let pdb = crate::mmu::walk::Pdb::from_instance_word(pdb_word)
             .ok_or("the instance block has no VER2 page directory")?;
