@@ -18,6 +18,7 @@
 //! access engine are the probe and SVM issues' work.
 
 pub mod format;
+pub mod geometry;
 pub mod tlb;
 pub mod trigger;
 pub mod unit;
