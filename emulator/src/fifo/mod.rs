@@ -41,6 +41,7 @@ use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
 
+pub use pbdma::ChannelFault;
 use pbdma::{ChanCtx, Effects, Exec, Outcome};
 
 /// Channels (gv100 dev_fifo's NUM_CHANNELS reset value; GP100 assumed the same).
@@ -417,24 +418,23 @@ impl Fifo {
     }
 
     /// Reads the channel's instance block and RAMFC.
-    fn context(&self, hw: &Hw<'_>, chid: u16, c: &Chan) -> Result<ChanCtx, String> {
+    fn context(&self, hw: &Hw<'_>, chid: u16, c: &Chan) -> Result<ChanCtx, ChannelFault> {
         let target = Target::from_target_field(u64::from(ramin::TARGET.get32(c.inst)))
-            .ok_or("instance block target 1")?;
+            .ok_or(ChannelFault::InstTarget)?;
         let inst = ramin::ptr_address(c.inst);
         let r = |off: u64| {
             hw.phys
                 .read_u32(target, inst + off)
-                .map_err(|e| format!("instance block unreadable: {e}"))
+                .map_err(ChannelFault::InstUnreadable)
         };
         let userd_lo = r(ramin::RAMFC_USERD_LO)?;
         let userd_hi = r(ramin::RAMFC_USERD_HI)?;
         let userd_target = Target::from_target_field(ramin::USERD_TARGET.get(u64::from(userd_lo)))
-            .ok_or("USERD target 1")?;
+            .ok_or(ChannelFault::UserdTarget)?;
         let gp_lo = r(ramin::RAMFC_GP_BASE)?;
         let gp_hi = r(ramin::RAMFC_GP_BASE_HI)?;
         let pdb_word = u64::from(r(ramin::INST_PDB)?) | (u64::from(r(ramin::INST_PDB + 4)?) << 32);
-        let pdb =
-            Pdb::from_instance_word(pdb_word).ok_or("instance block has no VER2 page directory")?;
+        let pdb = Pdb::from_instance_word(pdb_word).ok_or(ChannelFault::NoPageDirectory)?;
         let limit2 = ramin::GP_BASE_HI_LIMIT2.get32(gp_hi);
         let runlist = c.runlist.unwrap_or(0);
         Ok(ChanCtx {
@@ -494,12 +494,15 @@ impl Fifo {
         report
     }
 
-    fn channel_error(&mut self, chid: u16, why: String) {
+    fn channel_error(&mut self, chid: u16, why: ChannelFault) {
         warn!("channel {chid} stopped: {why}");
         if let Some(c) = self.chans.get_mut(&chid) {
             c.error = true;
         }
-        self.events.push(ModelEvent::ChannelError { chid, why });
+        self.events.push(ModelEvent::ChannelError {
+            chid,
+            why: why.to_string(),
+        });
         self.refresh_active();
     }
 

@@ -21,10 +21,10 @@
 //! Every step is bounded by the caller's budget; an acquire that does not hold leaves the
 //! channel blocked at that method, to be retried, never spun on.
 
-use crate::ce::{CeCtx, CeState, CLASS_PASCAL_DMA_COPY_A};
-use crate::engine::Hw;
+use crate::ce::{CeCtx, CeError, CeState, CLASS_PASCAL_DMA_COPY_A};
+use crate::engine::{Hw, VmError};
 use crate::hw::host::{self, mem_op, mthd, sem_op, SecOp};
-use crate::mem::{GpuMemory, Target};
+use crate::mem::{GpuMemory, MemError, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
 
@@ -89,6 +89,107 @@ pub struct Effects {
     pub tlb_invalidate: bool,
 }
 
+/// Why a channel stopped (the text is what the trace's `ChannelError` event records, so
+/// rewording one changes traces that contain it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelFault {
+    /// The instance block pointer names target 1 (no memory).
+    #[error("instance block target 1")]
+    InstTarget,
+    /// The instance block or RAMFC could not be read.
+    #[error("instance block unreadable: {0}")]
+    InstUnreadable(MemError),
+    /// RAMFC's USERD names target 1.
+    #[error("USERD target 1")]
+    UserdTarget,
+    /// The instance block's PDB word is not a VER2 page directory.
+    #[error("instance block has no VER2 page directory")]
+    NoPageDirectory,
+    /// USERD could not be read.
+    #[error("USERD unreadable: {0}")]
+    UserdUnreadable(MemError),
+    /// USERD could not be written.
+    #[error("USERD unwritable: {0}")]
+    UserdUnwritable(MemError),
+    /// A pushbuffer segment could not be fetched.
+    #[error("pushbuffer fetch: {0}")]
+    PushbufferFetch(VmError),
+    /// GP_GET or GP_PUT outside the GPFIFO.
+    #[error("GP_GET {gp_get} / GP_PUT {gp_put} outside the {entries}-entry GPFIFO")]
+    GpOutOfRange {
+        /// GP_GET.
+        gp_get: u32,
+        /// GP_PUT.
+        gp_put: u32,
+        /// GPFIFO entries.
+        entries: u32,
+    },
+    /// A GP entry could not be fetched.
+    #[error("GPFIFO fetch: {0}")]
+    GpFetch(VmError),
+    /// A GP entry could not be fetched, and RAMFC GP_BASE_HI has bits above the 40-bit
+    /// address (the driver placed the GPFIFO above 1 TiB).
+    #[error(
+        "GPFIFO fetch at {at:#x}: {err} (RAMFC GP_BASE_HI bits 15:8 = {ignored:#x} are \
+         not address bits: the host reads 40-bit GPFIFO addresses, and the \
+         driver placed this GPFIFO above 1 TiB)"
+    )]
+    GpFetchAbove40Bits {
+        /// The entry's VA.
+        at: u64,
+        /// The fault.
+        err: VmError,
+        /// GP_BASE_HI bits 15:8.
+        ignored: u8,
+    },
+    /// A method header with an illegal SEC_OP.
+    #[error("pushbuffer header {header:#010x}: SEC_OP {op} is illegal")]
+    IllegalSecOp {
+        /// The header.
+        header: u32,
+        /// Its SEC_OP.
+        op: u32,
+    },
+    /// The ILLEGAL host method.
+    #[error("ILLEGAL method")]
+    IllegalMethod,
+    /// A host method the model does not implement.
+    #[error("host method {0:#x} is not modelled")]
+    HostMethod(u32),
+    /// A semaphore acquire could not read the semaphore.
+    #[error("semaphore acquire: {0}")]
+    SemaphoreAcquire(VmError),
+    /// A semaphore release could not write it.
+    #[error("semaphore release: {0}")]
+    SemaphoreRelease(VmError),
+    /// A semaphore operation the model does not implement.
+    #[error("semaphore operation {0:#x} is not modelled")]
+    SemaphoreOp(u32),
+    /// A method to subchannels 5..7 (software methods).
+    #[error("software method {mthd:#x} on subchannel {subc}: no software engine")]
+    SoftwareMethod {
+        /// The method.
+        mthd: u32,
+        /// The subchannel.
+        subc: u8,
+    },
+    /// A method to an engine class the model does not have.
+    #[error(
+        "method {mthd:#x} to subchannel {subc} (class {class:#06x}): that engine is not modelled"
+    )]
+    EngineNotModelled {
+        /// The method.
+        mthd: u32,
+        /// The subchannel.
+        subc: u8,
+        /// The class bound there.
+        class: u32,
+    },
+    /// The copy engine refused a method.
+    #[error("{0}")]
+    CopyEngine(#[from] CeError),
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -99,7 +200,7 @@ pub enum Outcome {
     /// The budget ran out with work left.
     Budget,
     /// The channel hit an error and stopped (the reason).
-    Error(String),
+    Error(ChannelFault),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,16 +239,16 @@ enum Step {
 }
 
 impl Exec {
-    fn userd_read(hw: &Hw<'_>, ctx: &ChanCtx, off: u64) -> Result<u32, String> {
+    fn userd_read(hw: &Hw<'_>, ctx: &ChanCtx, off: u64) -> Result<u32, ChannelFault> {
         hw.phys
             .read_u32(ctx.userd.0, ctx.userd.1 + off)
-            .map_err(|e| format!("USERD unreadable: {e}"))
+            .map_err(ChannelFault::UserdUnreadable)
     }
 
-    fn userd_write(hw: &mut Hw<'_>, ctx: &ChanCtx, off: u64, v: u32) -> Result<(), String> {
+    fn userd_write(hw: &mut Hw<'_>, ctx: &ChanCtx, off: u64, v: u32) -> Result<(), ChannelFault> {
         hw.phys
             .write_u32(ctx.userd.0, ctx.userd.1 + off, v)
-            .map_err(|e| format!("USERD unwritable: {e}"))
+            .map_err(ChannelFault::UserdUnwritable)
     }
 
     /// Whether the channel has GP entries it has not consumed (or a segment in progress).
@@ -182,7 +283,7 @@ impl Exec {
         ctx: &ChanCtx,
         budget: &mut u64,
         fx: &mut Effects,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, ChannelFault> {
         let mut buf = [0u8; FETCH * 4];
         loop {
             if *budget == 0 {
@@ -193,7 +294,7 @@ impl Exec {
                     let n = ((seg.len - seg.pos) as usize).min(FETCH);
                     let va = seg.va.wrapping_add(u64::from(seg.pos) * 4);
                     hw.vm_read(CLIENT_HOST, ctx.pdb, va, &mut buf[..n * 4], ctx.privileged)
-                        .map_err(|e| format!("pushbuffer fetch: {e}"))?;
+                        .map_err(ChannelFault::PushbufferFetch)?;
                     let mut i = 0;
                     while i < n {
                         if *budget == 0 {
@@ -231,10 +332,11 @@ impl Exec {
             let gp_get = Self::userd_read(hw, ctx, userd::GP_GET)?;
             let gp_put = Self::userd_read(hw, ctx, userd::GP_PUT)?;
             if gp_put >= ctx.gp_entries || gp_get >= ctx.gp_entries {
-                return Err(format!(
-                    "GP_GET {gp_get} / GP_PUT {gp_put} outside the {}-entry GPFIFO",
-                    ctx.gp_entries
-                ));
+                return Err(ChannelFault::GpOutOfRange {
+                    gp_get,
+                    gp_put,
+                    entries: ctx.gp_entries,
+                });
             }
             if gp_get == gp_put {
                 return Ok(Outcome::Idle);
@@ -242,16 +344,15 @@ impl Exec {
             let mut e = [0u8; 8];
             let at = ctx.gp_base.wrapping_add(u64::from(gp_get) * 8);
             hw.vm_read(CLIENT_HOST, ctx.pdb, at, &mut e, ctx.privileged)
-                .map_err(|e| {
+                .map_err(|err| {
                     if ctx.gp_base_hi_ignored != 0 {
-                        format!(
-                            "GPFIFO fetch at {at:#x}: {e} (RAMFC GP_BASE_HI bits 15:8 = {:#x} are \
-                             not address bits: the host reads 40-bit GPFIFO addresses, and the \
-                             driver placed this GPFIFO above 1 TiB)",
-                            ctx.gp_base_hi_ignored
-                        )
+                        ChannelFault::GpFetchAbove40Bits {
+                            at,
+                            err,
+                            ignored: ctx.gp_base_hi_ignored,
+                        }
                     } else {
-                        format!("GPFIFO fetch: {e}")
+                        ChannelFault::GpFetch(err)
                     }
                 })?;
             let e0 = u32::from_le_bytes(e[..4].try_into().expect("4"));
@@ -278,7 +379,7 @@ impl Exec {
         ctx: &ChanCtx,
         d: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, ChannelFault> {
         if self.count > 0 {
             if let Step::Block = self.method(hw, ctx, self.subc, self.mthd, d, fx)? {
                 return Ok(Step::Block);
@@ -312,9 +413,7 @@ impl Exec {
             SecOp::OneInc => start(Mode::OneInc),
             SecOp::Immediate => self.method(hw, ctx, subc, mthd, count, fx),
             SecOp::EndSegment => Ok(Step::EndSegment),
-            SecOp::Illegal(op) => Err(format!(
-                "pushbuffer header {d:#010x}: SEC_OP {op} is illegal"
-            )),
+            SecOp::Illegal(op) => Err(ChannelFault::IllegalSecOp { header: d, op }),
         }
     }
 
@@ -326,7 +425,7 @@ impl Exec {
         mthd: u32,
         data: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, ChannelFault> {
         if mthd >= host::ENGINE_METHODS {
             return self.engine_method(hw, ctx, subc, mthd, data, fx);
         }
@@ -354,8 +453,8 @@ impl Exec {
                 }
             }
             mthd::SET_REFERENCE => Self::userd_write(hw, ctx, userd::REF, data)?,
-            mthd::ILLEGAL => return Err("ILLEGAL method".into()),
-            m => return Err(format!("host method {m:#x} is not modelled")),
+            mthd::ILLEGAL => return Err(ChannelFault::IllegalMethod),
+            m => return Err(ChannelFault::HostMethod(m)),
         }
         Ok(Step::Continue)
     }
@@ -366,12 +465,12 @@ impl Exec {
         ctx: &ChanCtx,
         d: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, ChannelFault> {
         let addr = host::semaphore_address(self.sem[0], self.sem[1]);
         let payload = self.sem[2];
         let read = |hw: &mut Hw<'_>| {
             hw.vm_read_u32(CLIENT_HOST, ctx.pdb, addr, ctx.privileged)
-                .map_err(|e| format!("semaphore acquire: {e}"))
+                .map_err(ChannelFault::SemaphoreAcquire)
         };
         let holds = match host::SEM_OPERATION.get32(d) {
             sem_op::ACQUIRE => read(hw)? == payload,
@@ -387,11 +486,11 @@ impl Exec {
                     16
                 };
                 hw.vm_write(CLIENT_HOST, ctx.pdb, addr, &b[..n], ctx.privileged)
-                    .map_err(|e| format!("semaphore release: {e}"))?;
+                    .map_err(ChannelFault::SemaphoreRelease)?;
                 fx.releases += 1;
                 true
             }
-            op => return Err(format!("semaphore operation {op:#x} is not modelled")),
+            op => return Err(ChannelFault::SemaphoreOp(op)),
         };
         Ok(if holds { Step::Continue } else { Step::Block })
     }
@@ -404,28 +503,20 @@ impl Exec {
         mthd: u32,
         data: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, ChannelFault> {
         let class = self.subch_class[subc as usize];
         if subc > host::LAST_HW_SUBCHANNEL {
-            return Err(format!(
-                "software method {mthd:#x} on subchannel {subc}: no software engine"
-            ));
+            return Err(ChannelFault::SoftwareMethod { mthd, subc });
         }
         if class != CLASS_PASCAL_DMA_COPY_A {
-            return Err(format!(
-                "method {mthd:#x} to subchannel {subc} (class {class:#06x}): that engine is not modelled"
-            ));
+            return Err(ChannelFault::EngineNotModelled { mthd, subc, class });
         }
         let cctx = CeCtx {
             pdb: ctx.pdb,
             client: ctx.ce_client,
             privileged: ctx.privileged,
         };
-        if let Some(l) = self
-            .ce
-            .method(hw, &cctx, mthd, data)
-            .map_err(|e| e.to_string())?
-        {
+        if let Some(l) = self.ce.method(hw, &cctx, mthd, data)? {
             fx.ce_bytes += l.bytes;
             fx.ce_work += l.work;
             fx.releases += u64::from(l.semaphore);
@@ -437,6 +528,43 @@ impl Exec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts are what `ChannelError` events record: pinned to the messages the model
+    /// emitted before the faults were typed.
+    #[test]
+    fn channel_fault_texts_are_the_recorded_ones() {
+        let f = ChannelFault::GpOutOfRange {
+            gp_get: 5,
+            gp_put: 9,
+            entries: 8,
+        };
+        assert_eq!(
+            f.to_string(),
+            "GP_GET 5 / GP_PUT 9 outside the 8-entry GPFIFO"
+        );
+        let f = ChannelFault::IllegalSecOp {
+            header: 0x4000_0000,
+            op: 2,
+        };
+        assert_eq!(
+            f.to_string(),
+            "pushbuffer header 0x40000000: SEC_OP 2 is illegal"
+        );
+        let f = ChannelFault::EngineNotModelled {
+            mthd: 0x100,
+            subc: 1,
+            class: 0xc0b5,
+        };
+        assert_eq!(
+            f.to_string(),
+            "method 0x100 to subchannel 1 (class 0xc0b5): that engine is not modelled"
+        );
+        assert_eq!(
+            ChannelFault::HostMethod(0x44).to_string(),
+            "host method 0x44 is not modelled"
+        );
+        assert_eq!(ChannelFault::UserdTarget.to_string(), "USERD target 1");
+    }
     use crate::engine::testutil::Space;
     use crate::mem::PhysMem;
     use crate::mmu::format::Pte;

@@ -398,22 +398,27 @@ impl Window {
     }
 
     /// Resolves a channel id to the access engine's view of it: the PCCSR instance
-    /// pointer, then the instance block's PDB word.
+    /// pointer, then the instance block's PDB word. (The access engine takes the reason as
+    /// text: its `AccessError` events record it.)
     fn access_channel(ctx: &Ctx, chid: u32) -> Result<access::Channel, String> {
+        Self::lookup_channel(ctx, chid).map_err(|e| e.to_string())
+    }
+
+    fn lookup_channel(ctx: &Ctx, chid: u32) -> Result<access::Channel, ChannelLookupError> {
         let w = ctx
             .fifo
             .channel_inst(chid)
-            .ok_or_else(|| format!("channel {chid} is not bound"))?;
+            .ok_or(ChannelLookupError::NotBound(chid))?;
         let aperture = ramin::TARGET.get32(w) as u8;
         let target =
-            Target::from_target_field(u64::from(aperture)).ok_or("instance block target 1")?;
+            Target::from_target_field(u64::from(aperture)).ok_or(ChannelLookupError::InstTarget)?;
         let inst = ramin::ptr_address(w);
         let pdb_word = ctx
             .phys
             .read_u64(target, inst + ramin::INST_PDB)
-            .map_err(|e| format!("instance block unreadable: {e}"))?;
+            .map_err(ChannelLookupError::InstUnreadable)?;
         let pdb = crate::mmu::walk::Pdb::from_instance_word(pdb_word)
-            .ok_or("the instance block has no VER2 page directory")?;
+            .ok_or(ChannelLookupError::NoPageDirectory)?;
         Ok(access::Channel {
             pdb,
             pdb_word,
@@ -448,7 +453,7 @@ impl Window {
     /// (nouveau freed it at file close) stop being scanned: the page directory may be reused.
     fn retire_unbound_spaces(&mut self, ctx: &Ctx) {
         for (chid, inst) in self.checker.exited_channels() {
-            if Self::access_channel(ctx, chid).map(|c| c.inst.0).ok() != Some(inst) {
+            if Self::lookup_channel(ctx, chid).map(|c| c.inst.0).ok() != Some(inst) {
                 self.checker.retire(chid, inst);
             }
         }
@@ -750,7 +755,7 @@ impl Window {
 
     fn check_ctrl(&mut self, ctx: &mut Ctx, v: u32) {
         match v {
-            1 => match Self::access_channel(ctx, self.chk_regs.chid) {
+            1 => match Self::lookup_channel(ctx, self.chk_regs.chid) {
                 Ok(c) => {
                     let r = &self.chk_regs;
                     let space = CheckedSpace {
@@ -783,7 +788,7 @@ impl Window {
                 }
             },
             2 => {
-                if let Ok(c) = Self::access_channel(ctx, self.chk_regs.chid) {
+                if let Ok(c) = Self::lookup_channel(ctx, self.chk_regs.chid) {
                     self.checker.unregister(Some(c.pdb));
                 }
             }
@@ -846,6 +851,23 @@ impl Unit for Window {
         *self = Window::new();
         self.checker = Checker::new(inject);
     }
+}
+
+/// Why a channel id names no address space the access engine or the checker can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelLookupError {
+    /// PCCSR has no bound instance block for it.
+    #[error("channel {0} is not bound")]
+    NotBound(u32),
+    /// The instance pointer names target 1.
+    #[error("instance block target 1")]
+    InstTarget,
+    /// The instance block could not be read.
+    #[error("instance block unreadable: {0}")]
+    InstUnreadable(crate::mem::MemError),
+    /// Its PDB word is not a VER2 page directory.
+    #[error("the instance block has no VER2 page directory")]
+    NoPageDirectory,
 }
 
 /// The low 32 bits of a 64-bit value the window shows as two registers.
