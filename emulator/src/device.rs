@@ -744,6 +744,38 @@ mod tests {
         assert_eq!(u64::from_le_bytes(b), 0x7000);
     }
 
+    /// Through the BAR0 map: every write to the window counts in WRITES, the access
+    /// engine's and the checker's registers included (the device used to catch those before
+    /// the window saw them).
+    #[test]
+    fn window_writes_counts_writes_routed_through_bar0() {
+        use crate::window::*;
+        let mut d = Device::new();
+        let writes = [
+            WINDOW_SCRATCH0,
+            AE_CHID,
+            AE_LEN,
+            AB_COUNT,
+            CHK_PID,
+            CHK_SPACE_SEL,
+            0x800,
+        ];
+        for reg in writes {
+            d.bar0_write32(WINDOW_BASE + reg, 0);
+        }
+        assert_eq!(
+            d.bar0_read32(WINDOW_BASE + WINDOW_WRITES),
+            writes.len() as u32
+        );
+        // Byte writes are merged into whole-word writes: one more each.
+        d.bar0_write(u64::from(WINDOW_BASE + WINDOW_SCRATCH0), &[1])
+            .unwrap();
+        assert_eq!(
+            d.bar0_read32(WINDOW_BASE + WINDOW_WRITES),
+            writes.len() as u32 + 1
+        );
+    }
+
     #[test]
     fn pci_config_is_mirrored_at_0x88000() {
         let mut d = Device::new();

@@ -735,7 +735,7 @@ impl Checker {
             return;
         }
         let (chid, inst, pdb) = chan;
-        let pte_shaped = (pa & !0xfff) >> 4 | u64::from(!writable) << 6 | 1;
+        let pte_shaped = Pte::use_shaped(pa, writable).0;
         let va = va & !0xfff;
         let Some(i) = self.find(pdb) else {
             self.rec.stats.violations += 1;
