@@ -43,6 +43,7 @@ use crate::mmu::walk::Pdb;
 
 pub use pbdma::ChannelFault;
 use pbdma::{ChanCtx, Effects, Exec, Outcome};
+use runlist::RunlistError;
 
 /// Channels (gv100 dev_fifo's NUM_CHANNELS reset value; GP100 assumed the same).
 pub const CHANNELS: u32 = 4096;
@@ -73,6 +74,10 @@ pub mod regs {
     pub const RUNLIST_BASE: u32 = 0x002270;
     /// RUNLIST (submit).
     pub const RUNLIST: u32 = 0x002274;
+    /// RUNLIST's runlist id (23:20).
+    pub const RUNLIST_ID: crate::hw::field::Field = crate::hw::field::Field::new(20, 4);
+    /// RUNLIST's entry count (15:0).
+    pub const RUNLIST_COUNT: crate::hw::field::Field = crate::hw::field::Field::new(0, 16);
     /// Per-runlist base read-back.
     pub const ENG_RUNLIST_BASE: u32 = 0x002280;
     /// Per-runlist length and PENDING.
@@ -350,13 +355,13 @@ impl Fifo {
     }
 
     fn submit<M: GpuMemory + ?Sized>(&mut self, v: u32, mem: &M) {
-        let id = ((v >> 20) & 0xf) as usize;
-        let count = v & 0xffff;
+        let id = regs::RUNLIST_ID.get32(v) as usize;
+        let count = regs::RUNLIST_COUNT.get32(v);
         if id >= RUNLISTS {
             warn!("runlist {id} submitted, but the GPU has {RUNLISTS} runlists: ignored");
             self.events.push(ModelEvent::RunlistRejected {
                 runlist: id as u8,
-                why: "no such runlist".into(),
+                why: RunlistError::NoSuchRunlist.to_string(),
             });
             return;
         }
@@ -364,7 +369,7 @@ impl Fifo {
         let Some(target) = Target::from_target_field(u64::from(ramin::TARGET.get32(base))) else {
             self.events.push(ModelEvent::RunlistRejected {
                 runlist: id as u8,
-                why: "RUNLIST_BASE target 1".into(),
+                why: RunlistError::BaseTarget.to_string(),
             });
             return;
         };
