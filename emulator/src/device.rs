@@ -6,44 +6,31 @@
 //! what a trace records is exactly what drives the model. Guest RAM is reached through the
 //! [`SysMem`] the transport installs ([`Device::set_sysmem`]); every DMA is logged for traces.
 
-use std::collections::BTreeSet;
+pub mod map;
 
-use log::warn;
-
-use crate::access::batch::{Batch, SlotEvent};
-use crate::access::{self, AccessEngine};
-use crate::bar::{Aperture, Bars, Binding};
-use crate::check::{x86::CpuSpace, CheckedSpace, Checker, Inject, Life};
-use crate::engine::Hw;
+use crate::access::AccessEngine;
+use crate::bar::{Aperture, Bars};
+use crate::bus::{ApertureError, Ctx};
+use crate::check::{Checker, Inject};
 use crate::fault::{self, FaultEntry, FaultRing};
-use crate::fifo::{Fifo, BUDGET_PER_ACCESS};
-use crate::mem::{GpuMemory, PhysMem, SysMem, Target, VidMem};
-use crate::mmu::tlb::{ClientKind, TlbConfig};
-use crate::mmu::unit::{regs as mmu_regs, Mmu, Translation};
+use crate::fifo::Fifo;
+use crate::hw::event::ModelEvent;
+use crate::mem::{GpuMemory, PhysMem, SysMem, VidMem};
+use crate::mmu::tlb::TlbConfig;
+use crate::mmu::unit::Mmu;
 use crate::mmu::walk::Access;
 use crate::pci::{BarLayout, ConfigSpace};
-use crate::regs::devinit::{Devinit, DEVINIT_STATUS};
-use crate::regs::fuse::Fuse;
-use crate::regs::pmc::Pmc;
-use crate::regs::pramin::{Pramin, BAR0_WINDOW};
-use crate::regs::prom::Prom;
-use crate::regs::ptimer::{Ptimer, INTR_PTIMER};
-use crate::regs::store::TableUnit;
-use crate::regs::therm::{Therm, THERM_SENSOR};
-use crate::regs::top::Top;
-use crate::regs::uflush::Uflush;
-use crate::regs::window::VendorWindow;
-use crate::regs::{absent, fb, gr, ltc, pbus, pextdev, pmgr, Bar0Unit, PRI_ERROR_NO_UNIT};
-use crate::timing::{Costs, GpuClock, PollDetector, P100};
-use crate::trace::event::ModelEvent;
+use crate::regs::ptimer::INTR_PTIMER;
+use crate::regs::PRI_ERROR_NO_UNIT;
+use crate::timing::{PollDetector, P100};
+use map::{Map, Units};
+
+pub(crate) use crate::bus::MAX_PENDING_EVENTS;
+pub use crate::mem::DEFAULT_VRAM;
+pub use crate::regs::pci_mirror::{PCI_MIRROR, PCI_MIRROR_SIZE, PCI_MSI_REARM};
 
 /// Size of BAR0 (the register file): 16 MiB on every NVIDIA GPU since NV50.
 pub const BAR0_SIZE: u64 = 16 << 20;
-
-/// Video memory the device has by default: 4 GiB, backed lazily (issue 5 asks for a
-/// configurable size with this default; the P100 has 16 GiB, which the lazy backing would
-/// also allow).
-pub const DEFAULT_VRAM: u64 = 4 << 30;
 
 /// Entries of the replayable fault buffer (what SIZE at 0x002a78 reads). Assumed: nouveau
 /// reads it and sizes its buffer from it; the hardware value is not documented to us.
@@ -55,27 +42,9 @@ pub const MIN_FAULT_BUFFER_ENTRIES: u32 = 16;
 
 /// PMC_INTR_0 line of the replayable fault buffer on GP100 (`gp100_mc_intrs`).
 pub const INTR_FAULT: u32 = 0x0000_0200;
-/// PMC_INTR_0 line of PFIFO (`gp100_mc_intrs`: 0x00000100) and its PMC_ENABLE bit
-/// (gp100 `dev_pmc.h` NV_PMC_ENABLE_PFIFO 8:8).
+/// PMC_INTR_0 line of PFIFO (`gp100_mc_intrs`: 0x00000100); its PMC_ENABLE bit is
+/// [`crate::bus::ENABLE_PFIFO`].
 pub const INTR_FIFO: u32 = 0x0000_0100;
-/// PMC_ENABLE bit of PFIFO.
-const ENABLE_PFIFO: u32 = 8;
-
-/// The BAR0 mirror of PCI configuration space (nouveau `nv40_pci_rd32/wr32`: 0x088000 + n).
-pub const PCI_MIRROR: u32 = 0x088000;
-/// Size of the mirror (the 4 KiB of PCIe configuration space).
-pub const PCI_MIRROR_SIZE: u32 = 0x1000;
-/// MSI re-arm register (nouveau `gp100_pci_msi_rearm` writes 0 here from every interrupt).
-pub const PCI_MSI_REARM: u32 = 0x088704;
-
-/// TLB clients of the BAR apertures: HUB clients named after their MMU engine ids
-/// (gp100 `dev_fault.h`: NV_PFAULT_MMU_ENG_ID_BAR1 4, BAR2 5).
-const CLIENT_BAR1: ClientKind = ClientKind::Hub(4);
-const CLIENT_BAR2: ClientKind = ClientKind::Hub(5);
-
-/// The ceiling on distinct unknown offsets remembered for "logged once" (bounds
-/// the memory a hostile guest can make us spend on the log).
-const UNKNOWN_LOG_LIMIT: usize = 4096;
 
 /// Errors of the device entry points. The transport logs these; they are never
 /// panics, and the guest still gets the hardware answer.
@@ -90,7 +59,11 @@ pub enum DeviceError {
     /// An aperture access the bound address space does not map (the hardware reports an
     /// MMU fault of engine BAR1/BAR2; reads return zero, writes are dropped: our choice).
     #[error("BAR{bar} access at {offset:#x}: {why}")]
-    ApertureFault { bar: u32, offset: u64, why: String },
+    ApertureFault {
+        bar: u32,
+        offset: u64,
+        why: ApertureError,
+    },
     /// An access to a BAR index this function does not have.
     #[error("the function has no BAR{0}")]
     NoSuchBar(u32),
@@ -99,50 +72,14 @@ pub enum DeviceError {
 /// The emulated GP100.
 #[derive(Debug)]
 pub struct Device {
-    config: ConfigSpace,
-    pmc: Pmc,
-    window: VendorWindow,
-    prom: Prom,
-    fuse: Fuse,
-    devinit: Devinit,
-    ptimer: Ptimer,
-    top: Top,
-    therm: Therm,
-    fifo: Fifo,
-    access: AccessEngine,
-    batch: Batch,
-    checker: Checker,
-    chk_regs: CheckRegs,
-    fb: TableUnit,
-    ltc: TableUnit,
-    pbus: TableUnit,
-    pmgr: TableUnit,
-    pextdev: TableUnit,
-    gr: TableUnit,
-    uflush: Uflush,
-    pramin: Pramin,
-    bars: Bars,
-    unknown_seen: BTreeSet<u32>,
-    undecoded_index: u32,
-    host_gp_entries: u64,
-    runlists_submitted: u64,
-    /// The GPU clock; see [`Device::gpu_cycles`].
-    clock: GpuClock,
-    costs: Costs,
+    /// The register-file units.
+    units: Units,
+    /// The BAR0 map over them.
+    map: Map,
+    /// The state units share (memory, MMU, fault buffer, host, clock, event log).
+    ctx: Ctx,
     poll: PollDetector,
-    mmu: Mmu,
-    fault: FaultRing,
-    phys: PhysMem,
-    /// Model events since the last [`Device::take_events`], kept only while logging is on.
-    events: Vec<ModelEvent>,
-    events_dropped: u64,
-    log_events: bool,
 }
-
-/// Most model events held between two drains (a guest cannot grow it without bound); past
-/// it events are counted and the drain ends with [`ModelEvent::EventsDropped`]. As large as
-/// the DMA log's bound, since one input's DMA events all pass through here.
-pub(crate) const MAX_PENDING_EVENTS: usize = crate::mem::phys::MAX_DMA_EVENTS + 4096;
 
 impl Default for Device {
     fn default() -> Self {
@@ -158,152 +95,57 @@ impl Device {
 
     /// Creates a device whose BARs have the given sizes.
     pub fn with_layout(layout: BarLayout) -> Self {
+        let units = Units::new();
+        // The map's ranges are constants of the units; the_bar0_map_is_sorted_and_disjoint
+        // proves this never fails.
+        let map = Map::new(&units).expect("BAR0 map without overlaps");
         Device {
-            config: ConfigSpace::new(layout),
-            pmc: Pmc::new(),
-            window: VendorWindow::new(),
-            prom: Prom::new(crate::vbios::build()),
-            fuse: Fuse,
-            devinit: Devinit,
-            ptimer: Ptimer::new(),
-            top: Top,
-            therm: Therm,
-            fifo: Fifo::new(),
-            access: AccessEngine::default(),
-            batch: Batch::default(),
-            checker: Checker::new(Inject::None),
-            chk_regs: CheckRegs::default(),
-            fb: fb::new(),
-            ltc: ltc::new(),
-            pbus: pbus::new(),
-            pmgr: pmgr::new(),
-            pextdev: pextdev::new(),
-            gr: gr::new(),
-            uflush: Uflush::default(),
-            pramin: Pramin::default(),
-            bars: Bars::new(),
-            unknown_seen: BTreeSet::new(),
-            undecoded_index: 0,
-            host_gp_entries: 0,
-            runlists_submitted: 0,
-            clock: GpuClock::new(),
-            costs: P100,
+            units,
+            map,
+            ctx: Ctx::new(
+                ConfigSpace::new(layout),
+                PhysMem::new(DEFAULT_VRAM),
+                Mmu::new(TlbConfig::default(), P100),
+                FaultRing::new(FAULT_BUFFER_ENTRIES),
+                P100,
+            ),
             poll: PollDetector::default(),
-            mmu: Mmu::new(TlbConfig::default(), P100),
-            fault: FaultRing::new(FAULT_BUFFER_ENTRIES),
-            phys: PhysMem::new(DEFAULT_VRAM),
-            events: Vec::new(),
-            events_dropped: 0,
-            log_events: false,
         }
     }
 
     /// Replaces the guest RAM the device reaches by DMA (the transport calls this whenever
     /// QEMU's DMA map changes; replay installs the recorded reads).
     pub fn set_sysmem(&mut self, sys: Box<dyn SysMem + Send>) {
-        self.phys.set_sys(sys);
+        self.ctx.phys.set_sys(sys);
     }
 
     /// Turns the model-event log (DMA included) on or off (tracing turns it on).
     pub fn set_event_log(&mut self, on: bool) {
-        self.log_events = on;
-        self.phys.set_log(on);
-        self.mmu.set_walk_log(on);
-        if !on {
-            self.events.clear();
-            self.events_dropped = 0;
-        }
+        self.ctx.set_event_log(on);
     }
 
     /// Whether logged DMA writes carry their bytes, not only a CRC (`--trace-data`).
     pub fn set_dma_write_data(&mut self, on: bool) {
-        self.phys.set_log_write_data(on);
+        self.ctx.phys.set_log_write_data(on);
     }
 
     /// Whether [`Device::take_events`] has anything to return.
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
-            || self.events_dropped > 0
-            || self.phys.has_log()
-            || self.mmu.has_walks()
+        self.ctx.has_events()
     }
 
     /// The model events since the last call, in the order they happened.
     pub fn take_events(&mut self) -> Vec<ModelEvent> {
-        self.flush_unit_logs();
-        let mut v = std::mem::take(&mut self.events);
-        if self.events_dropped > 0 {
-            v.push(ModelEvent::EventsDropped {
-                count: std::mem::take(&mut self.events_dropped),
-            });
-        }
-        v
+        self.ctx.take_events()
     }
 
-    fn keep(&mut self, e: ModelEvent) {
-        if self.events.len() < MAX_PENDING_EVENTS {
-            self.events.push(e);
-        } else {
-            self.events_dropped = self.events_dropped.saturating_add(1);
-        }
-    }
-
-    /// Moves what the memory and the MMU logged (DMA accesses, walks) into the event log.
-    fn flush_unit_logs(&mut self) {
-        if !self.log_events {
-            return;
-        }
-        if self.phys.has_log() {
-            for e in self.phys.take_log() {
-                self.keep(e);
-            }
-        }
-        if self.mmu.has_walks() {
-            let (walks, dropped) = self.mmu.take_walks();
-            for w in walks {
-                let clamp = |n: u32| n.min(u8::MAX as u32) as u8;
-                self.keep(ModelEvent::Walk {
-                    va: w.va,
-                    pa: w.outcome.ok().flatten(),
-                    fault_type: w.outcome.err().map(|t| t.bits() as u8),
-                    reads: clamp(w.reads),
-                    sys_reads: clamp(w.sys_reads),
-                    cycles: w.cycles.min(u32::MAX as u64) as u32,
-                });
-            }
-            self.events_dropped = self.events_dropped.saturating_add(dropped);
-        }
-    }
-
-    fn log(&mut self, e: ModelEvent) {
-        if self.log_events {
-            self.flush_unit_logs();
-            self.keep(e);
-        }
-    }
-
-    /// Device (function-level) reset: every unit back to its reset state. Video memory
-    /// keeps its contents and the GPU clock keeps running.
+    /// Device (function-level) reset: every unit back to its reset state (a loop over the
+    /// BAR0 map's units). Video memory keeps its contents and the GPU clock keeps running.
     pub fn reset(&mut self) {
-        self.config.reset();
-        self.pmc.reset();
-        self.window.reset();
-        self.mmu.reset();
-        self.fault.reset();
-        self.ptimer.reset();
-        self.fb.reset();
-        self.ltc.reset();
-        self.pbus.reset();
-        self.pmgr.reset();
-        self.gr.reset();
-        self.pramin.reset();
-        self.bars.reset();
-        self.fifo.reset();
-        self.access = AccessEngine::default();
-        self.batch = Batch::default();
-        let inject = self.checker.inject();
-        self.checker = Checker::new(inject);
-        self.chk_regs = CheckRegs::default();
+        self.ctx.config.reset();
+        for i in 0..self.units.len() {
+            self.units.get(i).reset(&mut self.ctx);
+        }
     }
 
     /// Sets the replayable fault buffer's entry count (what SIZE reads), before the driver
@@ -313,138 +155,110 @@ impl Device {
         if !(MIN_FAULT_BUFFER_ENTRIES..=FAULT_BUFFER_ENTRIES).contains(&entries) {
             return Err(entries);
         }
-        self.fault = FaultRing::new(entries);
+        self.ctx.fault = FaultRing::new(entries);
         Ok(())
     }
 
     /// Makes the device inject a seeded bug into the PTEs nouveau writes (see
     /// [`crate::check::Inject`]); the PTE checker must then report violations.
     pub fn set_inject(&mut self, inject: Inject) {
-        self.checker = Checker::new(inject);
+        self.units.window.set_inject(inject);
     }
 
     /// The PTE checker.
     pub fn checker(&self) -> &Checker {
-        &self.checker
+        &self.units.window.checker
     }
 
     /// The access engine.
     pub fn access_engine(&self) -> &AccessEngine {
-        &self.access
+        &self.units.window.access
     }
 
     /// The MMU (TLBs, invalidate registers, counters).
     pub fn mmu(&self) -> &Mmu {
-        &self.mmu
+        &self.ctx.mmu
     }
 
     /// The replayable fault buffer.
     pub fn fault_ring(&self) -> &FaultRing {
-        &self.fault
+        &self.ctx.fault
     }
 
     /// Video memory.
     pub fn vram(&self) -> &VidMem {
-        &self.phys.vid
+        &self.ctx.phys.vid
     }
 
     /// The BAR bindings.
     pub fn bars(&self) -> &Bars {
-        &self.bars
+        &self.ctx.bars
     }
 
     /// The host (channels, runlists).
     pub fn fifo(&self) -> &Fifo {
-        &self.fifo
+        &self.ctx.fifo
+    }
+
+    /// The BAR0 map (its rows, for tools and tests).
+    pub fn bar0_map(&self) -> &Map {
+        &self.map
     }
 
     /// Writes `data` to video memory directly (tests and tools; not a guest path).
     pub fn vram_write(&mut self, addr: u64, data: &[u8]) -> Result<(), crate::mem::MemError> {
-        self.phys.vid.write(addr, data)
-    }
-
-    /// Translates a BAR2 virtual address (what nouveau programs into engine registers such
-    /// as the fault buffer's) to memory, as the hub's BAR2 client does.
-    fn bar2_translate(&mut self, va: u64, access: Access) -> Result<Option<(Target, u64)>, String> {
-        self.aperture_translate(Aperture::Bar2, va, access)
+        self.ctx.phys.vid.write(addr, data)
     }
 
     /// A GPU client reports a replayable fault: the entry is stamped with the GPU clock and
     /// written at PUT through the BAR2 translation of the buffer address (or counted as an
     /// overflow), and the interrupt follows.
-    pub fn report_fault(&mut self, mut e: FaultEntry) -> fault::Report {
-        e.timestamp = self.clock.now();
-        let mut ring = std::mem::replace(&mut self.fault, FaultRing::new(2));
-        let r = ring.report(
-            |va, bytes| match self.bar2_translate(va, Access::Write) {
-                Ok(Some((t, pa))) if (pa & 0xfff) + 32 <= 0x1000 => {
-                    self.phys.write_bytes(t, pa, bytes).is_ok()
-                }
-                _ => false,
-            },
-            e,
-        );
-        self.fault = ring;
-        match r {
-            fault::Report::Written(index) => {
-                self.clock.advance(self.costs.fault_write);
-                self.log(ModelEvent::FaultWritten {
-                    index,
-                    addr: e.addr,
-                    fault_type: e.fault_type.bits() as u8,
-                    access: e.access.bits() as u8,
-                });
-            }
-            fault::Report::Overflow | fault::Report::BadBuffer => {
-                self.log(ModelEvent::FaultDropped {
-                    addr: e.addr,
-                    bad_buffer: r == fault::Report::BadBuffer,
-                })
-            }
-        }
+    pub fn report_fault(&mut self, e: FaultEntry) -> fault::Report {
+        let r = self.ctx.report_fault(e);
         self.update_interrupts();
         r
     }
 
     /// Interrupt lines follow the units' conditions after every access.
     fn update_interrupts(&mut self) {
-        self.ptimer.tick(self.clock.nanoseconds());
+        let ptimer = &mut self.units.ptimer;
+        ptimer.tick(self.ctx.clock.nanoseconds());
         let mut lines = 0;
-        if self.fault.pending() {
+        if self.ctx.fault.pending() {
             lines |= INTR_FAULT;
         }
-        if self.ptimer.pending() {
+        if ptimer.pending() {
             lines |= INTR_PTIMER;
         }
-        if self.fifo.pending() {
+        if self.ctx.fifo.pending() {
             lines |= INTR_FIFO;
         }
-        self.pmc.set_pending(lines);
+        self.units.pmc.set_pending(lines);
     }
 
     /// The distinct BAR0 offsets the guest touched that no unit decodes.
     pub fn unknown_offsets(&self) -> impl Iterator<Item = u32> + '_ {
-        self.unknown_seen.iter().copied()
+        self.ctx.unknown_seen.iter().copied()
     }
 
     /// The level of the function's interrupt (INTx asserted / MSI to be sent).
     pub fn irq_asserted(&self) -> bool {
-        self.pmc.irq_asserted()
+        self.units.pmc.irq_asserted()
     }
 
     /// The BAR sizes the function advertises.
     pub fn bar_layout(&self) -> BarLayout {
-        self.config.layout()
+        self.ctx.config.layout()
     }
 
     /// Reads config space. Accesses past the 256 bytes read zero.
     pub fn config_read(&self, offset: u64, data: &mut [u8]) {
-        self.config.read(offset, data, self.irq_asserted());
+        self.ctx.config.read(offset, data, self.irq_asserted());
     }
 
     /// Writes config space (write masks, RW1C status bits).
     pub fn config_write(&mut self, offset: u64, data: &[u8]) {
-        self.config.write(offset, data);
+        self.ctx.config.write(offset, data);
     }
 
     /// A read from BAR `bar` (VFIO region index 0-5). Errors fill `data` with
@@ -471,43 +285,6 @@ impl Device {
         }
     }
 
-    /// Where an aperture offset lands: Some((memory, address)), None for a sparse page, or
-    /// the reason it faults.
-    fn aperture_translate(
-        &mut self,
-        ap: Aperture,
-        offset: u64,
-        access: Access,
-    ) -> Result<Option<(Target, u64)>, String> {
-        match self.bars.binding(ap) {
-            Binding::Physical { target, base } => base
-                .checked_add(offset)
-                .map(|a| Some((target, a)))
-                .ok_or_else(|| "physical window address overflows".to_string()),
-            Binding::Broken { why } => Err(why.to_string()),
-            Binding::Virtual { pdb, limit, .. } => {
-                if offset > limit {
-                    return Err(format!("beyond the address space's limit {limit:#x}"));
-                }
-                let client = match ap {
-                    Aperture::Bar1 => CLIENT_BAR1,
-                    Aperture::Bar2 => CLIENT_BAR2,
-                };
-                match self
-                    .mmu
-                    .translate(&self.phys, client, pdb, offset, access, true)
-                {
-                    Ok(Translation::Mapped { target, pa, .. }) => Ok(Some((target, pa))),
-                    Ok(Translation::Sparse) => Ok(None),
-                    Err(f) => Err(format!(
-                        "MMU fault {:?} at level {:?}",
-                        f.fault_type, f.level
-                    )),
-                }
-            }
-        }
-    }
-
     fn aperture_access(
         &mut self,
         ap: Aperture,
@@ -516,7 +293,7 @@ impl Device {
         mut buf: Buf<'_>,
     ) -> Result<(), DeviceError> {
         let len = buf.len();
-        if let Err(e) = Self::check(bar, self.config.layout().size_of(bar), offset, len) {
+        if let Err(e) = Self::check(bar, self.ctx.config.layout().size_of(bar), offset, len) {
             buf.fail(0xff);
             return Err(e);
         }
@@ -527,25 +304,26 @@ impl Device {
         // An access is at most 8 bytes; it may straddle one 4 KiB page boundary.
         let mut result = Ok(());
         for (start, va, n) in crate::mem::pieces(offset, len, 0x1000) {
-            match self.aperture_translate(ap, va, access) {
+            match self.ctx.aperture_translate(ap, va, access) {
                 Ok(Some((t, pa))) => {
+                    let phys = &mut self.ctx.phys;
                     let r = match &mut buf {
-                        Buf::Read(d) => self.phys.read_bytes(t, pa, &mut d[start..start + n]),
-                        Buf::Write(d) => self.phys.write_bytes(t, pa, &d[start..start + n]),
+                        Buf::Read(d) => phys.read_bytes(t, pa, &mut d[start..start + n]),
+                        Buf::Write(d) => phys.write_bytes(t, pa, &d[start..start + n]),
                     };
                     if let Err(e) = r {
                         buf.fill_range(start, n, 0);
                         result = Err(DeviceError::ApertureFault {
                             bar,
                             offset: va,
-                            why: e.to_string(),
+                            why: e.into(),
                         });
                     }
                 }
                 Ok(None) => buf.fill_range(start, n, 0),
                 Err(why) => {
                     buf.fill_range(start, n, 0);
-                    self.log(ModelEvent::ApertureFault {
+                    self.ctx.log(ModelEvent::ApertureFault {
                         bar: bar as u8,
                         offset: va,
                     });
@@ -557,66 +335,16 @@ impl Device {
                 }
             }
         }
-        let c = self.costs.pri_access + self.mmu.take_cost();
-        self.clock.advance(c);
+        let c = self.ctx.costs.pri_access + self.ctx.mmu.take_cost();
+        self.ctx.clock.advance(c);
         if matches!(buf, Buf::Write(_)) {
             // The host watches USERD: a write may have been a GP_PUT.
-            self.fifo.kick();
+            self.ctx.fifo.kick();
             self.poll.write();
         }
         self.run_host();
         self.update_interrupts();
         result
-    }
-
-    fn unit_for(&mut self, offset: u32) -> Option<&mut dyn Bar0Unit> {
-        if VendorWindow::contains(offset) {
-            Some(&mut self.window)
-        } else if offset < 0x1000 {
-            Some(&mut self.pmc)
-        } else if Prom::contains(offset) {
-            Some(&mut self.prom)
-        } else if Fuse::contains(offset) {
-            Some(&mut self.fuse)
-        } else if offset == DEVINIT_STATUS {
-            Some(&mut self.devinit)
-        } else if offset == THERM_SENSOR {
-            Some(&mut self.therm)
-        } else if Top::contains(offset) {
-            Some(&mut self.top)
-        } else if Ptimer::contains(offset) {
-            self.ptimer.tick(self.clock.nanoseconds());
-            Some(&mut self.ptimer)
-        } else if FaultRing::contains(offset) {
-            Some(&mut self.fault)
-        } else if matches!(
-            offset,
-            mmu_regs::STATUS | mmu_regs::PDB_LO | mmu_regs::TRIGGER | mmu_regs::PDB_HI
-        ) {
-            Some(&mut self.mmu)
-        } else if Uflush::contains(offset) {
-            Some(&mut self.uflush)
-        } else if self.fb.contains(offset) {
-            Some(&mut self.fb)
-        } else if self.ltc.contains(offset) {
-            Some(&mut self.ltc)
-        } else if self.pbus.contains(offset) {
-            Some(&mut self.pbus)
-        } else if self.pmgr.contains(offset) {
-            Some(&mut self.pmgr)
-        } else if self.pextdev.contains(offset) {
-            Some(&mut self.pextdev)
-        } else if self.gr.contains(offset) {
-            Some(&mut self.gr)
-        } else {
-            None
-        }
-    }
-
-    fn note_unknown(&mut self, offset: u32, what: &str) {
-        if self.unknown_seen.len() < UNKNOWN_LOG_LIMIT && self.unknown_seen.insert(offset) {
-            warn!("BAR0 {what} of undecoded register {offset:#08x} (logged once per offset)");
-        }
     }
 
     /// The model's GPU clock: cycles since the device was created. Deterministic: it
@@ -625,617 +353,78 @@ impl Device {
     /// invalidate), never by host time, and a reset does not rewind it. Trace stamps are
     /// taken from it.
     pub fn gpu_cycles(&self) -> u64 {
-        self.clock.now()
+        self.ctx.clock.now()
     }
 
     fn after_register_access(&mut self) {
-        for inv in self.mmu.take_processed() {
-            self.log(ModelEvent::Invalidate {
+        for inv in self.ctx.mmu.take_processed() {
+            self.ctx.log(ModelEvent::Invalidate {
                 word: inv.word,
                 pdb: inv.pdb,
                 dropped: inv.dropped,
             });
-            self.after_invalidate(inv.word, inv.pdb);
+            self.units
+                .window
+                .after_invalidate(&mut self.ctx, inv.word, inv.pdb);
         }
-        let c = self.costs.pri_access + self.mmu.take_cost();
-        self.clock.advance(c);
-        for bit in BitIter(self.pmc.take_resets()) {
+        let c = self.ctx.costs.pri_access + self.ctx.mmu.take_cost();
+        self.ctx.clock.advance(c);
+        for bit in BitIter(self.units.pmc.take_resets()) {
             self.reset_unit(bit);
         }
-        self.drain_fifo_events();
+        self.ctx.drain_fifo_events();
         self.run_host();
         self.update_interrupts();
     }
 
-    /// What an invalidate sets off beyond the TLBs: the PTE checker scans the space it
-    /// covers (nouveau flushes after every PTE update), and the REPLAY/CANCEL field
-    /// (bits 5:3: 1 START, 2 START_ACK_ALL, 3 CANCEL_TARGETED, 4 CANCEL_GLOBAL; gp100
-    /// `dev_fb.h`) resumes or ends the access engine's waiting operation.
-    fn after_invalidate(&mut self, word: u32, pdb_regs: u64) {
-        if self.checker.armed() {
-            self.retire_unbound_spaces();
-            self.checker
-                .scan_invalidated(&mut self.phys, word & 2 != 0, (pdb_regs >> 4) << 12);
-            self.drain_checker_events();
-        }
-        let replay = (word >> 3) & 7;
-        if matches!(replay, 1 | 2) && self.access.replay() {
-            self.log(ModelEvent::Replay);
-            self.step_access();
-        } else if replay == 3 {
-            let hub = word & (1 << 20) != 0;
-            let gpc = ((word >> 15) & 0x1f) as u8;
-            let client = ((word >> 9) & 0x3f) as u8;
-            if self.access.cancel(Some((hub, gpc, client))) {
-                self.log(ModelEvent::Cancel);
-            }
-        } else if replay == 4 && self.access.cancel(None) {
-            self.log(ModelEvent::Cancel);
-        }
-        self.batch_after_invalidate(word);
-    }
-
-    /// REPLAY and CANCEL for the batch's waiting slots (the same field as above): a replay
-    /// re-issues all of them, a cancel ends those it names.
-    fn batch_after_invalidate(&mut self, word: u32) {
-        let replay = (word >> 3) & 7;
-        let cancelled = match replay {
-            1 | 2 => {
-                if self.batch.replay() > 0 {
-                    self.log(ModelEvent::Replay);
-                    self.step_batch();
-                }
-                0
-            }
-            3 => self.batch.cancel(Some((
-                word & (1 << 20) != 0,
-                ((word >> 15) & 0x1f) as u8,
-                ((word >> 9) & 0x3f) as u8,
-            ))),
-            4 => self.batch.cancel(None),
-            _ => 0,
-        };
-        if cancelled > 0 {
-            self.log(ModelEvent::Cancel);
-        }
-    }
-
-    /// Runs the batch's waiting slots; their misses go to the fault buffer in slot order.
-    fn step_batch(&mut self) {
-        let mut hw = Hw {
-            phys: &mut self.phys,
-            mmu: &mut self.mmu,
-            now_ns: 0,
-        };
-        let events = self.batch.run(&mut hw);
-        let uses = self.batch.take_uses();
-        self.judge_uses(uses);
-        let c = self.mmu.take_cost();
-        self.clock.advance(c);
-        self.log_slot_events(events);
-    }
-
-    fn log_slot_events(&mut self, events: Vec<SlotEvent>) {
-        for e in events {
-            match e {
-                SlotEvent::Done { op, va, faults, .. } => self.log(ModelEvent::AccessDone {
-                    op: op as u8,
-                    va,
-                    faults,
-                }),
-                SlotEvent::Fault(f) => {
-                    if !matches!(self.report_fault(f), fault::Report::Written(_)) {
-                        self.batch.note_dropped();
-                    }
-                }
-                SlotEvent::Error(why) => self.log(ModelEvent::AccessError { why }),
-            }
-        }
-    }
-
-    /// Accounts the walk reads of the translations an access used and lets the PTE checker
-    /// judge each use.
-    fn judge_uses(&mut self, uses: Vec<access::Use>) {
-        for u in uses {
-            let cost = if u.target.is_sys() {
-                self.costs.walk_read_sysmem
-            } else {
-                self.costs.walk_read_vidmem
-            };
-            self.clock.advance(cost);
-            self.checker.check_use(
-                &self.phys,
-                (u.chid, u.inst, u.pdb),
-                u.va,
-                u.target,
-                u.pa,
-                u.write,
-            );
-        }
-        self.drain_checker_events();
-    }
-
-    /// Exited processes' spaces whose channel is no longer bound to the same instance block
-    /// (nouveau freed it at file close) stop being scanned: the page directory may be reused.
-    fn retire_unbound_spaces(&mut self) {
-        for (chid, inst) in self.checker.exited_channels() {
-            if self.access_channel(chid).map(|c| c.inst.0).ok() != Some(inst) {
-                self.checker.retire(chid, inst);
-            }
-        }
-    }
-
-    fn drain_checker_events(&mut self) {
-        for e in self.checker.take_events() {
-            self.log(e);
-        }
-    }
-
-    /// Resolves a channel id to the access engine's view of it: the PCCSR instance
-    /// pointer, then the instance block's PDB word.
-    fn access_channel(&self, chid: u32) -> Result<access::Channel, String> {
-        let w = self
-            .fifo
-            .channel_inst(chid)
-            .ok_or_else(|| format!("channel {chid} is not bound"))?;
-        let aperture = ((w >> 28) & 3) as u8;
-        let target =
-            Target::from_target_field(u64::from(aperture)).ok_or("instance block target 1")?;
-        let inst = u64::from(w & 0x0fff_ffff) << 12;
-        let pdb_word = self
-            .phys
-            .read_u64(target, inst + crate::bar::INST_PDB)
-            .map_err(|e| format!("instance block unreadable: {e}"))?;
-        let pdb = crate::mmu::walk::Pdb::from_instance_word(pdb_word)
-            .ok_or("the instance block has no VER2 page directory")?;
-        Ok(access::Channel {
-            pdb,
-            pdb_word,
-            inst: (inst, aperture),
-            chid,
-        })
-    }
-
-    /// Runs the access engine's operation until it completes, faults or fails.
-    fn step_access(&mut self) {
-        let mut hw = Hw {
-            phys: &mut self.phys,
-            mmu: &mut self.mmu,
-            now_ns: 0,
-        };
-        let r = self.access.step(&mut hw);
-        let uses = self.access.take_uses();
-        self.judge_uses(uses);
-        let c = self.mmu.take_cost();
-        self.clock.advance(c);
-        match r {
-            access::StepResult::Done => self.log(ModelEvent::AccessDone {
-                op: self.access.last_op() as u8,
-                va: self.access.va,
-                faults: self.access.faults(),
-            }),
-            access::StepResult::Fault(e) => {
-                self.report_fault(e);
-            }
-            access::StepResult::Error(why) => self.log(ModelEvent::AccessError { why }),
-        }
-    }
-
-    /// A unit whose PMC_ENABLE bit was cleared goes back to its reset state. The copy
-    /// engines keep no state outside their channels, so only PFIFO has any to lose.
+    /// The units whose PMC_ENABLE bit was cleared go back to their reset state.
     fn reset_unit(&mut self, bit: u32) {
-        if bit == ENABLE_PFIFO {
-            self.fifo.reset();
-        }
-        if bit == crate::regs::top::ENGINE_GR.reset {
-            self.gr.reset();
+        for i in 0..self.units.len() {
+            let u = self.units.get(i);
+            if u.pmc_enable_bit() == Some(bit) {
+                u.reset(&mut self.ctx);
+            }
         }
     }
 
-    fn drain_fifo_events(&mut self) {
-        for e in self.fifo.take_events() {
-            if matches!(e, ModelEvent::RunlistSubmitted { .. }) {
-                self.runlists_submitted += 1;
-            }
-            self.log(e);
-        }
-    }
-
-    /// The window's status registers (device-wide state; see [`crate::regs::window`]).
-    fn window_status(&mut self, offset: u32, write: Option<u32>) -> Option<u32> {
-        use crate::regs::window::*;
-        let reg = offset.checked_sub(WINDOW_BASE)?;
-        if (AE_BASE..AE_END).contains(&reg) {
-            return self.access_regs(reg, write);
-        }
-        if (AB_BASE..AB_END).contains(&reg) {
-            return self.batch_regs(reg, write);
-        }
-        if (CHK_BASE..CHK_END).contains(&reg) {
-            return self.check_regs(reg, write);
-        }
-        if let Some(v) = write {
-            return (reg == WINDOW_UNDECODED_INDEX).then(|| {
-                self.undecoded_index = v;
-                0
-            });
-        }
-        Some(match reg {
-            WINDOW_UNDECODED_COUNT => self.unknown_seen.len() as u32,
-            WINDOW_UNDECODED_INDEX => self.undecoded_index,
-            WINDOW_UNDECODED_OFFSET => self
-                .unknown_seen
-                .iter()
-                .nth(self.undecoded_index as usize)
-                .copied()
-                .unwrap_or(u32::MAX),
-            WINDOW_CHANNELS_ACTIVE => self.fifo.active_channels().len() as u32,
-            WINDOW_HOST_GP_ENTRIES => self.host_gp_entries as u32,
-            WINDOW_RUNLISTS_SUBMITTED => self.runlists_submitted as u32,
-            _ => return None,
-        })
-    }
-
-    fn access_regs(&mut self, reg: u32, write: Option<u32>) -> Option<u32> {
-        use crate::regs::window::*;
-        let a = &mut self.access;
-        if let Some(v) = write {
-            match reg {
-                AE_CHID => a.chid = v,
-                AE_VA_LO => set_half(&mut a.va, v, false),
-                AE_VA_HI => set_half(&mut a.va, v, true),
-                AE_LEN => a.len = v,
-                AE_DATA_LO => set_half(&mut a.data, v, false),
-                AE_DATA_HI => set_half(&mut a.data, v, true),
-                AE_OP => {
-                    let chan = self.access_channel(self.access.chid);
-                    match self.access.start(v, chan) {
-                        Ok(()) => self.step_access(),
-                        Err(why) => self.log(ModelEvent::AccessError { why }),
-                    }
-                }
-                AE_STATUS | AE_FAULTS | AE_REPLAYS | AE_RESULT => {}
-                _ => return None,
-            }
-            return Some(0);
-        }
-        Some(match reg {
-            AE_CHID => a.chid,
-            AE_VA_LO => lo(a.va),
-            AE_VA_HI => hi(a.va),
-            AE_LEN => a.len,
-            AE_DATA_LO => lo(a.data),
-            AE_DATA_HI => hi(a.data),
-            AE_OP => a.last_op(),
-            AE_STATUS => a.status_word(),
-            AE_FAULTS => a.faults(),
-            AE_REPLAYS => a.replays(),
-            AE_RESULT => a.result,
-            _ => return None,
-        })
-    }
-
-    fn batch_regs(&mut self, reg: u32, write: Option<u32>) -> Option<u32> {
-        use crate::access::batch::ctrl;
-        use crate::regs::window::*;
-        let b = &mut self.batch;
-        if let Some(v) = write {
-            match reg {
-                AB_INDEX => b.index = v,
-                AB_CHID => b.selected().chid = v,
-                AB_VA_LO => set_half(&mut b.selected().va, v, false),
-                AB_VA_HI => set_half(&mut b.selected().va, v, true),
-                AB_LEN => b.selected().len = v,
-                AB_DATA_LO => set_half(&mut b.selected().data, v, false),
-                AB_DATA_HI => set_half(&mut b.selected().data, v, true),
-                AB_OP => b.selected().op = v,
-                AB_GPC => b.selected().gpc = v,
-                AB_COUNT => b.count = v,
-                AB_CTRL if v == ctrl::ISSUE => {
-                    let mut batch = std::mem::take(&mut self.batch);
-                    let errors = batch.issue(|chid| self.access_channel(chid));
-                    self.batch = batch;
-                    self.log_slot_events(errors);
-                    self.step_batch();
-                }
-                AB_CTRL if v == ctrl::CLEAR => self.batch.clear(),
-                AB_CTRL | AB_STATUS | AB_FAULTS | AB_REPLAYS | AB_RESULT | AB_DONE | AB_ERRORS
-                | AB_FAULTS_TOTAL | AB_DROPPED | AB_BUFFER_INFO => {}
-                _ => return None,
-            }
-            return Some(0);
-        }
-        let info = self.fault.info();
-        let b = &mut self.batch;
-        Some(match reg {
-            AB_INDEX => b.index,
-            AB_CHID => b.selected().chid,
-            AB_VA_LO => lo(b.selected().va),
-            AB_VA_HI => hi(b.selected().va),
-            AB_LEN => b.selected().len,
-            AB_DATA_LO => lo(b.selected().data),
-            AB_DATA_HI => hi(b.selected().data),
-            AB_OP => b.selected().op,
-            AB_GPC => b.selected().gpc,
-            AB_STATUS => b.selected().status_word(),
-            AB_FAULTS => b.selected().faults(),
-            AB_REPLAYS => b.selected().replays(),
-            AB_RESULT => b.selected().result,
-            AB_COUNT => b.count,
-            AB_CTRL => b.pending(),
-            AB_DONE => b.done(),
-            AB_ERRORS => b.errors(),
-            AB_FAULTS_TOTAL => b.faults,
-            AB_DROPPED => b.dropped,
-            AB_BUFFER_INFO => info,
-            AB_PROGRESS => b.selected().progress(),
-            _ => return None,
-        })
-    }
-
-    fn check_regs(&mut self, reg: u32, write: Option<u32>) -> Option<u32> {
-        use crate::regs::window::*;
-        let r = &mut self.chk_regs;
-        if let Some(v) = write {
-            match reg {
-                CHK_CHID => r.chid = v,
-                CHK_ROOT_LO => set_half(&mut r.root, v, false),
-                CHK_ROOT_HI => set_half(&mut r.root, v, true),
-                CHK_FLAGS => r.flags = v,
-                CHK_EXCL_LO => set_half(&mut r.excl, v, false),
-                CHK_EXCL_HI => set_half(&mut r.excl, v, true),
-                CHK_EXCL_SIZE_LO => set_half(&mut r.excl_size, v, false),
-                CHK_EXCL_SIZE_HI => set_half(&mut r.excl_size, v, true),
-                CHK_CTRL => self.check_ctrl(v),
-                CHK_SWAP_MIGRATION_READ => r.swap_migration_read = v as u8,
-                CHK_PID => r.pid = v,
-                CHK_SPACE_SEL => r.space_sel = v,
-                CHK_MM_WATCH => self.checker.mm_watched(u64::from(v) << 12),
-                CHK_MM_EXIT => {
-                    self.checker.mm_exited(&mut self.phys, u64::from(v) << 12);
-                    self.drain_checker_events();
-                }
-                _ if reg < CHK_END => {}
-                _ => return None,
-            }
-            return Some(0);
-        }
-        let st = self.checker.stats();
-        let last = self.checker.last();
-        let r = &self.chk_regs;
-        let space = self.checker.report(r.space_sel);
-        Some(match reg {
-            CHK_CHID => r.chid,
-            CHK_ROOT_LO => lo(r.root),
-            CHK_ROOT_HI => hi(r.root),
-            CHK_FLAGS => r.flags,
-            CHK_EXCL_LO => lo(r.excl),
-            CHK_EXCL_HI => hi(r.excl),
-            CHK_EXCL_SIZE_LO => lo(r.excl_size),
-            CHK_EXCL_SIZE_HI => hi(r.excl_size),
-            CHK_CTRL => u32::from(self.checker.armed()),
-            CHK_VIOLATIONS => st.violations as u32,
-            CHK_CHECKED => st.checked as u32,
-            CHK_SCANS => st.scans as u32,
-            CHK_LAST_VA_LO => last.map_or(0, |v| lo(v.va)),
-            CHK_LAST_VA_HI => last.map_or(0, |v| hi(v.va)),
-            CHK_LAST_GPU_PTE_LO => last.map_or(0, |v| lo(v.gpu_pte)),
-            CHK_LAST_GPU_PTE_HI => last.map_or(0, |v| hi(v.gpu_pte)),
-            CHK_LAST_CPU_PTE_LO => last.map_or(0, |v| lo(v.cpu_pte)),
-            CHK_LAST_CPU_PTE_HI => last.map_or(0, |v| hi(v.cpu_pte)),
-            CHK_LAST_REASON => last.map_or(0, |v| v.reason as u32 | u32::from(v.at_use) << 8),
-            CHK_LAST_INST => last.map_or(0, |v| (v.inst >> 12) as u32),
-            CHK_INJECT => self.checker.inject().code(),
-            CHK_ERROR => r.error,
-            CHK_SWAP_MIGRATION_READ => u32::from(r.swap_migration_read),
-            CHK_HAZARDS => st.hazards as u32,
-            o if (CHK_BY_REASON..CHK_BY_REASON_END).contains(&o) => {
-                st.by_reason[((o - CHK_BY_REASON) / 4) as usize] as u32
-            }
-            CHK_PID => r.pid,
-            CHK_LAST_CHID => last.map_or(0, |v| v.chid),
-            CHK_LAST_PID => last.map_or(0, |v| v.pid),
-            CHK_SPACE_SEL => r.space_sel,
-            CHK_SPACE_STATE => space.map_or(0, |s| {
-                let life = match s.life {
-                    Life::Live => 1,
-                    Life::Exited => 2,
-                    Life::Retired => 3,
-                };
-                life | u32::from(s.watched) << 8 | s.order.min(0xffff) << 16
-            }),
-            CHK_SPACE_VIOLATIONS => space.map_or(0, |s| s.violations as u32),
-            CHK_SPACE_STALE => space.map_or(0, |s| s.stale as u32),
-            CHK_SPACE_PID => space.map_or(0, |s| s.pid),
-            CHK_STALE => st.stale as u32,
-            CHK_SPACES => self.checker.spaces() as u32,
-            CHK_ALIASES => st.aliases as u32,
-            CHK_TRUNCATED => st.truncated_scans as u32,
-            _ if reg < CHK_END => 0,
-            _ => return None,
-        })
-    }
-
-    fn check_ctrl(&mut self, v: u32) {
-        match v {
-            1 => match self.access_channel(self.chk_regs.chid) {
-                Ok(c) => {
-                    let r = &self.chk_regs;
-                    let space = CheckedSpace {
-                        swap: crate::check::x86::SwapTypes {
-                            migration_read: r.swap_migration_read,
-                        },
-                        pdb: c.pdb,
-                        inst: c.inst.0,
-                        cpu: CpuSpace {
-                            root: r.root,
-                            la57: r.flags & 1 != 0,
-                        },
-                        exclude: (r.excl, r.excl.saturating_add(r.excl_size)),
-                    };
-                    match self.checker.register(space, r.chid, r.pid) {
-                        Ok(()) => {
-                            self.chk_regs.error = 0;
-                            self.checker.scan_space(&mut self.phys, c.pdb);
-                            self.drain_checker_events();
-                        }
-                        Err(why) => {
-                            log::warn!("PTE checker not armed: {why}");
-                            self.chk_regs.error = 2;
-                        }
-                    }
-                }
-                Err(why) => {
-                    log::warn!("PTE checker not armed: {why}");
-                    self.chk_regs.error = 1;
-                }
-            },
-            2 => {
-                if let Ok(c) = self.access_channel(self.chk_regs.chid) {
-                    self.checker.unregister(Some(c.pdb));
-                }
-            }
-            3 => {
-                self.retire_unbound_spaces();
-                self.checker.scan(&mut self.phys);
-                self.drain_checker_events();
-            }
-            4 => self.checker.unregister(None),
-            _ => {}
-        }
-    }
-
-    /// Gives the host a bounded budget of work if something may have kicked a channel,
-    /// and accounts for what it did.
+    /// Gives the host a bounded budget of work if something may have kicked a channel.
     fn run_host(&mut self) {
-        if !self.fifo.wants_run() {
+        if !self.ctx.fifo.wants_run() {
             return;
         }
-        let now_ns = self.ptimer.time_ns(self.clock.nanoseconds());
-        let mut hw = Hw {
-            phys: &mut self.phys,
-            mmu: &mut self.mmu,
-            now_ns,
-        };
-        let r = self.fifo.run(&mut hw, BUDGET_PER_ACCESS);
-        let fx = r.effects;
-        if fx.tlb_invalidate {
-            self.mmu.invalidate_everything();
-        }
-        self.host_gp_entries += fx.gp_entries;
-        self.drain_fifo_events();
-        if fx.dwords > 0 || fx.gp_entries > 0 {
-            self.log(ModelEvent::HostRan {
-                dwords: fx.dwords,
-                gp_entries: fx.gp_entries,
-                ce_bytes: fx.ce_bytes,
-                releases: fx.releases,
-                nonstall: fx.nonstall,
-            });
-        }
-        let c = fx.dwords * self.costs.pbdma_dword
-            + fx.ce_bytes / self.costs.ce_bytes_per_cycle.max(1)
-            + self.mmu.take_cost();
-        self.clock.advance(c);
-    }
-
-    fn pramin_access(&mut self, offset: u32, write: Option<u32>) -> Option<u32> {
-        let (t, a) = self.pramin.resolve(offset)?;
-        match write {
-            Some(v) => {
-                // A write outside memory is dropped, as the hardware drops it.
-                let _ = self.phys.write_u32(t, a, v);
-                self.fifo.kick();
-                Some(0)
-            }
-            None => self.phys.read_u32(t, a).ok(),
-        }
+        let now_ns = self.units.ptimer.time_ns(self.ctx.clock.nanoseconds());
+        self.ctx.run_host(now_ns);
     }
 
     /// Reads a 32-bit register at a 4-byte-aligned BAR0 offset.
     pub fn bar0_read32(&mut self, offset: u32) -> u32 {
-        let value = if Pramin::contains(offset) {
-            self.pramin_access(offset, None)
-        } else if let Some(v) = VendorWindow::contains(offset)
-            .then(|| self.window_status(offset, None))
-            .flatten()
-        {
-            Some(v)
-        } else if (PCI_MIRROR..PCI_MIRROR + PCI_MIRROR_SIZE).contains(&offset) {
-            Some(self.pci_mirror_read(offset))
-        } else if offset == BAR0_WINDOW {
-            Some(self.pramin.window())
-        } else if Bars::contains(offset) {
-            self.bars.read32(offset)
-        } else if Fifo::contains(offset) && !Self::is_fault_reg(offset) {
-            self.fifo.read32(offset)
-        } else if absent::contains(offset) {
-            Some(PRI_ERROR_NO_UNIT)
-        } else {
-            self.unit_for(offset).and_then(|u| u.read32(offset))
+        self.ctx.irq = self.units.pmc.irq_asserted();
+        let value = match self.map.find(offset) {
+            Some(i) => self.units.get(i).read32(&mut self.ctx, offset),
+            None => None,
         };
         let v = value.unwrap_or_else(|| {
-            self.note_unknown(offset, "read");
+            self.ctx.note_unknown(offset, "read");
             PRI_ERROR_NO_UNIT
         });
-        let idle = self.poll.read(offset, &self.costs);
-        self.clock.advance(idle);
+        let idle = self.poll.read(offset, &self.ctx.costs);
+        self.ctx.clock.advance(idle);
         self.after_register_access();
         v
     }
 
     /// Writes a 32-bit register at a 4-byte-aligned BAR0 offset.
     pub fn bar0_write32(&mut self, offset: u32, value: u32) {
-        let decoded = if Pramin::contains(offset) {
-            self.pramin_access(offset, Some(value)).is_some()
-        } else if VendorWindow::contains(offset)
-            && self.window_status(offset, Some(value)).is_some()
-        {
-            true
-        } else if (PCI_MIRROR..PCI_MIRROR + PCI_MIRROR_SIZE).contains(&offset) {
-            self.pci_mirror_write(offset, value);
-            true
-        } else if offset == BAR0_WINDOW {
-            self.pramin.set_window(value);
-            true
-        } else if Bars::contains(offset) {
-            self.bars.write32(offset, value, &self.phys)
-        } else if Fifo::contains(offset) && !Self::is_fault_reg(offset) {
-            self.fifo.write32(offset, value, &self.phys)
-        } else if absent::contains(offset) {
-            true
-        } else {
-            self.unit_for(offset)
-                .is_some_and(|u| u.write32(offset, value))
+        self.ctx.irq = self.units.pmc.irq_asserted();
+        let decoded = match self.map.find(offset) {
+            Some(i) => self.units.get(i).write32(&mut self.ctx, offset, value),
+            None => false,
         };
         if !decoded {
-            self.note_unknown(offset, "write");
+            self.ctx.note_unknown(offset, "write");
         }
         self.poll.write();
         self.after_register_access();
-    }
-
-    fn is_fault_reg(offset: u32) -> bool {
-        FaultRing::contains(offset)
-    }
-
-    fn pci_mirror_read(&self, offset: u32) -> u32 {
-        match offset {
-            PCI_MSI_REARM => 0,
-            o => {
-                let mut b = [0u8; 4];
-                self.config_read(u64::from(o - PCI_MIRROR), &mut b);
-                u32::from_le_bytes(b)
-            }
-        }
-    }
-
-    fn pci_mirror_write(&mut self, offset: u32, value: u32) {
-        // The MSI re-arm: the function may signal again. Our MSI follows the interrupt
-        // condition's rising edges, which nouveau's unarm/rearm around the write produce.
-        if offset != PCI_MSI_REARM {
-            self.config_write(u64::from(offset - PCI_MIRROR), &value.to_le_bytes());
-        }
     }
 
     /// Whether an access of `len` bytes at `offset` fits BAR `bar` of `size` bytes and has a
@@ -1308,55 +497,6 @@ impl Device {
     }
 }
 
-/// The low 32 bits of a 64-bit value the window shows as two registers.
-fn lo(x: u64) -> u32 {
-    x as u32
-}
-
-/// The high 32 bits of a 64-bit value the window shows as two registers.
-fn hi(x: u64) -> u32 {
-    (x >> 32) as u32
-}
-
-/// Replaces the high or the low 32 bits of `x` with `v` (a write to one of the two registers).
-fn set_half(x: &mut u64, v: u32, high: bool) {
-    *x = if high {
-        (*x & 0xffff_ffff) | u64::from(v) << 32
-    } else {
-        (*x & !0xffff_ffff) | u64::from(v)
-    }
-}
-
-/// The checker's registration registers in the window.
-#[derive(Debug, Clone)]
-struct CheckRegs {
-    swap_migration_read: u8,
-    chid: u32,
-    root: u64,
-    flags: u32,
-    excl: u64,
-    excl_size: u64,
-    error: u32,
-    pid: u32,
-    space_sel: u32,
-}
-
-impl Default for CheckRegs {
-    fn default() -> Self {
-        CheckRegs {
-            swap_migration_read: crate::check::x86::DEFAULT_SWAP_TYPES.migration_read,
-            chid: 0,
-            root: 0,
-            flags: 0,
-            excl: 0,
-            excl_size: 0,
-            error: 0,
-            pid: 0,
-            space_sel: 0,
-        }
-    }
-}
-
 /// An access buffer: read into, or write from.
 enum Buf<'a> {
     Read(&'a mut [u8]),
@@ -1400,7 +540,9 @@ impl Iterator for BitIter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regs::window::{WINDOW_BASE, WINDOW_SCRATCH0};
+    use crate::access;
+    use crate::regs::pramin::BAR0_WINDOW;
+    use crate::window::{WINDOW_BASE, WINDOW_SCRATCH0};
 
     #[test]
     fn boot0_reads_gp100_at_every_width() {
@@ -1425,7 +567,7 @@ mod tests {
             vec![0x12_3450, 0x12_3454]
         );
         // The guest can list them through the window.
-        use crate::regs::window::*;
+        use crate::window::*;
         assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_UNDECODED_COUNT), 2);
         d.bar0_write32(WINDOW_BASE + WINDOW_UNDECODED_INDEX, 1);
         assert_eq!(
@@ -1602,6 +744,38 @@ mod tests {
         assert_eq!(u64::from_le_bytes(b), 0x7000);
     }
 
+    /// Through the BAR0 map: every write to the window counts in WRITES, the access
+    /// engine's and the checker's registers included (the device used to catch those before
+    /// the window saw them).
+    #[test]
+    fn window_writes_counts_writes_routed_through_bar0() {
+        use crate::window::*;
+        let mut d = Device::new();
+        let writes = [
+            WINDOW_SCRATCH0,
+            AE_CHID,
+            AE_LEN,
+            AB_COUNT,
+            CHK_PID,
+            CHK_SPACE_SEL,
+            0x800,
+        ];
+        for reg in writes {
+            d.bar0_write32(WINDOW_BASE + reg, 0);
+        }
+        assert_eq!(
+            d.bar0_read32(WINDOW_BASE + WINDOW_WRITES),
+            writes.len() as u32
+        );
+        // Byte writes are merged into whole-word writes: one more each.
+        d.bar0_write(u64::from(WINDOW_BASE + WINDOW_SCRATCH0), &[1])
+            .unwrap();
+        assert_eq!(
+            d.bar0_read32(WINDOW_BASE + WINDOW_WRITES),
+            writes.len() as u32 + 1
+        );
+    }
+
     #[test]
     fn pci_config_is_mirrored_at_0x88000() {
         let mut d = Device::new();
@@ -1699,7 +873,11 @@ mod tests {
         let mut s = Space::new(0x100_0000);
         let map = |d: &mut Device, s: &mut Space, va: u64, pa: u64, pages: u64| {
             for p in 0..pages {
-                s.map(&mut d.phys, va + p * 0x1000, Pte::pfn_vram(pa + p * 0x1000));
+                s.map(
+                    &mut d.ctx.phys,
+                    va + p * 0x1000,
+                    Pte::pfn_vram(pa + p * 0x1000),
+                );
             }
         };
         map(&mut d, &mut s, 0, 0x20_0000, 1); // USERD (BAR1 VA 0)
@@ -1795,7 +973,7 @@ mod tests {
         assert_eq!(d.bar0_read32(0x2100) & 0x8000_0000, 0x8000_0000);
         d.bar0_write32(0x2100, 0x8000_0000);
         assert!(!d.irq_asserted());
-        use crate::regs::window::*;
+        use crate::window::*;
         assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_CHANNELS_ACTIVE), 1);
         assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_HOST_GP_ENTRIES), 1);
         assert_eq!(d.bar0_read32(WINDOW_BASE + WINDOW_RUNLISTS_SUBMITTED), 1);
@@ -1859,7 +1037,7 @@ mod tests {
     fn batch_fills_and_overflows_the_fault_buffer_and_recovers_on_replay() {
         use crate::engine::testutil::Space;
         use crate::mmu::format::Pte;
-        use crate::regs::window::*;
+        use crate::window::*;
         use vm_memory::{GuestAddress, GuestMemoryMmap};
         let mut d = Device::new();
         assert_eq!(d.set_fault_buffer_entries(8), Err(8));
@@ -1900,7 +1078,7 @@ mod tests {
             for p in 0..10u64 {
                 let pa = 0x80_0000 + (k as u64 * 10 + p) * 0x1000;
                 s.map(
-                    &mut d.phys,
+                    &mut d.ctx.phys,
                     0x40_0000 + p * 0x1000,
                     Pte::pfn_system(pa, true, false),
                 );
@@ -1916,7 +1094,10 @@ mod tests {
         w(&mut d, AB_INDEX, 3); // a write of channel 4 at page 3
         assert_eq!(r(&mut d, AB_REPLAYS), 1);
         let mut b = [0u8; 4];
-        d.phys.sys_read(0x80_0000 + 13 * 0x1000, &mut b).unwrap();
+        d.ctx
+            .phys
+            .sys_read(0x80_0000 + 13 * 0x1000, &mut b)
+            .unwrap();
         assert_eq!(u32::from_le_bytes(b), 3);
         // A second batch on unmapped pages, cancelled for GPC 2 only.
         for i in 0..6u32 {
@@ -1947,7 +1128,7 @@ mod tests {
     fn svm_fault_service_replay_and_check_through_registers() {
         use crate::engine::testutil::Space;
         use crate::mmu::format::Pte;
-        use crate::regs::window::*;
+        use crate::window::*;
         use vm_memory::{GuestAddress, GuestMemoryMmap};
         let mut d = Device::new();
         let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
@@ -1962,7 +1143,8 @@ mod tests {
             .unwrap();
         d.bar0_write32(0x800000 + 8 * 3, 0x8000_0000 | (inst >> 12) as u32);
         // The process: CPU page tables in guest RAM mapping VA 0x40_0000 -> 0x80_0000.
-        let put = |d: &mut Device, a: u64, v: u64| d.phys.sys_write(a, &v.to_le_bytes()).unwrap();
+        let put =
+            |d: &mut Device, a: u64, v: u64| d.ctx.phys.sys_write(a, &v.to_le_bytes()).unwrap();
         put(&mut d, 0x1000, 0x2000 | 7);
         put(&mut d, 0x2000, 0x3000 | 7);
         put(&mut d, 0x3000 + 2 * 8, 0x4000 | 7);
@@ -1991,7 +1173,7 @@ mod tests {
         assert_eq!(u64::from_le_bytes(e), 0x40_0000, "the page");
         // Service: PFNMAP writes the PTE, flush (PAGE_ALL for this PDB), GET, REPLAY.
         s.map(
-            &mut d.phys,
+            &mut d.ctx.phys,
             0x40_0000,
             Pte::pfn_system(0x80_0000, true, false),
         );
@@ -2065,12 +1247,13 @@ mod poll_tests {
         use crate::check::Reason;
         use crate::engine::testutil::Space;
         use crate::mmu::format::Pte;
-        use crate::regs::window::*;
+        use crate::window::*;
         use vm_memory::{GuestAddress, GuestMemoryMmap};
         let mut d = Device::new();
         let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
         d.set_sysmem(Box::new(ram));
-        let put = |d: &mut Device, a: u64, v: u64| d.phys.sys_write(a, &v.to_le_bytes()).unwrap();
+        let put =
+            |d: &mut Device, a: u64, v: u64| d.ctx.phys.sys_write(a, &v.to_le_bytes()).unwrap();
         put(&mut d, 0x1000, 0x2000 | 7);
         put(&mut d, 0x2000, 0x3000 | 7);
         put(&mut d, 0x3000 + 2 * 8, 0x4000 | 7);
@@ -2084,7 +1267,7 @@ mod poll_tests {
         ] {
             let mut s = Space::new(tables);
             s.map(
-                &mut d.phys,
+                &mut d.ctx.phys,
                 0x40_0000,
                 Pte::pfn_system(0x80_0000, true, false),
             );

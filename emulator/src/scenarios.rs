@@ -4,7 +4,7 @@
 
 use crate::device::Device;
 use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte};
-use crate::regs::window::*;
+use crate::window::*;
 
 /// GPU cycles of one replayable-fault round trip, split as the hardware sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
-use emulator::regs::window::{WINDOW_BASE, WINDOW_ID_VALUE, WINDOW_SCRATCH0, WINDOW_WRITES};
+use emulator::window::{WINDOW_BASE, WINDOW_ID_VALUE, WINDOW_SCRATCH0, WINDOW_WRITES};
 use emulator::Device;
 use qemu_glue::transport::vfio_user::{serve, Gp100Backend};
 use vfio_user::Client;

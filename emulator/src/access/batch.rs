@@ -15,7 +15,7 @@
 //!   sets its OVERFLOW bit, [`crate::fault::ring`]) and the slot keeps waiting, so the next
 //!   REPLAY re-issues it and it faults again, as a stalled warp does on the GPU.
 //!
-//! Registers (vendor window, see [`crate::regs::window`]): the slot registers act on the slot
+//! Registers (vendor window, see [`crate::window`]): the slot registers act on the slot
 //! `AB_INDEX` selects; `AB_CTRL` = 1 issues slots `0..AB_COUNT`, 2 clears every slot.
 
 use super::{Channel, InFlight, Progress, Status, Use};

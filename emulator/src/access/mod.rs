@@ -7,7 +7,7 @@
 //! REPLAY=START, what nouveau's `gp100_vmm_fault_replay` writes) re-issues it from the page
 //! that faulted; CANCEL (targeted at our GPC/client, or global) ends it with an error.
 //!
-//! Guest tests drive it through the vendor window (see [`crate::regs::window`]); traces drive
+//! Guest tests drive it through the vendor window (see [`crate::window`]); traces drive
 //! it the same way, since the window is BAR0.
 //!
 //! Only address spaces whose instance block enables replayable faults (PDB word bit 4

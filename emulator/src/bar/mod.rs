@@ -29,10 +29,8 @@ pub mod regs {
     pub const BAR2_BLOCK: u32 = 0x001714;
 }
 
-/// Offset of the page-directory base word in an instance block (gp100-facts.md).
-pub const INST_PDB: u64 = 0x200;
-/// Offset of the VA limit (minus one) in an instance block (nouveau `gf100_vmm_join_`).
-pub const INST_LIMIT: u64 = 0x208;
+use crate::hw::ramin;
+pub use crate::hw::ramin::{INST_LIMIT, INST_PDB};
 
 /// Which aperture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +43,7 @@ pub enum Aperture {
 
 /// A BLOCK register's memory target field.
 pub fn block_target(v: u32) -> Option<Target> {
-    Target::from_target_field(u64::from(v >> 28))
+    Target::from_target_field(u64::from(ramin::TARGET.get32(v)))
 }
 
 /// What an aperture shows.
@@ -122,10 +120,15 @@ impl Bars {
 
     /// Whether `offset` is one of the unit's registers.
     pub fn contains(offset: u32) -> bool {
-        matches!(
-            offset,
-            regs::BAR1_BLOCK | regs::BIND_STATUS | regs::BAR2_BLOCK
-        )
+        Self::ranges().iter().any(|r| r.contains(&offset))
+    }
+
+    /// The unit's registers as BAR0 ranges (for the device's map).
+    pub fn ranges() -> Vec<std::ops::Range<u32>> {
+        [regs::BAR1_BLOCK, regs::BIND_STATUS, regs::BAR2_BLOCK]
+            .iter()
+            .map(|&o| o..o + 4)
+            .collect()
     }
 
     /// A register read.
@@ -163,13 +166,13 @@ impl Bars {
     }
 
     fn bind<M: GpuMemory + ?Sized>(value: u32, mem: &M) -> Binding {
-        let addr = u64::from(value & 0x0fff_ffff) << 12;
+        let addr = ramin::ptr_address(value);
         let Some(target) = block_target(value) else {
             return Binding::Broken {
                 why: "BLOCK target 1 is not a memory",
             };
         };
-        if value & 0x8000_0000 == 0 {
+        if !ramin::BIND.is_set(u64::from(value)) {
             return Binding::Physical { target, base: addr };
         }
         let (Ok(pdb_word), Ok(limit)) = (

@@ -67,10 +67,11 @@ pub mod x86;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::hw::event::ModelEvent;
 use crate::mem::{GpuMemory, PhysMem, Target};
 use crate::mmu::format::{DualPde, Pde, PdeAperture, Pte};
+use crate::mmu::geometry;
 use crate::mmu::walk::Pdb;
-use crate::trace::event::ModelEvent;
 
 use x86::{CpuMapping, CpuSpace, Special, SwapEntry, SwapTypes, WalkCache};
 
@@ -734,7 +735,7 @@ impl Checker {
             return;
         }
         let (chid, inst, pdb) = chan;
-        let pte_shaped = (pa & !0xfff) >> 4 | u64::from(!writable) << 6 | 1;
+        let pte_shaped = Pte::use_shaped(pa, writable).0;
         let va = va & !0xfff;
         let Some(i) = self.find(pdb) else {
             self.rec.stats.violations += 1;
@@ -1207,7 +1208,8 @@ fn enumerate<M: GpuMemory + ?Sized>(
     if en.visit(pdb.target, pdb.addr) {
         dirs.push((0u64, pdb.target, pdb.addr));
     }
-    for (n, shift) in [(4usize, 47u32), (512, 38), (512, 29)] {
+    for level in &geometry::DIRS {
+        let (n, shift) = (level.entries as usize, level.shift);
         let mut next = Vec::new();
         for (base, t, a) in dirs {
             let Some(table) = read_table(mem, t, a, n) else {
@@ -1227,38 +1229,45 @@ fn enumerate<M: GpuMemory + ?Sized>(
         dirs = next;
     }
     for (base1, t0, pd0_addr) in dirs {
-        let Some(pd0) = read_table(mem, t0, pd0_addr, 512) else {
+        let pd0_words = (geometry::PD0_ENTRIES * geometry::PD0_ENTRY_BYTES / 8) as usize;
+        let Some(pd0) = read_table(mem, t0, pd0_addr, pd0_words) else {
             continue;
         };
-        for i0 in 0..256usize {
+        for i0 in 0..geometry::PD0_ENTRIES as usize {
             let d = DualPde {
                 lo: pd0[2 * i0],
                 hi: pd0[2 * i0 + 1],
             };
-            let va0 = base1 | (i0 as u64) << 21;
+            let va0 = base1 | (i0 as u64) << geometry::PD0_SHIFT;
             if d.is_pte() {
                 let f = Found {
                     va: va0,
-                    shift: 21,
+                    shift: geometry::PD0_SHIFT as u8,
                     pte: d.lo,
-                    slot: (t0, pd0_addr + 16 * i0 as u64),
+                    slot: (t0, pd0_addr + geometry::PD0_ENTRY_BYTES * i0 as u64),
                 };
                 if !en.push(f) {
                     return;
                 }
                 continue;
             }
-            if let Some(&(was, 21)) = shadow.get(&va0) {
+            let pd0_shift = geometry::PD0_SHIFT as u8;
+            if let Some(&(was, _)) = shadow.get(&va0).filter(|e| e.1 == pd0_shift) {
                 if d.lo == was & !1 && d.big_aperture() != PdeAperture::Invalid {
                     en.hazards.push((va0, d.lo));
                     continue;
                 }
             }
             for (shift, n, tgt, addr) in [
-                (16u8, 32usize, d.big_aperture().target(), d.big_address()),
                 (
-                    12u8,
-                    512usize,
+                    geometry::BIG_SHIFT as u8,
+                    geometry::BIG_ENTRIES as usize,
+                    d.big_aperture().target(),
+                    d.big_address(),
+                ),
+                (
+                    geometry::SMALL_SHIFT as u8,
+                    geometry::SMALL_ENTRIES as usize,
                     d.small().aperture().target(),
                     d.small().address(),
                 ),
@@ -1279,7 +1288,7 @@ fn enumerate<M: GpuMemory + ?Sized>(
                             va: va0 | (i as u64) << shift,
                             shift,
                             pte: p,
-                            slot: (t, addr + 8 * i as u64),
+                            slot: (t, addr + geometry::ENTRY_BYTES * i as u64),
                         };
                         if !en.push(f) {
                             return;
@@ -1295,12 +1304,12 @@ fn enumerate<M: GpuMemory + ?Sized>(
 fn pte_slot<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, va: u64) -> Option<(Target, u64)> {
     let mut t = pdb.target;
     let mut a = pdb.addr;
-    for (shift, mask) in [(47, 3u64), (38, 0x1ff), (29, 0x1ff)] {
-        let e = Pde(mem.read_u64(t, a + ((va >> shift) & mask) * 8).ok()?);
+    for level in &geometry::DIRS {
+        let e = Pde(mem.read_u64(t, a + geometry::dir_slot(level, va)).ok()?);
         t = e.aperture().target()?;
         a = e.address();
     }
-    let slot = a + ((va >> 21) & 0xff) * 16;
+    let slot = a + geometry::pd0_slot(va);
     let d = DualPde {
         lo: mem.read_u64(t, slot).ok()?,
         hi: mem.read_u64(t, slot + 8).ok()?,
@@ -1309,7 +1318,7 @@ fn pte_slot<M: GpuMemory + ?Sized>(mem: &M, pdb: Pdb, va: u64) -> Option<(Target
         return Some((t, slot));
     }
     let st = d.small().aperture().target()?;
-    Some((st, d.small().address() + ((va >> 12) & 0x1ff) * 8))
+    Some((st, d.small().address() + geometry::small_slot(va)))
 }
 
 #[cfg(test)]

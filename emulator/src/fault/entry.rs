@@ -19,7 +19,7 @@
 
 use serde::Serialize;
 
-use crate::mmu::format::hex_u64;
+use crate::hw::field::hex_u64;
 
 /// `NV_PFAULT_FAULT_TYPE_*` (gp100 dev_fault.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -24,7 +24,6 @@
 //! INTR bit 0x200 on GP100, `gp100_mc_intrs`) holds while the ring is enabled and GET != PUT.
 
 use crate::mem::{GpuMemory, Target};
-use crate::regs::Bar0Unit;
 
 use super::entry::FaultEntry;
 
@@ -215,20 +214,9 @@ impl FaultRing {
     }
 }
 
-impl Bar0Unit for FaultRing {
-    fn name(&self) -> &'static str {
-        "FAULT"
-    }
-
-    fn read32(&mut self, offset: u32) -> Option<u32> {
-        FaultRing::read32(self, offset)
-    }
-
-    fn write32(&mut self, offset: u32, value: u32) -> bool {
-        FaultRing::write32(self, offset, value)
-    }
-
-    fn reset(&mut self) {
+impl FaultRing {
+    /// Back to the reset state, keeping the entry count.
+    pub fn reset(&mut self) {
         *self = FaultRing::new(self.entries);
     }
 }

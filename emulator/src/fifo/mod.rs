@@ -34,13 +34,16 @@ use std::collections::BTreeMap;
 use log::warn;
 
 use crate::engine::Hw;
+use crate::hw::engines::ENGINES;
+use crate::hw::event::ModelEvent;
+use crate::hw::ramin;
 use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
-use crate::regs::top::ENGINES;
-use crate::trace::event::ModelEvent;
 
+pub use pbdma::ChannelFault;
 use pbdma::{ChanCtx, Effects, Exec, Outcome};
+use runlist::RunlistError;
 
 /// Channels (gv100 dev_fifo's NUM_CHANNELS reset value; GP100 assumed the same).
 pub const CHANNELS: u32 = 4096;
@@ -53,6 +56,10 @@ pub const RUNLISTS: usize = ENGINES.len();
 pub mod regs {
     /// CFG0.
     pub const CFG0: u32 = 0x002004;
+    /// First offset of PFIFO's own register block (nouveau `gk104_fifo`: 0x002000..).
+    pub const PFIFO_BASE: u32 = 0x002000;
+    /// End of the block (PFIFO's PRI station decodes 0x002000..0x003fff).
+    pub const PFIFO_END: u32 = 0x004000;
     /// CFG1.
     pub const CFG1: u32 = 0x002008;
     /// INTR_0.
@@ -67,6 +74,10 @@ pub mod regs {
     pub const RUNLIST_BASE: u32 = 0x002270;
     /// RUNLIST (submit).
     pub const RUNLIST: u32 = 0x002274;
+    /// RUNLIST's runlist id (23:20).
+    pub const RUNLIST_ID: crate::hw::field::Field = crate::hw::field::Field::new(20, 4);
+    /// RUNLIST's entry count (15:0).
+    pub const RUNLIST_COUNT: crate::hw::field::Field = crate::hw::field::Field::new(0, 16);
     /// Per-runlist base read-back.
     pub const ENG_RUNLIST_BASE: u32 = 0x002280;
     /// Per-runlist length and PENDING.
@@ -93,6 +104,8 @@ pub mod regs {
     pub const PBDMA_STRIDE: u32 = 0x2000;
     /// PCCSR channel RAM.
     pub const PCCSR: u32 = 0x800000;
+    /// Bytes per channel in PCCSR (CHANNEL_INST, then CHANNEL).
+    pub const PCCSR_STRIDE: u32 = 8;
 }
 
 /// FIFO interrupt bits (INTR_0).
@@ -183,9 +196,17 @@ impl Fifo {
 
     /// Whether `offset` belongs to PFIFO, its PBDMAs or PCCSR.
     pub fn contains(offset: u32) -> bool {
-        matches!(offset, 0x002000..=0x003fff)
-            || (regs::PBDMA_BASE..regs::PBDMA_BASE + PBDMAS * regs::PBDMA_STRIDE).contains(&offset)
-            || (regs::PCCSR..regs::PCCSR + CHANNELS * 8).contains(&offset)
+        Self::ranges().iter().any(|r| r.contains(&offset))
+    }
+
+    /// PFIFO's BAR0 ranges: its own block, the PBDMAs, PCCSR (in that order; the device's
+    /// map gives the replayable fault buffer's registers inside the first to that unit).
+    pub fn ranges() -> [std::ops::Range<u32>; 3] {
+        [
+            regs::PFIFO_BASE..regs::PFIFO_END,
+            regs::PBDMA_BASE..regs::PBDMA_BASE + PBDMAS * regs::PBDMA_STRIDE,
+            regs::PCCSR..regs::PCCSR + CHANNELS * regs::PCCSR_STRIDE,
+        ]
     }
 
     /// The FIFO's PMC interrupt line (PMC_INTR_0 bit 8, `gp100_mc_intrs`).
@@ -221,7 +242,10 @@ impl Fifo {
 
     fn pccsr(offset: u32) -> Option<(u16, bool)> {
         let rel = offset.checked_sub(regs::PCCSR)?;
-        (rel < CHANNELS * 8 && rel % 4 == 0).then_some(((rel / 8) as u16, rel % 8 == 4))
+        (rel < CHANNELS * regs::PCCSR_STRIDE && rel % 4 == 0).then_some((
+            (rel / regs::PCCSR_STRIDE) as u16,
+            rel % regs::PCCSR_STRIDE == 4,
+        ))
     }
 
     fn per(offset: u32, base: u32, stride: u32, n: u32) -> Option<usize> {
@@ -237,7 +261,10 @@ impl Fifo {
             return Some(match (c, ctl) {
                 (None, _) => 0,
                 (Some(c), false) => c.inst,
-                (Some(c), true) => u32::from(c.enabled) | (u32::from(c.runlist.unwrap_or(0)) << 16),
+                (Some(c), true) => {
+                    let w = ramin::CHANNEL_ENABLE.set32(0, u32::from(c.enabled));
+                    ramin::CHANNEL_RUNLIST.set32(w, u32::from(c.runlist.unwrap_or(0)))
+                }
             });
         }
         if let Some((p, i)) = Self::pbdma_reg(offset) {
@@ -279,11 +306,11 @@ impl Fifo {
         if let Some((chid, ctl)) = Self::pccsr(offset) {
             let c = self.chans.entry(chid).or_default();
             if ctl {
-                if v & (1 << 10) != 0 {
+                if ramin::CHANNEL_ENABLE_SET.is_set(u64::from(v)) {
                     c.enabled = true;
                     c.error = false;
                 }
-                if v & (1 << 11) != 0 {
+                if ramin::CHANNEL_ENABLE_CLR.is_set(u64::from(v)) {
                     c.enabled = false;
                 }
             } else {
@@ -328,24 +355,25 @@ impl Fifo {
     }
 
     fn submit<M: GpuMemory + ?Sized>(&mut self, v: u32, mem: &M) {
-        let id = ((v >> 20) & 0xf) as usize;
-        let count = v & 0xffff;
+        let id = regs::RUNLIST_ID.get32(v) as usize;
+        let count = regs::RUNLIST_COUNT.get32(v);
         if id >= RUNLISTS {
             warn!("runlist {id} submitted, but the GPU has {RUNLISTS} runlists: ignored");
             self.events.push(ModelEvent::RunlistRejected {
                 runlist: id as u8,
-                why: "no such runlist".into(),
+                why: RunlistError::NoSuchRunlist.to_string(),
             });
             return;
         }
-        let Some(target) = Target::from_target_field(u64::from(self.runlist_base >> 28)) else {
+        let base = self.runlist_base;
+        let Some(target) = Target::from_target_field(u64::from(ramin::TARGET.get32(base))) else {
             self.events.push(ModelEvent::RunlistRejected {
                 runlist: id as u8,
-                why: "RUNLIST_BASE target 1".into(),
+                why: RunlistError::BaseTarget.to_string(),
             });
             return;
         };
-        let addr = u64::from(self.runlist_base & 0x0fff_ffff) << 12;
+        let addr = ramin::ptr_address(base);
         let chans = match runlist::parse(mem, target, addr, count) {
             Ok(l) => l,
             Err(e) => {
@@ -385,7 +413,7 @@ impl Fifo {
             .filter(|(_, c)| {
                 c.enabled
                     && !c.error
-                    && c.inst & 0x8000_0000 != 0
+                    && ramin::BIND.is_set(u64::from(c.inst))
                     && c.runlist
                         .is_some_and(|r| self.sched_disable & (1 << r) == 0)
             })
@@ -395,40 +423,36 @@ impl Fifo {
     }
 
     /// Reads the channel's instance block and RAMFC.
-    fn context(&self, hw: &Hw<'_>, chid: u16, c: &Chan) -> Result<ChanCtx, String> {
-        let target =
-            Target::from_target_field(u64::from(c.inst >> 28)).ok_or("instance block target 1")?;
-        let inst = u64::from(c.inst & 0x0fff_ffff) << 12;
+    fn context(&self, hw: &Hw<'_>, chid: u16, c: &Chan) -> Result<ChanCtx, ChannelFault> {
+        let target = Target::from_target_field(u64::from(ramin::TARGET.get32(c.inst)))
+            .ok_or(ChannelFault::InstTarget)?;
+        let inst = ramin::ptr_address(c.inst);
         let r = |off: u64| {
             hw.phys
                 .read_u32(target, inst + off)
-                .map_err(|e| format!("instance block unreadable: {e}"))
+                .map_err(ChannelFault::InstUnreadable)
         };
-        let userd_lo = r(0x08)?;
-        let userd_hi = r(0x0c)?;
-        let userd_target =
-            Target::from_target_field(u64::from(userd_lo)).ok_or("USERD target 1")?;
-        let gp_lo = r(0x48)?;
-        let gp_hi = r(0x4c)?;
-        let pdb_word = u64::from(r(0x200)?) | (u64::from(r(0x204)?) << 32);
-        let pdb =
-            Pdb::from_instance_word(pdb_word).ok_or("instance block has no VER2 page directory")?;
-        let limit2 = (gp_hi >> 16) & 0x1f;
+        let userd_lo = r(ramin::RAMFC_USERD_LO)?;
+        let userd_hi = r(ramin::RAMFC_USERD_HI)?;
+        let userd_target = Target::from_target_field(ramin::USERD_TARGET.get(u64::from(userd_lo)))
+            .ok_or(ChannelFault::UserdTarget)?;
+        let gp_lo = r(ramin::RAMFC_GP_BASE)?;
+        let gp_hi = r(ramin::RAMFC_GP_BASE_HI)?;
+        let pdb_word = u64::from(r(ramin::INST_PDB)?) | (u64::from(r(ramin::INST_PDB + 4)?) << 32);
+        let pdb = Pdb::from_instance_word(pdb_word).ok_or(ChannelFault::NoPageDirectory)?;
+        let limit2 = ramin::GP_BASE_HI_LIMIT2.get32(gp_hi);
         let runlist = c.runlist.unwrap_or(0);
         Ok(ChanCtx {
             chid,
             pdb,
-            userd: (
-                userd_target,
-                (u64::from(userd_hi & 0xff) << 32) | u64::from(userd_lo & !0x1ff),
-            ),
+            userd: (userd_target, ramin::userd_address(userd_lo, userd_hi)),
             // NV_PPBDMA_GP_BASE_HI: OFFSET 7:0 (VA bits 39:32), LIMIT2 20:16 (open-gpu-doc
             // gm107 pbdma hwref; the same on Pascal): the host fetches with 40-bit addresses.
             // Bits nouveau writes above (upper_32_bits of a higher VA) are not part of it.
-            gp_base: (u64::from(gp_hi & 0xff) << 32) | u64::from(gp_lo & !7),
-            gp_base_hi_ignored: ((gp_hi >> 8) & 0xff) as u8,
+            gp_base: ramin::gp_base(gp_lo, gp_hi),
+            gp_base_hi_ignored: ramin::GP_BASE_HI_IGNORED.get32(gp_hi) as u8,
             gp_entries: 1 << limit2,
-            privileged: r(0xe4)? & (1 << 5) != 0,
+            privileged: ramin::CONFIG_PRIVILEGED.is_set(u64::from(r(ramin::RAMFC_CONFIG)?)),
             ce_client: ce_client(runlist),
         })
     }
@@ -475,19 +499,22 @@ impl Fifo {
         report
     }
 
-    fn channel_error(&mut self, chid: u16, why: String) {
+    fn channel_error(&mut self, chid: u16, why: ChannelFault) {
         warn!("channel {chid} stopped: {why}");
         if let Some(c) = self.chans.get_mut(&chid) {
             c.error = true;
         }
-        self.events.push(ModelEvent::ChannelError { chid, why });
+        self.events.push(ModelEvent::ChannelError {
+            chid,
+            why: why.to_string(),
+        });
         self.refresh_active();
     }
 
     /// The PCCSR instance word of channel `chid` (PTR 27:0, TARGET 29:28, BIND 31).
     pub fn channel_inst(&self, chid: u32) -> Option<u32> {
         let c = self.chans.get(&u16::try_from(chid).ok()?)?;
-        (c.inst & 0x8000_0000 != 0).then_some(c.inst)
+        ramin::BIND.is_set(u64::from(c.inst)).then_some(c.inst)
     }
 
     /// Channels bound, enabled and on a runlist.

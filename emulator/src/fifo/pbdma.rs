@@ -16,12 +16,15 @@
 //!   RELEASE_SIZE 24 = 0 sixteen bytes: payload, 0, PTIMER ns), NON_STALL_INTERRUPT 0x20,
 //!   FB_FLUSH 0x24, MEM_OP_A-D 0x28-0x34, SET_REFERENCE 0x50, WFI 0x78, YIELD 0x80.
 //!
+//! The fields and method numbers are named in [`crate::hw::host`].
+//!
 //! Every step is bounded by the caller's budget; an acquire that does not hold leaves the
 //! channel blocked at that method, to be retried, never spun on.
 
-use crate::ce::{CeCtx, CeState, CLASS_PASCAL_DMA_COPY_A};
-use crate::engine::Hw;
-use crate::mem::{GpuMemory, Target};
+use crate::ce::{CeCtx, CeError, CeState, CLASS_PASCAL_DMA_COPY_A};
+use crate::engine::{Hw, VmError};
+use crate::hw::host::{self, mem_op, mthd, sem_op, SecOp};
+use crate::mem::{GpuMemory, MemError, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
 
@@ -86,6 +89,107 @@ pub struct Effects {
     pub tlb_invalidate: bool,
 }
 
+/// Why a channel stopped (the text is what the trace's `ChannelError` event records, so
+/// rewording one changes traces that contain it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelFault {
+    /// The instance block pointer names target 1 (no memory).
+    #[error("instance block target 1")]
+    InstTarget,
+    /// The instance block or RAMFC could not be read.
+    #[error("instance block unreadable: {0}")]
+    InstUnreadable(MemError),
+    /// RAMFC's USERD names target 1.
+    #[error("USERD target 1")]
+    UserdTarget,
+    /// The instance block's PDB word is not a VER2 page directory.
+    #[error("instance block has no VER2 page directory")]
+    NoPageDirectory,
+    /// USERD could not be read.
+    #[error("USERD unreadable: {0}")]
+    UserdUnreadable(MemError),
+    /// USERD could not be written.
+    #[error("USERD unwritable: {0}")]
+    UserdUnwritable(MemError),
+    /// A pushbuffer segment could not be fetched.
+    #[error("pushbuffer fetch: {0}")]
+    PushbufferFetch(VmError),
+    /// GP_GET or GP_PUT outside the GPFIFO.
+    #[error("GP_GET {gp_get} / GP_PUT {gp_put} outside the {entries}-entry GPFIFO")]
+    GpOutOfRange {
+        /// GP_GET.
+        gp_get: u32,
+        /// GP_PUT.
+        gp_put: u32,
+        /// GPFIFO entries.
+        entries: u32,
+    },
+    /// A GP entry could not be fetched.
+    #[error("GPFIFO fetch: {0}")]
+    GpFetch(VmError),
+    /// A GP entry could not be fetched, and RAMFC GP_BASE_HI has bits above the 40-bit
+    /// address (the driver placed the GPFIFO above 1 TiB).
+    #[error(
+        "GPFIFO fetch at {at:#x}: {err} (RAMFC GP_BASE_HI bits 15:8 = {ignored:#x} are \
+         not address bits: the host reads 40-bit GPFIFO addresses, and the \
+         driver placed this GPFIFO above 1 TiB)"
+    )]
+    GpFetchAbove40Bits {
+        /// The entry's VA.
+        at: u64,
+        /// The fault.
+        err: VmError,
+        /// GP_BASE_HI bits 15:8.
+        ignored: u8,
+    },
+    /// A method header with an illegal SEC_OP.
+    #[error("pushbuffer header {header:#010x}: SEC_OP {op} is illegal")]
+    IllegalSecOp {
+        /// The header.
+        header: u32,
+        /// Its SEC_OP.
+        op: u32,
+    },
+    /// The ILLEGAL host method.
+    #[error("ILLEGAL method")]
+    IllegalMethod,
+    /// A host method the model does not implement.
+    #[error("host method {0:#x} is not modelled")]
+    HostMethod(u32),
+    /// A semaphore acquire could not read the semaphore.
+    #[error("semaphore acquire: {0}")]
+    SemaphoreAcquire(VmError),
+    /// A semaphore release could not write it.
+    #[error("semaphore release: {0}")]
+    SemaphoreRelease(VmError),
+    /// A semaphore operation the model does not implement.
+    #[error("semaphore operation {0:#x} is not modelled")]
+    SemaphoreOp(u32),
+    /// A method to subchannels 5..7 (software methods).
+    #[error("software method {mthd:#x} on subchannel {subc}: no software engine")]
+    SoftwareMethod {
+        /// The method.
+        mthd: u32,
+        /// The subchannel.
+        subc: u8,
+    },
+    /// A method to an engine class the model does not have.
+    #[error(
+        "method {mthd:#x} to subchannel {subc} (class {class:#06x}): that engine is not modelled"
+    )]
+    EngineNotModelled {
+        /// The method.
+        mthd: u32,
+        /// The subchannel.
+        subc: u8,
+        /// The class bound there.
+        class: u32,
+    },
+    /// The copy engine refused a method.
+    #[error("{0}")]
+    CopyEngine(#[from] CeError),
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -96,7 +200,7 @@ pub enum Outcome {
     /// The budget ran out with work left.
     Budget,
     /// The channel hit an error and stopped (the reason).
-    Error(String),
+    Error(ChannelFault),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,16 +239,16 @@ enum Step {
 }
 
 impl Exec {
-    fn userd_read(hw: &Hw<'_>, ctx: &ChanCtx, off: u64) -> Result<u32, String> {
+    fn userd_read(hw: &Hw<'_>, ctx: &ChanCtx, off: u64) -> Result<u32, ChannelFault> {
         hw.phys
             .read_u32(ctx.userd.0, ctx.userd.1 + off)
-            .map_err(|e| format!("USERD unreadable: {e}"))
+            .map_err(ChannelFault::UserdUnreadable)
     }
 
-    fn userd_write(hw: &mut Hw<'_>, ctx: &ChanCtx, off: u64, v: u32) -> Result<(), String> {
+    fn userd_write(hw: &mut Hw<'_>, ctx: &ChanCtx, off: u64, v: u32) -> Result<(), ChannelFault> {
         hw.phys
             .write_u32(ctx.userd.0, ctx.userd.1 + off, v)
-            .map_err(|e| format!("USERD unwritable: {e}"))
+            .map_err(ChannelFault::UserdUnwritable)
     }
 
     /// Whether the channel has GP entries it has not consumed (or a segment in progress).
@@ -179,7 +283,7 @@ impl Exec {
         ctx: &ChanCtx,
         budget: &mut u64,
         fx: &mut Effects,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, ChannelFault> {
         let mut buf = [0u8; FETCH * 4];
         loop {
             if *budget == 0 {
@@ -190,7 +294,7 @@ impl Exec {
                     let n = ((seg.len - seg.pos) as usize).min(FETCH);
                     let va = seg.va.wrapping_add(u64::from(seg.pos) * 4);
                     hw.vm_read(CLIENT_HOST, ctx.pdb, va, &mut buf[..n * 4], ctx.privileged)
-                        .map_err(|e| format!("pushbuffer fetch: {e}"))?;
+                        .map_err(ChannelFault::PushbufferFetch)?;
                     let mut i = 0;
                     while i < n {
                         if *budget == 0 {
@@ -228,10 +332,11 @@ impl Exec {
             let gp_get = Self::userd_read(hw, ctx, userd::GP_GET)?;
             let gp_put = Self::userd_read(hw, ctx, userd::GP_PUT)?;
             if gp_put >= ctx.gp_entries || gp_get >= ctx.gp_entries {
-                return Err(format!(
-                    "GP_GET {gp_get} / GP_PUT {gp_put} outside the {}-entry GPFIFO",
-                    ctx.gp_entries
-                ));
+                return Err(ChannelFault::GpOutOfRange {
+                    gp_get,
+                    gp_put,
+                    entries: ctx.gp_entries,
+                });
             }
             if gp_get == gp_put {
                 return Ok(Outcome::Idle);
@@ -239,21 +344,20 @@ impl Exec {
             let mut e = [0u8; 8];
             let at = ctx.gp_base.wrapping_add(u64::from(gp_get) * 8);
             hw.vm_read(CLIENT_HOST, ctx.pdb, at, &mut e, ctx.privileged)
-                .map_err(|e| {
+                .map_err(|err| {
                     if ctx.gp_base_hi_ignored != 0 {
-                        format!(
-                            "GPFIFO fetch at {at:#x}: {e} (RAMFC GP_BASE_HI bits 15:8 = {:#x} are \
-                             not address bits: the host reads 40-bit GPFIFO addresses, and the \
-                             driver placed this GPFIFO above 1 TiB)",
-                            ctx.gp_base_hi_ignored
-                        )
+                        ChannelFault::GpFetchAbove40Bits {
+                            at,
+                            err,
+                            ignored: ctx.gp_base_hi_ignored,
+                        }
                     } else {
-                        format!("GPFIFO fetch: {e}")
+                        ChannelFault::GpFetch(err)
                     }
                 })?;
             let e0 = u32::from_le_bytes(e[..4].try_into().expect("4"));
             let e1 = u32::from_le_bytes(e[4..].try_into().expect("4"));
-            let len = (e1 >> 10) & 0x1f_ffff;
+            let len = host::GP_ENTRY1_LENGTH.get32(e1);
             *budget = budget.saturating_sub(1);
             if len == 0 {
                 // A control entry (NOP/CRC opcodes): nothing to fetch.
@@ -262,7 +366,7 @@ impl Exec {
                 continue;
             }
             self.seg = Some(Segment {
-                va: (u64::from(e1 & 0xff) << 32) | u64::from(e0 & !3),
+                va: host::gp_entry_address(e0, e1),
                 len,
                 pos: 0,
             });
@@ -275,25 +379,25 @@ impl Exec {
         ctx: &ChanCtx,
         d: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, ChannelFault> {
         if self.count > 0 {
             if let Step::Block = self.method(hw, ctx, self.subc, self.mthd, d, fx)? {
                 return Ok(Step::Block);
             }
             self.count -= 1;
             match self.mode {
-                Mode::Inc => self.mthd = (self.mthd + 4) & 0x3ffc,
+                Mode::Inc => self.mthd = (self.mthd + 4) & host::METHOD_SPACE_MASK,
                 Mode::NonInc => {}
                 Mode::OneInc => {
-                    self.mthd = (self.mthd + 4) & 0x3ffc;
+                    self.mthd = (self.mthd + 4) & host::METHOD_SPACE_MASK;
                     self.mode = Mode::NonInc;
                 }
             }
             return Ok(Step::Continue);
         }
-        let mthd = (d & 0xfff) << 2;
-        let subc = ((d >> 13) & 7) as u8;
-        let count = (d >> 16) & 0x1fff;
+        let mthd = host::HDR_ADDRESS.get32(d) << 2;
+        let subc = host::HDR_SUBCHANNEL.get32(d) as u8;
+        let count = host::HDR_COUNT.get32(d);
         let mut start = |mode| {
             self.mthd = mthd;
             self.subc = subc;
@@ -301,17 +405,15 @@ impl Exec {
             self.mode = mode;
             Ok(Step::Continue)
         };
-        match d >> 29 {
+        match host::sec_op(d) {
             // 0x00000000 is a NOP; the subdevice-mask control entries concern SLI only.
-            0 => Ok(Step::Continue),
-            1 => start(Mode::Inc),
-            3 => start(Mode::NonInc),
-            5 => start(Mode::OneInc),
-            4 => self.method(hw, ctx, subc, mthd, count, fx),
-            7 => Ok(Step::EndSegment),
-            op => Err(format!(
-                "pushbuffer header {d:#010x}: SEC_OP {op} is illegal"
-            )),
+            SecOp::Control => Ok(Step::Continue),
+            SecOp::Inc => start(Mode::Inc),
+            SecOp::NonInc => start(Mode::NonInc),
+            SecOp::OneInc => start(Mode::OneInc),
+            SecOp::Immediate => self.method(hw, ctx, subc, mthd, count, fx),
+            SecOp::EndSegment => Ok(Step::EndSegment),
+            SecOp::Illegal(op) => Err(ChannelFault::IllegalSecOp { header: d, op }),
         }
     }
 
@@ -323,31 +425,36 @@ impl Exec {
         mthd: u32,
         data: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
-        if mthd >= 0x100 {
+    ) -> Result<Step, ChannelFault> {
+        if mthd >= host::ENGINE_METHODS {
             return self.engine_method(hw, ctx, subc, mthd, data, fx);
         }
         match mthd {
-            0x00 => self.subch_class[subc as usize] = data & 0xffff,
-            0x08 | 0x24 | 0x78 | 0x7c | 0x80 => {}
-            0x10 => self.sem[0] = data,
-            0x14 => self.sem[1] = data,
-            0x18 => self.sem[2] = data,
-            0x1c => return self.semaphore(hw, ctx, data, fx),
-            0x20 => fx.nonstall = true,
-            0x28 => self.mem_op[0] = data,
-            0x2c => self.mem_op[1] = data,
-            0x30 => self.mem_op[2] = data,
-            0x34 => {
-                // MEM_OP_D OPERATION 31:27: 9 MMU_TLB_INVALIDATE, 0xa TARGETED. The model
-                // drops every cached translation (a superset: nothing stale survives).
-                if matches!(data >> 27, 9 | 0xa) {
+            mthd::SET_OBJECT => {
+                self.subch_class[subc as usize] = host::SET_OBJECT_CLASS.get32(data)
+            }
+            mthd::NOP | mthd::FB_FLUSH | mthd::WFI | mthd::CRC_CHECK | mthd::YIELD => {}
+            mthd::SEMAPHOREA => self.sem[0] = data,
+            mthd::SEMAPHOREB => self.sem[1] = data,
+            mthd::SEMAPHOREC => self.sem[2] = data,
+            mthd::SEMAPHORED => return self.semaphore(hw, ctx, data, fx),
+            mthd::NON_STALL_INTERRUPT => fx.nonstall = true,
+            mthd::MEM_OP_A => self.mem_op[0] = data,
+            mthd::MEM_OP_B => self.mem_op[1] = data,
+            mthd::MEM_OP_C => self.mem_op[2] = data,
+            mthd::MEM_OP_D => {
+                // The model drops every cached translation for either TLB invalidate (a
+                // superset: nothing stale survives).
+                if matches!(
+                    host::MEM_OP_OPERATION.get32(data),
+                    mem_op::MMU_TLB_INVALIDATE | mem_op::MMU_TLB_INVALIDATE_TARGETED
+                ) {
                     fx.tlb_invalidate = true;
                 }
             }
-            0x50 => Self::userd_write(hw, ctx, userd::REF, data)?,
-            0x04 => return Err("ILLEGAL method".into()),
-            m => return Err(format!("host method {m:#x} is not modelled")),
+            mthd::SET_REFERENCE => Self::userd_write(hw, ctx, userd::REF, data)?,
+            mthd::ILLEGAL => return Err(ChannelFault::IllegalMethod),
+            m => return Err(ChannelFault::HostMethod(m)),
         }
         Ok(Step::Continue)
     }
@@ -358,28 +465,32 @@ impl Exec {
         ctx: &ChanCtx,
         d: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
-        let addr = (u64::from(self.sem[0] & 0xff) << 32) | u64::from(self.sem[1] & !3);
+    ) -> Result<Step, ChannelFault> {
+        let addr = host::semaphore_address(self.sem[0], self.sem[1]);
         let payload = self.sem[2];
         let read = |hw: &mut Hw<'_>| {
             hw.vm_read_u32(CLIENT_HOST, ctx.pdb, addr, ctx.privileged)
-                .map_err(|e| format!("semaphore acquire: {e}"))
+                .map_err(ChannelFault::SemaphoreAcquire)
         };
-        let holds = match d & 0x1f {
-            1 => read(hw)? == payload,
-            4 => (read(hw)?.wrapping_sub(payload) as i32) >= 0,
-            8 => read(hw)? & payload != 0,
-            2 => {
+        let holds = match host::SEM_OPERATION.get32(d) {
+            sem_op::ACQUIRE => read(hw)? == payload,
+            sem_op::ACQ_GEQ => (read(hw)?.wrapping_sub(payload) as i32) >= 0,
+            sem_op::ACQ_AND => read(hw)? & payload != 0,
+            sem_op::RELEASE => {
                 let mut b = [0u8; 16];
                 b[..4].copy_from_slice(&payload.to_le_bytes());
                 b[8..].copy_from_slice(&hw.now_ns.to_le_bytes());
-                let n = if d & (1 << 24) == 0 { 16 } else { 4 };
+                let n = if host::SEM_RELEASE_SIZE_4BYTE.is_set(u64::from(d)) {
+                    4
+                } else {
+                    16
+                };
                 hw.vm_write(CLIENT_HOST, ctx.pdb, addr, &b[..n], ctx.privileged)
-                    .map_err(|e| format!("semaphore release: {e}"))?;
+                    .map_err(ChannelFault::SemaphoreRelease)?;
                 fx.releases += 1;
                 true
             }
-            op => return Err(format!("semaphore operation {op:#x} is not modelled")),
+            op => return Err(ChannelFault::SemaphoreOp(op)),
         };
         Ok(if holds { Step::Continue } else { Step::Block })
     }
@@ -392,28 +503,20 @@ impl Exec {
         mthd: u32,
         data: u32,
         fx: &mut Effects,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, ChannelFault> {
         let class = self.subch_class[subc as usize];
-        if subc > 4 {
-            return Err(format!(
-                "software method {mthd:#x} on subchannel {subc}: no software engine"
-            ));
+        if subc > host::LAST_HW_SUBCHANNEL {
+            return Err(ChannelFault::SoftwareMethod { mthd, subc });
         }
         if class != CLASS_PASCAL_DMA_COPY_A {
-            return Err(format!(
-                "method {mthd:#x} to subchannel {subc} (class {class:#06x}): that engine is not modelled"
-            ));
+            return Err(ChannelFault::EngineNotModelled { mthd, subc, class });
         }
         let cctx = CeCtx {
             pdb: ctx.pdb,
             client: ctx.ce_client,
             privileged: ctx.privileged,
         };
-        if let Some(l) = self
-            .ce
-            .method(hw, &cctx, mthd, data)
-            .map_err(|e| e.to_string())?
-        {
+        if let Some(l) = self.ce.method(hw, &cctx, mthd, data)? {
             fx.ce_bytes += l.bytes;
             fx.ce_work += l.work;
             fx.releases += u64::from(l.semaphore);
@@ -425,6 +528,43 @@ impl Exec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts are what `ChannelError` events record: pinned to the messages the model
+    /// emitted before the faults were typed.
+    #[test]
+    fn channel_fault_texts_are_the_recorded_ones() {
+        let f = ChannelFault::GpOutOfRange {
+            gp_get: 5,
+            gp_put: 9,
+            entries: 8,
+        };
+        assert_eq!(
+            f.to_string(),
+            "GP_GET 5 / GP_PUT 9 outside the 8-entry GPFIFO"
+        );
+        let f = ChannelFault::IllegalSecOp {
+            header: 0x4000_0000,
+            op: 2,
+        };
+        assert_eq!(
+            f.to_string(),
+            "pushbuffer header 0x40000000: SEC_OP 2 is illegal"
+        );
+        let f = ChannelFault::EngineNotModelled {
+            mthd: 0x100,
+            subc: 1,
+            class: 0xc0b5,
+        };
+        assert_eq!(
+            f.to_string(),
+            "method 0x100 to subchannel 1 (class 0xc0b5): that engine is not modelled"
+        );
+        assert_eq!(
+            ChannelFault::HostMethod(0x44).to_string(),
+            "host method 0x44 is not modelled"
+        );
+        assert_eq!(ChannelFault::UserdTarget.to_string(), "USERD target 1");
+    }
     use crate::engine::testutil::Space;
     use crate::mem::PhysMem;
     use crate::mmu::format::Pte;

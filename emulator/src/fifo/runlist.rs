@@ -45,6 +45,12 @@ pub enum RunlistError {
     /// A TSG header where a channel entry was expected.
     #[error("runlist entry {0}: TSG header inside a TSG")]
     NestedTsg(u32),
+    /// RUNLIST names a runlist id the GPU does not have.
+    #[error("no such runlist")]
+    NoSuchRunlist,
+    /// RUNLIST_BASE names target 1 (no memory).
+    #[error("RUNLIST_BASE target 1")]
+    BaseTarget,
 }
 
 /// Reads and checks a runlist of `count` entries at `addr` in `target`.

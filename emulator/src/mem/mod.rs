@@ -45,6 +45,11 @@ impl Target {
     }
 }
 
+/// Video memory the device has by default: 4 GiB, backed lazily (issue 5 asks for a
+/// configurable size with this default; the P100 has 16 GiB, which the lazy backing would
+/// also allow).
+pub const DEFAULT_VRAM: u64 = 4 << 30;
+
 /// A failed memory access (the MMU turns these into faults; nothing panics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MemError {
@@ -128,41 +133,74 @@ fn misaligned(target: Target, addr: u64) -> MemError {
     MemError::OutOfRange { target, addr }
 }
 
-fn video_only(target: Target, addr: u64) -> MemError {
-    match target {
-        Target::Peer(p) => MemError::Peer(p),
-        _ => MemError::OutOfRange { target, addr },
+/// What stands behind the GPU's memory targets: video memory and a way to reach system
+/// memory. [`GpuMemory`] is implemented once, for every `Backing`, so the target dispatch
+/// (video, peer, system) exists in one place; [`PhysMem`] (the device's, with the DMA log),
+/// [`Memory`] (borrowed parts, for tools and benches) and [`VidMem`] alone (no system
+/// memory) are its backings.
+pub trait Backing {
+    /// Video memory.
+    fn vid(&self) -> &VidMem;
+    /// Video memory, for writes.
+    fn vid_mut(&mut self) -> &mut VidMem;
+    /// Reads system memory (guest RAM) at `addr`.
+    fn sys_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError>;
+    /// Writes system memory at `addr`.
+    fn sys_write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError>;
+}
+
+/// A system-memory error reported against the target the access named.
+fn sys_target(target: Target, addr: u64, e: MemError) -> MemError {
+    match e {
+        MemError::OutOfRange { .. } => MemError::OutOfRange { target, addr },
+        other => other,
     }
 }
 
-/// Video memory alone (for units that only touch it); system-memory accesses fail.
-impl GpuMemory for VidMem {
-    fn read_u64(&self, target: Target, addr: u64) -> Result<u64, MemError> {
-        match target {
-            Target::Video => VidMem::read_u64(self, addr),
-            _ => Err(video_only(target, addr)),
-        }
-    }
-
-    fn write_u64(&mut self, target: Target, addr: u64, value: u64) -> Result<(), MemError> {
-        match target {
-            Target::Video => VidMem::write_u64(self, addr, value),
-            _ => Err(video_only(target, addr)),
-        }
-    }
-
+/// The one target dispatch.
+impl<B: Backing + ?Sized> GpuMemory for B {
     fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         match target {
-            Target::Video => VidMem::read(self, addr, buf),
-            _ => Err(video_only(target, addr)),
+            Target::Video => self.vid().read(addr, buf),
+            Target::Peer(p) => Err(MemError::Peer(p)),
+            Target::SysCoherent | Target::SysNoncoherent => self
+                .sys_read(addr, buf)
+                .map_err(|e| sys_target(target, addr, e)),
         }
     }
 
     fn write_bytes(&mut self, target: Target, addr: u64, buf: &[u8]) -> Result<(), MemError> {
         match target {
-            Target::Video => VidMem::write(self, addr, buf),
-            _ => Err(video_only(target, addr)),
+            Target::Video => self.vid_mut().write(addr, buf),
+            Target::Peer(p) => Err(MemError::Peer(p)),
+            Target::SysCoherent | Target::SysNoncoherent => self
+                .sys_write(addr, buf)
+                .map_err(|e| sys_target(target, addr, e)),
         }
+    }
+}
+
+/// No system memory behind the error of a [`VidMem`]-only backing.
+fn no_sys(addr: u64) -> MemError {
+    MemError::OutOfRange {
+        target: Target::SysCoherent,
+        addr,
+    }
+}
+
+/// Video memory alone (for units that only touch it); system-memory accesses fail.
+impl Backing for VidMem {
+    fn vid(&self) -> &VidMem {
+        self
+    }
+    fn vid_mut(&mut self) -> &mut VidMem {
+        self
+    }
+    fn sys_read(&self, addr: u64, _: &mut [u8]) -> Result<(), MemError> {
+        Err(no_sys(addr))
+    }
+    fn sys_write(&self, addr: u64, _: &[u8]) -> Result<(), MemError> {
+        Err(no_sys(addr))
     }
 }
 
@@ -174,27 +212,18 @@ pub struct Memory<'a, M: SysMem + ?Sized> {
     pub sys: &'a M,
 }
 
-impl<M: SysMem + ?Sized> GpuMemory for Memory<'_, M> {
-    fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        match target {
-            Target::Video => self.vid.read(addr, buf),
-            Target::Peer(p) => Err(MemError::Peer(p)),
-            Target::SysCoherent | Target::SysNoncoherent => self
-                .sys
-                .read(addr, buf)
-                .map_err(|_| MemError::OutOfRange { target, addr }),
-        }
+impl<M: SysMem + ?Sized> Backing for Memory<'_, M> {
+    fn vid(&self) -> &VidMem {
+        self.vid
     }
-
-    fn write_bytes(&mut self, target: Target, addr: u64, buf: &[u8]) -> Result<(), MemError> {
-        match target {
-            Target::Video => self.vid.write(addr, buf),
-            Target::Peer(p) => Err(MemError::Peer(p)),
-            Target::SysCoherent | Target::SysNoncoherent => self
-                .sys
-                .write(addr, buf)
-                .map_err(|_| MemError::OutOfRange { target, addr }),
-        }
+    fn vid_mut(&mut self) -> &mut VidMem {
+        self.vid
+    }
+    fn sys_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.sys.read(addr, buf).map_err(|_| no_sys(addr))
+    }
+    fn sys_write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        self.sys.write(addr, buf).map_err(|_| no_sys(addr))
     }
 }
 

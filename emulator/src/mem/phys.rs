@@ -9,8 +9,8 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::{GpuMemory, MemError, NoSysMem, SysMem, Target, VidMem};
-use crate::trace::event::{Data, ModelEvent};
+use super::{Backing, MemError, NoSysMem, SysMem, VidMem};
+use crate::hw::event::{Data, ModelEvent};
 
 /// Most DMA events held between two drains (a bound on what a guest can make us keep). One
 /// PTE-checker scan of a large mapping is a few CPU page-table reads per page, so this is
@@ -138,38 +138,25 @@ impl PhysMem {
     }
 }
 
-fn sys_target(target: Target, addr: u64, e: MemError) -> MemError {
-    match e {
-        MemError::OutOfRange { .. } => MemError::OutOfRange { target, addr },
-        other => other,
+impl Backing for PhysMem {
+    fn vid(&self) -> &VidMem {
+        &self.vid
     }
-}
-
-impl GpuMemory for PhysMem {
-    fn read_bytes(&self, target: Target, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        match target {
-            Target::Video => self.vid.read(addr, buf),
-            Target::Peer(p) => Err(MemError::Peer(p)),
-            _ => self
-                .sys_read(addr, buf)
-                .map_err(|e| sys_target(target, addr, e)),
-        }
+    fn vid_mut(&mut self) -> &mut VidMem {
+        &mut self.vid
     }
-
-    fn write_bytes(&mut self, target: Target, addr: u64, buf: &[u8]) -> Result<(), MemError> {
-        match target {
-            Target::Video => self.vid.write(addr, buf),
-            Target::Peer(p) => Err(MemError::Peer(p)),
-            _ => self
-                .sys_write(addr, buf)
-                .map_err(|e| sys_target(target, addr, e)),
-        }
+    fn sys_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        PhysMem::sys_read(self, addr, buf)
+    }
+    fn sys_write(&self, addr: u64, buf: &[u8]) -> Result<(), MemError> {
+        PhysMem::sys_write(self, addr, buf)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mem::{GpuMemory, Target};
     use vm_memory::{GuestAddress, GuestMemoryMmap};
 
     #[test]

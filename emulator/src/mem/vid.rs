@@ -1,7 +1,7 @@
 //! Video memory: the GPU's own memory, owned by the device and backed lazily.
 //!
 //! The P100 has 16 GiB of HBM2; the model's size is configurable (default 4 GiB,
-//! [`crate::device::DEFAULT_VRAM`]). Memory is backed in 64 KiB chunks on first write, so
+//! [`crate::mem::DEFAULT_VRAM`]). Memory is backed in 64 KiB chunks on first write, so
 //! never-written memory reads as zero and costs nothing. The chunks hang off a table with one
 //! slot per chunk (8 bytes per 64 KiB: 512 KiB for 4 GiB), so finding one is an index, not a
 //! hash.

@@ -254,6 +254,17 @@ impl Pte {
         Pte((addr >> 4) | VALID)
     }
 
+    /// The PTE-shaped word the PTE checker reports for a GPU use of the page at `pa` (what
+    /// the translation amounted to): VALID, READ_ONLY unless `writable`, the page address in
+    /// the address field's place; aperture and the other fields 0.
+    pub fn use_shaped(pa: u64, writable: bool) -> Self {
+        let mut v = ((pa >> ADDRESS_SHIFT) << 8) | VALID;
+        if !writable {
+            v |= READ_ONLY;
+        }
+        Pte(v)
+    }
+
     /// The unmapped form nouveau's PFN unmap leaves: VALID cleared, everything else kept
     /// (`gp100_vmm_pfn_clear`).
     pub fn invalidated(self) -> Self {
@@ -290,10 +301,7 @@ pub struct PteFields {
     pub address: u64,
 }
 
-/// Serialises an address as a `0x…` string (JSON numbers lose precision above 2^53).
-pub fn hex_u64<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
-}
+pub use crate::hw::field::hex_u64;
 
 /// A version-2 PDE of levels PD3, PD2, PD1 (8 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -405,6 +413,21 @@ impl DualPde {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn use_shaped_is_the_word_the_checker_always_reported() {
+        for (pa, w) in [
+            (0x1234_5678u64, true),
+            (0x3f_ffff_f000, false),
+            (u64::MAX, false),
+        ] {
+            let hand = (pa & !0xfff) >> 4 | u64::from(!w) << 6 | 1;
+            assert_eq!(Pte::use_shaped(pa, w).0, hand, "{pa:#x}");
+        }
+        let p = Pte::use_shaped(0x5000, false);
+        assert!(p.valid() && p.read_only());
+        assert_eq!(p.address(), 0x5000);
+    }
 
     #[test]
     fn pfn_pte_for_a_system_page_as_nouveau_writes_it() {

@@ -18,7 +18,9 @@
 //! access engine are the probe and SVM issues' work.
 
 pub mod format;
+pub mod geometry;
 pub mod tlb;
+pub mod trigger;
 pub mod unit;
 pub mod walk;
 

@@ -8,6 +8,7 @@
 //! figures (NVIDIA does not document them; microbenchmark papers measure latencies, not
 //! capacities per client).
 
+use super::trigger;
 use super::walk::{PageSize, Pdb};
 use crate::mem::Target;
 
@@ -98,9 +99,9 @@ impl Invalidate {
     /// registers' contents.
     pub fn from_trigger(word: u32, pdb: PdbKey, va: u64) -> Self {
         Invalidate {
-            all_va: word & 1 != 0,
-            all_pdb: word & 2 != 0,
-            hub_only: word & 4 != 0,
+            all_va: trigger::ALL_VA.is_set(u64::from(word)),
+            all_pdb: trigger::ALL_PDB.is_set(u64::from(word)),
+            hub_only: trigger::HUBTLB_ONLY.is_set(u64::from(word)),
             pdb,
             va,
         }

@@ -13,10 +13,10 @@
 //! the flush slots are always free and the "queued" bit is set by the processing itself.
 
 use crate::mem::{GpuMemory, Target};
-use crate::regs::Bar0Unit;
 use crate::timing::Costs;
 
 use super::tlb::{ClientKind, Hit, Invalidate, PdbKey, TlbConfig, TlbEntry, Tlbs};
+use super::trigger;
 use super::walk::{translate_cached, Access, PageSize, Pdb, PdeCache, Walk, WalkFault};
 use crate::fault::FaultType;
 
@@ -189,18 +189,18 @@ impl Mmu {
         let target = Target::from_target_field(v).unwrap_or(Target::Peer(0));
         PdbKey::from(Pdb {
             target,
-            addr: (v >> 4) << 12,
+            addr: trigger::pdb_address(v),
         })
     }
 
     fn trigger(&mut self, word: u32) {
-        if word & 0x8000_0000 == 0 {
+        if !trigger::TRIGGER.is_set(u64::from(word)) {
             return;
         }
         let inv = Invalidate::from_trigger(word, self.pdb_key(), 0);
-        match (word >> 3) & 7 {
-            1 => self.stats.replays += 1,
-            3 => self.stats.cancels += 1,
+        match trigger::replay_op(word) {
+            trigger::ReplayOp::Start => self.stats.replays += 1,
+            trigger::ReplayOp::CancelTargeted => self.stats.cancels += 1,
             _ => {}
         }
         let dropped = self.tlbs.invalidate(&inv);
@@ -220,7 +220,8 @@ impl Mmu {
     /// Drops every cached translation and directory word (what a host MEM_OP TLB invalidate
     /// asks for; the model does not narrow it, so nothing stale can survive).
     pub fn invalidate_everything(&mut self) {
-        let inv = Invalidate::from_trigger(0x8000_0003, PdbKey(0), 0);
+        let everything = trigger::TRIGGER.mask() | trigger::ALL_VA.mask() | trigger::ALL_PDB.mask();
+        let inv = Invalidate::from_trigger(everything as u32, PdbKey(0), 0);
         self.tlbs.invalidate(&inv);
         self.pde_cache.clear();
         self.stats.invalidates += 1;
@@ -333,12 +334,10 @@ impl Mmu {
     }
 }
 
-impl Bar0Unit for Mmu {
-    fn name(&self) -> &'static str {
-        "MMU"
-    }
-
-    fn read32(&mut self, offset: u32) -> Option<u32> {
+/// The invalidate registers, as the device's BAR0 map routes them here.
+impl Mmu {
+    /// Reads one of [`regs`].
+    pub fn read32(&mut self, offset: u32) -> Option<u32> {
         Some(match offset {
             regs::STATUS => {
                 (self.ctrl & !STATUS_FIELDS) | FLUSH_SLOTS << 16 | u32::from(self.queued) << 15
@@ -350,7 +349,8 @@ impl Bar0Unit for Mmu {
         })
     }
 
-    fn write32(&mut self, offset: u32, value: u32) -> bool {
+    /// Writes one of [`regs`]; `false` when not decoded.
+    pub fn write32(&mut self, offset: u32, value: u32) -> bool {
         match offset {
             regs::STATUS => self.ctrl = value & !STATUS_FIELDS,
             regs::PDB_LO => self.pdb_lo = value,
@@ -361,7 +361,8 @@ impl Bar0Unit for Mmu {
         true
     }
 
-    fn reset(&mut self) {
+    /// Back to the power-on state (the walk log setting is kept).
+    pub fn reset(&mut self) {
         let log = self.log_walks;
         *self = Mmu::new(self.cfg, self.costs);
         self.log_walks = log;

@@ -19,6 +19,7 @@ use crate::fault::FaultType;
 use crate::mem::{GpuMemory, MemError, Target};
 
 use super::format::{DualPde, Pde, Pte};
+use super::geometry;
 
 /// Virtual address bits: 49 (gp100-facts.md; `NV_MMU_VER2` five-level format).
 pub const VA_BITS: u32 = 49;
@@ -324,22 +325,17 @@ pub fn translate_cached<M: GpuMemory>(
     }
     // PD3, PD2, PD1: 8-byte PDEs.
     let mut table = (pdb.target, pdb.addr & !0xfff);
-    for (level, shift, mask) in [
-        (Level::Pd3, 47, 0x3),
-        (Level::Pd2, 38, 0x1ff),
-        (Level::Pd1, 29, 0x1ff),
-    ] {
-        let idx = (va >> shift) & mask;
-        let pde = Pde(w.read(level, table.0, table.1 + idx * 8)?);
+    for d in &geometry::DIRS {
+        let pde = Pde(w.read(d.level, table.0, table.1 + geometry::dir_slot(d, va))?);
         let Some(t) = pde.aperture().target() else {
-            return Err(w.fault(FaultType::Pde, level));
+            return Err(w.fault(FaultType::Pde, d.level));
         };
         table = (t, pde.address());
     }
     // PD0: 16-byte dual entries.
-    let idx = (va >> 21) & 0xff;
-    let lo = w.read(Level::Pd0, table.0, table.1 + idx * 16)?;
-    let hi = w.read(Level::Pd0, table.0, table.1 + idx * 16 + 8)?;
+    let slot = table.1 + geometry::pd0_slot(va);
+    let lo = w.read(Level::Pd0, table.0, slot)?;
+    let hi = w.read(Level::Pd0, table.0, slot + 8)?;
     let d = DualPde { lo, hi };
     if d.is_pte() {
         return w.leaf(d.as_pte(), va, PageSize::M2, Level::Pd0, access, privileged);
@@ -354,7 +350,7 @@ pub fn translate_cached<M: GpuMemory>(
         return Err(w.fault(FaultType::Pde, Level::Pd0));
     }
     if let Some((t, a)) = big {
-        let pte = Pte(w.read(Level::BigPt, t, a + ((va >> 16) & 0x1f) * 8)?);
+        let pte = Pte(w.read(Level::BigPt, t, a + geometry::big_slot(va))?);
         if pte.valid() {
             return w.leaf(pte, va, PageSize::K64, Level::BigPt, access, privileged);
         }
@@ -370,7 +366,7 @@ pub fn translate_cached<M: GpuMemory>(
         }
     }
     let (t, a) = small.expect("checked above");
-    let pte = Pte(w.read(Level::SmallPt, t, a + ((va >> 12) & 0x1ff) * 8)?);
+    let pte = Pte(w.read(Level::SmallPt, t, a + geometry::small_slot(va))?);
     if pte.valid() {
         return w.leaf(pte, va, PageSize::K4, Level::SmallPt, access, privileged);
     }
@@ -421,8 +417,8 @@ mod tests {
         /// Makes PD3..PD1 for `va` and returns the PD0 table address.
         fn dirs(&mut self, va: u64) -> u64 {
             let mut table = PD3;
-            for (shift, mask) in [(47, 3u64), (38, 0x1ff), (29, 0x1ff)] {
-                let slot = table + ((va >> shift) & mask) * 8;
+            for d in &geometry::DIRS {
+                let slot = table + geometry::dir_slot(d, va);
                 let cur = Pde(self.vid.read_u64(slot).unwrap());
                 table = if cur.valid() {
                     cur.address()

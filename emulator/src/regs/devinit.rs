@@ -20,6 +20,10 @@ impl Bar0Unit for Devinit {
         "DEVINIT"
     }
 
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        crate::bus::block(DEVINIT_STATUS, 4)
+    }
+
     fn read32(&mut self, offset: u32) -> Option<u32> {
         (offset == DEVINIT_STATUS).then_some(DEVINIT_DONE)
     }

@@ -37,6 +37,20 @@ impl Bar0Unit for Fuse {
         "FUSE"
     }
 
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        let ltc = (0..FUSE_LTC_FBPS).map(|i| FUSE_LTC_DISABLE_BASE + 4 * i);
+        crate::bus::words(
+            [
+                FUSE_CE_DISABLE,
+                FUSE_DISPLAY_DISABLE,
+                FUSE_FBPA_DISABLE,
+                FUSE_FBP_DISABLE,
+            ]
+            .into_iter()
+            .chain(ltc),
+        )
+    }
+
     fn read32(&mut self, offset: u32) -> Option<u32> {
         if !Self::contains(offset) {
             return None;

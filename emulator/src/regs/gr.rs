@@ -33,7 +33,8 @@ static REGS: &[Reg] = &[
     reg(0x41a12c, "GPCCS FALCON_HWCFG1", 0x1105, Ro),
 ];
 
-/// The GR registers nouveau touches while GR stays uninitialised.
+/// The GR registers nouveau touches while GR stays uninitialised; clearing GR's PMC_ENABLE
+/// bit ([`crate::hw::engines::ENGINE_GR`]) resets them.
 pub fn new() -> TableUnit {
-    TableUnit::new("PGRAPH", REGS)
+    TableUnit::new("PGRAPH", REGS).with_enable_bit(crate::hw::engines::ENGINE_GR.reset)
 }

@@ -1,8 +1,8 @@
 //! The BAR0 register file: one module per hardware unit, each with its table of
 //! offsets at the top and the source of every fact beside it.
 //!
-//! Every unit implements [`Bar0Unit`]; [`crate::device::Device`] routes a BAR0
-//! offset to the unit that decodes it. An offset no unit decodes answers
+//! Every unit implements [`Bar0Unit`] (a `bus::Unit` without context); the device's map
+//! routes a BAR0 offset to the unit that decodes it. An offset no unit decodes answers
 //! [`PRI_ERROR_NO_UNIT`], as GP100 does for a register behind no PRI station.
 
 pub mod absent;
@@ -12,6 +12,7 @@ pub mod fuse;
 pub mod gr;
 pub mod ltc;
 pub mod pbus;
+pub mod pci_mirror;
 pub mod pextdev;
 pub mod pmc;
 pub mod pmgr;
@@ -22,7 +23,6 @@ pub mod store;
 pub mod therm;
 pub mod top;
 pub mod uflush;
-pub mod window;
 
 /// The value a BAR0 read returns when no unit decodes the offset.
 ///
@@ -37,19 +37,4 @@ pub const PRI_ERROR_MASK: u32 = 0xfff0_0000;
 /// See [`PRI_ERROR_MASK`].
 pub const PRI_ERROR_CODE: u32 = 0xbad0_0000;
 
-/// A unit of the BAR0 register file, accessed in aligned 32-bit words.
-///
-/// `offset` is the full BAR0 offset (units compare it against their own table).
-/// A unit returns `None`/`false` for an offset inside its range that it does not
-/// decode; the device then answers like hardware does for a missing register and
-/// logs the offset once.
-pub trait Bar0Unit {
-    /// The unit's name as NVIDIA/nouveau call it (for logs).
-    fn name(&self) -> &'static str;
-    /// Reads the 32-bit register at `offset`.
-    fn read32(&mut self, offset: u32) -> Option<u32>;
-    /// Writes the 32-bit register at `offset`; `false` when not decoded.
-    fn write32(&mut self, offset: u32, value: u32) -> bool;
-    /// Puts every register back to its documented reset value.
-    fn reset(&mut self);
-}
+pub use crate::bus::Bar0Unit;

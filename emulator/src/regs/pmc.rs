@@ -7,6 +7,11 @@
 
 use super::Bar0Unit;
 
+/// First offset of PMC's block (nouveau `nvkm_mc`: 0x000000..0x000fff).
+pub const PMC_BASE: u32 = 0x000000;
+/// Size of the block.
+pub const PMC_SIZE: u32 = 0x1000;
+
 /// NV_PMC_BOOT_0: chip identification; GP100 A01 reads 0x130000a1
 /// (nouveau prints "NVIDIA GP100 (130000a1)"; verified in a guest here).
 pub const PMC_BOOT_0: u32 = 0x000000;
@@ -91,6 +96,10 @@ impl Pmc {
 impl Bar0Unit for Pmc {
     fn name(&self) -> &'static str {
         "PMC"
+    }
+
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        crate::bus::block(PMC_BASE, PMC_SIZE)
     }
 
     fn read32(&mut self, offset: u32) -> Option<u32> {

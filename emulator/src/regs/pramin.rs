@@ -6,10 +6,12 @@
 //! 0xfffff)`).
 //!
 //! nouveau builds instance blocks and the BAR2 page tables through this window before BAR2
-//! is up, so every access here is a real memory access; the device does the data path
-//! (it owns the memories) and this unit only knows where the window points.
+//! is up, so every access here is a real memory access, made through the context's memory.
 
-use crate::mem::Target;
+use std::ops::Range;
+
+use crate::bus::{Ctx, Unit};
+use crate::mem::{GpuMemory, Target};
 
 /// `NV_PBUS_BAR0_WINDOW`.
 pub const BAR0_WINDOW: u32 = 0x001700;
@@ -50,6 +52,46 @@ impl Pramin {
     /// Reset: the window at video memory 0.
     pub fn reset(&mut self) {
         self.window = 0;
+    }
+}
+
+impl Unit for Pramin {
+    fn name(&self) -> &'static str {
+        "PRAMIN"
+    }
+
+    fn ranges(&self) -> Vec<Range<u32>> {
+        vec![
+            BAR0_WINDOW..BAR0_WINDOW + 4,
+            PRAMIN_BASE..PRAMIN_BASE + PRAMIN_SIZE,
+        ]
+    }
+
+    fn read32(&mut self, ctx: &mut Ctx, offset: u32) -> Option<u32> {
+        if offset == BAR0_WINDOW {
+            return Some(self.window());
+        }
+        let (t, a) = self.resolve(offset)?;
+        ctx.phys.read_u32(t, a).ok()
+    }
+
+    fn write32(&mut self, ctx: &mut Ctx, offset: u32, value: u32) -> bool {
+        if offset == BAR0_WINDOW {
+            self.set_window(value);
+            return true;
+        }
+        let Some((t, a)) = self.resolve(offset) else {
+            return false;
+        };
+        // A write outside memory is dropped, as the hardware drops it.
+        let _ = ctx.phys.write_u32(t, a, value);
+        // The host watches instance memory too (a RAMFC or USERD written here).
+        ctx.fifo.kick();
+        true
+    }
+
+    fn reset(&mut self, _: &mut Ctx) {
+        Pramin::reset(self);
     }
 }
 

@@ -33,6 +33,10 @@ impl Bar0Unit for Prom {
         "PROM"
     }
 
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        crate::bus::block(PROM_BASE, PROM_SIZE)
+    }
+
     fn read32(&mut self, offset: u32) -> Option<u32> {
         if !Self::contains(offset) {
             return None;

@@ -85,6 +85,16 @@ impl Bar0Unit for Ptimer {
         "PTIMER"
     }
 
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        crate::bus::words([
+            PTIMER_INTR_0,
+            PTIMER_INTR_EN_0,
+            PTIMER_TIME_0,
+            PTIMER_TIME_1,
+            PTIMER_ALARM_0,
+        ])
+    }
+
     fn read32(&mut self, offset: u32) -> Option<u32> {
         Some(match offset {
             PTIMER_INTR_0 => self.intr,

@@ -90,6 +90,7 @@ impl RegFile {
 pub struct TableUnit {
     name: &'static str,
     file: RegFile,
+    enable_bit: Option<u32>,
 }
 
 impl TableUnit {
@@ -98,7 +99,14 @@ impl TableUnit {
         TableUnit {
             name,
             file: RegFile::new(regs),
+            enable_bit: None,
         }
+    }
+
+    /// The unit, held in reset while PMC_ENABLE bit `bit` is clear.
+    pub fn with_enable_bit(mut self, bit: u32) -> Self {
+        self.enable_bit = Some(bit);
+        self
     }
 
     /// Whether `offset` is one of its registers.
@@ -115,6 +123,12 @@ impl TableUnit {
 impl super::Bar0Unit for TableUnit {
     fn name(&self) -> &'static str {
         self.name
+    }
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        crate::bus::words(self.file.regs.iter().map(|r| r.offset))
+    }
+    fn pmc_enable_bit(&self) -> Option<u32> {
+        self.enable_bit
     }
     fn read32(&mut self, offset: u32) -> Option<u32> {
         self.file.read(offset)

@@ -18,6 +18,10 @@ impl Bar0Unit for Therm {
         "THERM"
     }
 
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        crate::bus::block(THERM_SENSOR, 4)
+    }
+
     fn read32(&mut self, offset: u32) -> Option<u32> {
         (offset == THERM_SENSOR).then_some(0)
     }

@@ -44,57 +44,7 @@ pub const TOP_DEVICE_INFO: u32 = 0x022700;
 /// DEVICE_INFO words.
 pub const DEVICE_INFO_WORDS: u32 = 64;
 
-/// An engine as DEVICE_INFO describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EngineInfo {
-    /// ENGINE_TYPE (0 GR, 1 COPY0, 2 COPY1, …).
-    pub engine_type: u32,
-    /// PRI base of its registers.
-    pub pri_base: u32,
-    /// MMU fault id (`NV_PFAULT_MMU_ENG_ID_*`).
-    pub fault_id: u32,
-    /// Host engine id.
-    pub engine: u32,
-    /// Runlist it is scheduled on.
-    pub runlist: u32,
-    /// PMC_INTR bit.
-    pub intr: u32,
-    /// PMC_ENABLE bit.
-    pub reset: u32,
-}
-
-/// GR: the graphics/compute engine.
-pub const ENGINE_GR: EngineInfo = EngineInfo {
-    engine_type: 0,
-    pri_base: 0x400000,
-    fault_id: 0,
-    engine: 0,
-    runlist: 0,
-    intr: 12,
-    reset: 12,
-};
-/// CE0: copy engine 0.
-pub const ENGINE_CE0: EngineInfo = EngineInfo {
-    engine_type: 1,
-    pri_base: 0x104000,
-    fault_id: 21,
-    engine: 1,
-    runlist: 1,
-    intr: 5,
-    reset: 6,
-};
-/// CE1: copy engine 1.
-pub const ENGINE_CE1: EngineInfo = EngineInfo {
-    engine_type: 2,
-    pri_base: 0x104000,
-    fault_id: 22,
-    engine: 2,
-    runlist: 2,
-    intr: 6,
-    reset: 7,
-};
-/// The engines our GP100 has, in DEVICE_INFO order.
-pub const ENGINES: [EngineInfo; 3] = [ENGINE_GR, ENGINE_CE0, ENGINE_CE1];
+pub use crate::hw::engines::{EngineInfo, ENGINES, ENGINE_CE0, ENGINE_CE1, ENGINE_GR};
 
 /// The three DEVICE_INFO words of an engine (TYPE and DATA chained to the ENUM word).
 pub const fn device_info_words(e: &EngineInfo) -> [u32; 3] {
@@ -155,6 +105,17 @@ impl Bar0Unit for Top {
         "TOP"
     }
 
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        let fbpa = (0..FBPS * FBPA_PER_FBP).map(|i| FBPA_SIZE_BASE + FBPA_STRIDE * i);
+        let info = (0..DEVICE_INFO_WORDS).map(|i| TOP_DEVICE_INFO + 4 * i);
+        crate::bus::words(
+            [TOP_NUM_FBPS, TOP_NUM_LTC_PER_FBP, TOP_NUM_FBPA_PER_FBP]
+                .into_iter()
+                .chain(fbpa)
+                .chain(info),
+        )
+    }
+
     fn read32(&mut self, offset: u32) -> Option<u32> {
         Some(match offset {
             TOP_NUM_FBPS => FBPS,
@@ -186,7 +147,7 @@ mod tests {
             mib += u64::from(t.read32(FBPA_SIZE_BASE + i * FBPA_STRIDE).unwrap());
         }
         assert_eq!(mib << 20, Top::vram_bytes());
-        assert_eq!(Top::vram_bytes(), crate::device::DEFAULT_VRAM);
+        assert_eq!(Top::vram_bytes(), crate::mem::DEFAULT_VRAM);
         assert_eq!(t.read32(FBPA_SIZE_BASE + 8 * FBPA_STRIDE), None);
         assert_eq!(t.read32(FBPA_SIZE_BASE + 4), None);
     }

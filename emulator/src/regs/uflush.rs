@@ -45,6 +45,10 @@ impl Bar0Unit for Uflush {
     fn name(&self) -> &'static str {
         "UFLUSH"
     }
+
+    fn ranges(&self) -> Vec<std::ops::Range<u32>> {
+        crate::bus::words([FB_FLUSH, L2_SYSMEM_INVALIDATE, L2_FLUSH_DIRTY])
+    }
     fn read32(&mut self, offset: u32) -> Option<u32> {
         // Bit 0 (trigger) and bit 1 (outstanding) both read 0: nothing is in flight.
         Self::index(offset).map(|_| 0)

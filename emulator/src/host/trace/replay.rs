@@ -6,8 +6,8 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use crate::device::Device;
+use crate::host::port;
 use crate::pci::BarLayout;
-use crate::port;
 
 use super::event::{Data, Event, ModelEvent, Record};
 use super::file::{TraceError, TraceReader};
@@ -565,8 +565,8 @@ pub fn write_event(dev: &mut Device, space: port::Space, offset: u64, data: &[u8
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::Space;
-    use crate::trace::file::{TraceHeader, TraceWriter};
+    use crate::host::port::Space;
+    use crate::host::trace::file::{TraceHeader, TraceWriter};
 
     fn header(bar1: u64) -> TraceHeader {
         TraceHeader {

@@ -125,9 +125,9 @@ pub fn first_divergence<A: Read, B: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::Space;
-    use crate::trace::event::{Data, Event};
-    use crate::trace::file::{TraceHeader, TraceWriter};
+    use crate::host::port::Space;
+    use crate::host::trace::event::{Data, Event};
+    use crate::host::trace::file::{TraceHeader, TraceWriter};
 
     fn trace(values: &[u32]) -> Vec<u8> {
         let h = TraceHeader {

@@ -514,8 +514,8 @@ impl<R: Read> Iterator for TraceReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::Space;
-    use crate::trace::event::{Data, Event, ModelEvent};
+    use crate::host::port::Space;
+    use crate::host::trace::event::{Data, Event, ModelEvent};
 
     fn header() -> TraceHeader {
         TraceHeader {

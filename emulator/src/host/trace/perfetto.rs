@@ -5,7 +5,7 @@
 //! writes, with runs of writes to consecutive offsets folded into one slice (nouveau clears
 //! instance memory one byte at a time: two million writes become a handful of slices);
 //! refused accesses, resets and DMA maps as instants. Timestamps are GPU cycles converted to
-//! microseconds at [`crate::trace::perfetto::CYCLES_PER_US`]. Events are written as they are
+//! microseconds at [`crate::host::trace::perfetto::CYCLES_PER_US`]. Events are written as they are
 //! read, so a long trace does not have to fit in memory.
 //!
 //! Format: "Trace Event Format" (Google, docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU).
@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::event::{Event, ModelEvent};
 use super::file::{TraceError, TraceReader};
-use crate::port::Space;
+use crate::host::port::Space;
 
 /// GPU cycles per microsecond used for the timeline: the Tesla P100 PCIe base clock,
 /// 1126 MHz (NVIDIA Tesla P100 PCIe datasheet). Timeline only; the model counts cycles.
@@ -236,9 +236,9 @@ pub fn export<R: Read, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::Space;
-    use crate::trace::event::{Data, ModelEvent, Record};
-    use crate::trace::file::{TraceHeader, TraceWriter};
+    use crate::host::port::Space;
+    use crate::host::trace::event::{Data, ModelEvent, Record};
+    use crate::host::trace::file::{TraceHeader, TraceWriter};
 
     #[test]
     fn timeline_has_interrupts_writes_and_metadata() {

@@ -26,7 +26,7 @@
 //! ```
 
 use super::event::{Data, Event, ModelEvent, Record};
-use crate::port::Space;
+use crate::host::port::Space;
 
 const KIND_READ: u8 = 0;
 const KIND_WRITE: u8 = 1;
@@ -504,5 +504,24 @@ mod tests {
             },
         );
         assert!(encode(&mut State::new(), &r, &mut out).is_err());
+    }
+
+    /// The compatibility rule's other half (hw/event.rs): a model event from a newer build
+    /// (a tag past the last one this build knows) is a decode error naming the model event,
+    /// never another event.
+    #[test]
+    fn a_model_event_from_a_newer_build_is_a_clear_error() {
+        let mut out = Vec::new();
+        let r = rec(7, Event::Model(ModelEvent::Replay));
+        encode(&mut State::new(), &r, &mut out).unwrap();
+        assert_eq!(Decoder::new(&out).next(&mut State::new()).unwrap(), r);
+        // tag, dcycle, then the postcard variant index: make it one past FaultDropped (18).
+        let last = out.len() - 1;
+        assert_eq!(out[last], 11, "Replay's pinned tag");
+        out[last] = 19;
+        match Decoder::new(&out).next(&mut State::new()) {
+            Err(CodecError::Model(why)) => assert!(!why.is_empty()),
+            other => panic!("expected a model-event error, got {other:?}"),
+        }
     }
 }
