@@ -45,9 +45,11 @@ pub const BAR0_SIZE: u64 = 16 << 20;
 /// also allow).
 pub const DEFAULT_VRAM: u64 = 4 << 30;
 
-/// Entries of the replayable fault buffer (what SIZE at 0x002a78 reads). Assumed: nouveau
-/// reads it and sizes its buffer from it; the hardware value is not documented to us.
-pub const FAULT_BUFFER_ENTRIES: u32 = 1024;
+/// Entries of the replayable fault buffer (what SIZE at 0x002a78 reads; source and the
+/// GP100 caveat at [`crate::fault::ring::HW_ENTRIES`]).
+pub const FAULT_BUFFER_ENTRIES: u32 = crate::fault::ring::HW_ENTRIES;
+/// Most entries [`Device::set_fault_buffer_entries`] accepts: what the 9-bit SIZE field holds.
+pub const MAX_FAULT_BUFFER_ENTRIES: u32 = crate::fault::ring::SIZE_FIELD_MAX;
 /// Fewest entries [`Device::set_fault_buffer_entries`] accepts: a smaller buffer lets one
 /// batch of the access engine overflow it (tests of overflow handling); below 16 nouveau
 /// would service almost nothing per interrupt.
@@ -308,13 +310,20 @@ impl Device {
 
     /// Sets the replayable fault buffer's entry count (what SIZE reads), before the driver
     /// loads: a small buffer makes overflows reachable. Err(entries) outside
-    /// [`MIN_FAULT_BUFFER_ENTRIES`]..=[`FAULT_BUFFER_ENTRIES`].
+    /// [`MIN_FAULT_BUFFER_ENTRIES`]..=[`MAX_FAULT_BUFFER_ENTRIES`].
     pub fn set_fault_buffer_entries(&mut self, entries: u32) -> Result<(), u32> {
-        if !(MIN_FAULT_BUFFER_ENTRIES..=FAULT_BUFFER_ENTRIES).contains(&entries) {
+        if !(MIN_FAULT_BUFFER_ENTRIES..=MAX_FAULT_BUFFER_ENTRIES).contains(&entries) {
             return Err(entries);
         }
         self.fault = FaultRing::new(entries);
         Ok(())
+    }
+
+    /// Replaces the cycle-model profile and the TLB geometry (before the driver loads: the
+    /// TLBs start empty).
+    pub fn set_timing(&mut self, costs: Costs, tlb: TlbConfig) {
+        self.costs = costs;
+        self.mmu = Mmu::new(tlb, costs);
     }
 
     /// Makes the device inject a seeded bug into the PTEs nouveau writes (see
@@ -733,14 +742,14 @@ impl Device {
         }
     }
 
-    /// Accounts the walk reads of the translations an access used and lets the PTE checker
+    /// Accounts the data access of each translation an access used and lets the PTE checker
     /// judge each use.
     fn judge_uses(&mut self, uses: Vec<access::Use>) {
         for u in uses {
             let cost = if u.target.is_sys() {
-                self.costs.walk_read_sysmem
+                self.costs.data_read_sysmem
             } else {
-                self.costs.walk_read_vidmem
+                self.costs.data_read_vidmem
             };
             self.clock.advance(cost);
             self.checker.check_use(

@@ -309,19 +309,18 @@ impl Mmu {
                 ..
             } => {
                 let size: PageSize = page_size;
-                self.tlbs.fill(
-                    client,
-                    TlbEntry {
-                        pdb: key,
-                        va: va & !(size.bytes() - 1),
-                        size,
-                        target,
-                        pa: pa & !(size.bytes() - 1),
-                        read_only: pte.read_only(),
-                        atomic_disable: pte.atomic_disable(),
-                        privilege: pte.privilege(),
-                    },
-                );
+                let entry = TlbEntry {
+                    pdb: key,
+                    va: va & !(size.bytes() - 1),
+                    size,
+                    target,
+                    pa: pa & !(size.bytes() - 1),
+                    read_only: pte.read_only(),
+                    atomic_disable: pte.atomic_disable(),
+                    privilege: pte.privilege(),
+                };
+                self.tlbs.fill(client, entry);
+                self.fill_group(mem, pdb, entry);
                 Ok(Translation::Mapped {
                     target,
                     pa,
@@ -329,6 +328,50 @@ impl Mmu {
                 })
             }
             Walk::Sparse { .. } => Ok(Translation::Sparse),
+        }
+    }
+}
+
+impl Mmu {
+    /// After a walk of `e`'s page: the other mapped pages of its L2 group go into the L2 too
+    /// (one walk makes the whole group available, as the P100 measurement shows; see
+    /// [`super::tlb`]). Their reads are not charged: the profile's miss cost is the measured
+    /// cost of the whole fill. Pages of another size, sparse or faulting pages stay out.
+    fn fill_group<M: GpuMemory>(&mut self, mem: &M, pdb: Pdb, e: TlbEntry) {
+        let (base, pages) = self.tlbs.l2_group(e.va, e.size);
+        for i in 0..pages {
+            let va = base + i * e.size.bytes();
+            if va == e.va {
+                continue;
+            }
+            let walk = translate_cached(
+                mem,
+                Some(&mut self.pde_cache),
+                pdb,
+                va,
+                Access::Prefetch,
+                true,
+            );
+            if let Ok(Walk::Mapped {
+                target,
+                pa,
+                page_size,
+                pte,
+                ..
+            }) = walk
+            {
+                if page_size == e.size {
+                    self.tlbs.fill_l2(TlbEntry {
+                        va,
+                        target,
+                        pa: pa & !(page_size.bytes() - 1),
+                        read_only: pte.read_only(),
+                        atomic_disable: pte.atomic_disable(),
+                        privilege: pte.privilege(),
+                        ..e
+                    });
+                }
+            }
         }
     }
 }

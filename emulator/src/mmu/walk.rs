@@ -221,6 +221,35 @@ impl<M: GpuMemory> Walker<'_, '_, M> {
         Ok(v)
     }
 
+    /// The low word of a PD0 entry: from the directory cache when it is a directory word,
+    /// from memory when it is a 2 MiB PTE (a cached copy of a leaf is dropped and re-read).
+    fn read_pd0_lo(&mut self, t: Target, addr: u64) -> Result<u64, WalkFault> {
+        let leaf = |v: u64| (DualPde { lo: v, hi: 0 }).is_pte();
+        if let Some(c) = self.cache.as_deref_mut() {
+            let key = (target_tag(t), addr);
+            match c.map.get(&key) {
+                Some(v) if !leaf(*v) => {
+                    c.hits += 1;
+                    return Ok(*v);
+                }
+                Some(_) => {
+                    c.map.remove(&key);
+                }
+                None => {}
+            }
+        }
+        let v = self.read_mem(Level::Pd0, t, addr)?;
+        if !leaf(v) {
+            if let Some(c) = self.cache.as_deref_mut() {
+                if c.map.len() >= PDE_CACHE_ENTRIES {
+                    c.map.clear();
+                }
+                c.map.insert((target_tag(t), addr), v);
+            }
+        }
+        Ok(v)
+    }
+
     fn read_mem(&mut self, level: Level, t: Target, addr: u64) -> Result<u64, WalkFault> {
         self.reads += 1;
         if matches!(t, Target::SysCoherent | Target::SysNoncoherent) {
@@ -336,14 +365,18 @@ pub fn translate_cached<M: GpuMemory>(
         };
         table = (t, pde.address());
     }
-    // PD0: 16-byte dual entries.
+    // PD0: 16-byte dual entries. A low word with VALID set is a 2 MiB PTE: a leaf, so it is
+    // read from memory like any PTE (never from the directory cache) and the high word,
+    // which only a directory uses, is not fetched.
     let idx = (va >> 21) & 0xff;
-    let lo = w.read(Level::Pd0, table.0, table.1 + idx * 16)?;
-    let hi = w.read(Level::Pd0, table.0, table.1 + idx * 16 + 8)?;
-    let d = DualPde { lo, hi };
-    if d.is_pte() {
-        return w.leaf(d.as_pte(), va, PageSize::M2, Level::Pd0, access, privileged);
+    let lo_at = table.1 + idx * 16;
+    let lo = w.read_pd0_lo(table.0, lo_at)?;
+    if (DualPde { lo, hi: 0 }).is_pte() {
+        let pte = DualPde { lo, hi: 0 }.as_pte();
+        return w.leaf(pte, va, PageSize::M2, Level::Pd0, access, privileged);
     }
+    let hi = w.read(Level::Pd0, table.0, lo_at + 8)?;
+    let d = DualPde { lo, hi };
     let big = d.big_aperture().target().map(|t| (t, d.big_address()));
     let small = d
         .small()
