@@ -694,6 +694,44 @@ mod tests {
     }
 
     #[test]
+    fn a_2mib_pte_in_pd0_is_a_leaf_read_from_memory_every_walk() {
+        let mut t = Tree::new();
+        let va = 0x5_0000_0000u64;
+        let slot = t.pd0_slot(va);
+        t.w(slot, Pte::pfn_vram(0x20_0000).0);
+        let mut cache = PdeCache::new();
+        let m = Memory {
+            vid: &mut t.vid,
+            sys: &t.ram,
+        };
+        for (round, want) in [(0, 4), (1, 1)] {
+            match translate_cached(
+                &m,
+                Some(&mut cache),
+                Tree::pdb(),
+                va + 0x1234,
+                Access::Read,
+                false,
+            ) {
+                Ok(Walk::Mapped {
+                    pa,
+                    page_size,
+                    reads,
+                    ..
+                }) => {
+                    assert_eq!((pa, page_size), (0x20_1234, PageSize::M2));
+                    assert_eq!(
+                        reads, want,
+                        "round {round}: PD3..PD1 cached, the PTE word never"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(cache.len(), 3, "only the three directory words");
+    }
+
+    #[test]
     fn instance_block_pdb_word() {
         let p = Pdb::from_instance_word(0x1234_5000 | 1 << 10 | 1 << 11 | 2).unwrap();
         assert_eq!(p.target, Target::SysCoherent);
