@@ -319,8 +319,8 @@ impl Device {
         Ok(())
     }
 
-    /// Replaces the cycle-model profile and the TLB geometry (before the driver loads: the
-    /// TLBs start empty).
+    /// Replaces the cycle-model profile and the TLB geometry (before the driver loads and
+    /// before [`Device::set_event_log`]: the MMU starts afresh, TLBs empty).
     pub fn set_timing(&mut self, costs: Costs, tlb: TlbConfig) {
         self.costs = costs;
         self.mmu = Mmu::new(tlb, costs);
