@@ -22,7 +22,7 @@ use crate::mmu::walk::Access;
 use crate::pci::{BarLayout, ConfigSpace};
 use crate::regs::ptimer::INTR_PTIMER;
 use crate::regs::PRI_ERROR_NO_UNIT;
-use crate::timing::{PollDetector, P100};
+use crate::timing::{Costs, PollDetector, P100};
 use map::{Map, Units};
 
 pub(crate) use crate::bus::MAX_PENDING_EVENTS;
@@ -32,9 +32,11 @@ pub use crate::regs::pci_mirror::{PCI_MIRROR, PCI_MIRROR_SIZE, PCI_MSI_REARM};
 /// Size of BAR0 (the register file): 16 MiB on every NVIDIA GPU since NV50.
 pub const BAR0_SIZE: u64 = 16 << 20;
 
-/// Entries of the replayable fault buffer (what SIZE at 0x002a78 reads). Assumed: nouveau
-/// reads it and sizes its buffer from it; the hardware value is not documented to us.
-pub const FAULT_BUFFER_ENTRIES: u32 = 1024;
+/// Entries of the replayable fault buffer (what SIZE at 0x002a78 reads; source and the
+/// GP100 caveat at [`crate::fault::ring::HW_ENTRIES`]).
+pub const FAULT_BUFFER_ENTRIES: u32 = crate::fault::ring::HW_ENTRIES;
+/// Most entries [`Device::set_fault_buffer_entries`] accepts: what the 9-bit SIZE field holds.
+pub const MAX_FAULT_BUFFER_ENTRIES: u32 = crate::fault::ring::SIZE_FIELD_MAX;
 /// Fewest entries [`Device::set_fault_buffer_entries`] accepts: a smaller buffer lets one
 /// batch of the access engine overflow it (tests of overflow handling); below 16 nouveau
 /// would service almost nothing per interrupt.
@@ -150,13 +152,20 @@ impl Device {
 
     /// Sets the replayable fault buffer's entry count (what SIZE reads), before the driver
     /// loads: a small buffer makes overflows reachable. Err(entries) outside
-    /// [`MIN_FAULT_BUFFER_ENTRIES`]..=[`FAULT_BUFFER_ENTRIES`].
+    /// [`MIN_FAULT_BUFFER_ENTRIES`]..=[`MAX_FAULT_BUFFER_ENTRIES`].
     pub fn set_fault_buffer_entries(&mut self, entries: u32) -> Result<(), u32> {
-        if !(MIN_FAULT_BUFFER_ENTRIES..=FAULT_BUFFER_ENTRIES).contains(&entries) {
+        if !(MIN_FAULT_BUFFER_ENTRIES..=MAX_FAULT_BUFFER_ENTRIES).contains(&entries) {
             return Err(entries);
         }
         self.ctx.fault = FaultRing::new(entries);
         Ok(())
+    }
+
+    /// Replaces the cycle-model profile and the TLB geometry (before the driver loads and
+    /// before [`Device::set_event_log`]: the MMU starts afresh, TLBs empty).
+    pub fn set_timing(&mut self, costs: Costs, tlb: TlbConfig) {
+        self.ctx.costs = costs;
+        self.ctx.mmu = Mmu::new(tlb, costs);
     }
 
     /// Makes the device inject a seeded bug into the PTEs nouveau writes (see

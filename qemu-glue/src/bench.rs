@@ -80,6 +80,127 @@ fn tree(pages: u64) -> (VidMem, Pdb, u64) {
     )
 }
 
+/// The model's fault timing next to the published Pascal figures (deterministic, not timed):
+/// cycles from a miss to its fault entry, and for a batch of 64 missing accesses (the access
+/// engine's largest), with the UVM driver's batch size and GPGPU-Sim UVMSmart's far-fault
+/// latency beside them. The model has no SMs and the driver's servicing runs in the guest,
+/// so only the GPU's side is the model's; see `docs/timing.md`.
+pub fn fault_timing() -> Vec<(&'static str, f64)> {
+    use emulator::timing::published as p;
+    let mhz = emulator::timing::GPU_CLOCK_MHZ as f64;
+    let one = emulator::scenarios::svm_fault_round_trip();
+    let batch = emulator::scenarios::fault_batch(emulator::access::batch::SLOTS as u32);
+    vec![
+        ("model_miss_to_entry_cycles", one.fault as f64),
+        ("model_miss_to_entry_ns", one.fault as f64 * 1000.0 / mhz),
+        ("model_batch_slots", f64::from(batch.slots)),
+        ("model_batch_entries", f64::from(batch.entries)),
+        ("model_batch_cycles", batch.cycles as f64),
+        (
+            "model_batch_cycles_per_fault",
+            batch.cycles as f64 / f64::from(batch.entries.max(1)),
+        ),
+        ("model_batch_us", batch.cycles as f64 / mhz),
+        ("uvm_driver_batch_faults", p::UVM_FAULT_BATCH as f64),
+        ("uvm_fault_entry_bytes", p::UVM_FAULT_ENTRY_BYTES as f64),
+        (
+            "uvmsmart_fault_latency_us",
+            p::UVMSMART_FAULT_CYCLES as f64 / p::UVMSMART_CLOCK_MHZ as f64,
+        ),
+    ]
+}
+
+/// `gp100emu bench --tlb-curve`: the published pointer chase run on the model with the named
+/// profile (`p100` or `legacy`): `footprint_mib,stride_mib,cycles,published` lines (the last
+/// column empty inside a spread knee), then `name=value` summary lines; with `perfetto`, the
+/// curve is also written there as Perfetto counter tracks. Err for an unknown profile or a
+/// file that cannot be written.
+pub fn tlb_curve(profile: &str, perfetto: Option<&std::path::Path>) -> Result<Vec<String>, String> {
+    use emulator::mmu::tlb::TlbConfig;
+    use emulator::timing::{published as p, Costs, P100, P100_ASSUMED};
+    let (costs, tlb): (Costs, TlbConfig) = match profile {
+        "p100" => (P100, TlbConfig::P100),
+        "legacy" => (P100_ASSUMED, TlbConfig::LEGACY),
+        other => return Err(format!("unknown profile {other:?} (p100, legacy)")),
+    };
+    let curve = emulator::scenarios::tlb_curve(costs, tlb);
+    const MIB: u64 = 1 << 20;
+    if let Some(path) = perfetto {
+        let samples: Vec<emulator::trace::perfetto::CurveSample> = curve
+            .iter()
+            .map(|q| emulator::trace::perfetto::CurveSample {
+                footprint_mib: q.footprint / MIB,
+                stride_mib: q.stride / MIB,
+                cycles: q.cycles,
+                published: q.published,
+            })
+            .collect();
+        let file = std::fs::File::create(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        emulator::trace::perfetto::curve(&samples, std::io::BufWriter::new(file))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    let mut out = vec![format!(
+        "# profile {} / tlb {}: model cycles per load; published = Karnagel et al. DaMoN 2017, Tesla P100-PCIE-16GB",
+        costs.name, tlb.name
+    )];
+    out.push("footprint_mib,stride_mib,cycles,published".into());
+    let mut worst = 0.0f64;
+    let mut compared = 0u32;
+    for pt in &curve {
+        let publ = pt.published.map(|c| c.to_string()).unwrap_or_default();
+        out.push(format!(
+            "{},{},{:.1},{publ}",
+            pt.footprint / MIB,
+            pt.stride / MIB,
+            pt.cycles
+        ));
+        if let Some(c) = pt.published {
+            compared += 1;
+            worst = worst.max((pt.cycles - c as f64).abs() / c as f64);
+        }
+    }
+    // The plateaus at the points the published readings name.
+    let at = |f: u64, s: u64| {
+        curve
+            .iter()
+            .find(|q| q.footprint == f * MIB && q.stride == s * MIB)
+            .map(|q| q.cycles)
+            .unwrap_or(f64::NAN)
+    };
+    let knee = |s: u64, low: u64, high: u64| {
+        let mid = (low + high) as f64 / 2.0;
+        curve
+            .iter()
+            .find(|q| q.stride == s * MIB && q.cycles > mid)
+            .map(|q| (q.footprint / MIB) as f64)
+            .unwrap_or(f64::NAN)
+    };
+    let f = |v: f64| format!("{v:.1}");
+    let summary: [(&str, String); 16] = [
+        ("l1_hit_cycles", f(at(16, 2))),
+        ("l1_hit_published", p::L1_HIT.to_string()),
+        ("l2_hit_cycles", f(at(1600, 32))),
+        ("l2_hit_published", p::L2_HIT.to_string()),
+        ("miss_cycles", f(at(3008, 32))),
+        ("miss_published", p::MISS.to_string()),
+        ("half_miss_cycles", f(at(3008, 16))),
+        ("half_miss_published", p::L2_HALF.to_string()),
+        ("l1_knee_mib", f(knee(2, p::L1_HIT, p::L2_HIT))),
+        ("l1_knee_published_mib", (p::L1_KNEE / MIB + 2).to_string()),
+        ("l2_knee_mib", f(knee(32, p::L2_HIT, p::MISS))),
+        ("l2_knee_published_mib", "2048..2336".into()),
+        ("l2_knee_64_mib", f(knee(64, p::L2_HIT, p::MISS))),
+        ("l2_knee_64_published_mib", "4096..4672".into()),
+        ("points_compared", compared.to_string()),
+        ("worst_error_percent", f(worst * 100.0)),
+    ];
+    for (name, v) in summary {
+        out.push(format!("{name}={v}"));
+    }
+    Ok(out)
+}
+
 /// Runs every benchmark with about `secs` seconds each; returns (name, value) pairs.
 pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
     let budget = Duration::from_secs_f64(secs);
@@ -94,6 +215,7 @@ pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
         "model_fault_round_trip_us",
         (f.fault + f.replay) as f64 / mhz,
     ));
+    out.extend(fault_timing());
 
     // TLB hits: 16 translations cached in one client's L1, looked up round robin.
     let mut tlbs = Tlbs::new(TlbConfig::default());
@@ -160,7 +282,7 @@ pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
         vid: &mut vid,
         sys: &ram,
     };
-    let mut ring = FaultRing::new(1024);
+    let mut ring = FaultRing::new(emulator::fault::ring::HW_ENTRIES);
     ring.write32(emulator::fault::ring::regs::ADDR_LO, 0x1_0000 | 1);
     let mut n = 0u64;
     out.push((

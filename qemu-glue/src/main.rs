@@ -133,6 +133,16 @@ enum Command {
         /// Seconds per benchmark.
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
+        /// Instead: run the published P100 pointer-chase sweep on the model and print the TLB
+        /// curve (`footprint_mib,stride_mib,cycles,published`) and its plateaus and knees.
+        #[arg(long)]
+        tlb_curve: bool,
+        /// The cycle-model profile for --tlb-curve: p100 (anchored) or legacy (assumed).
+        #[arg(long, default_value = "p100")]
+        profile: String,
+        /// With --tlb-curve: also write the curve as Perfetto counter tracks to this file.
+        #[arg(long)]
+        perfetto: Option<PathBuf>,
     },
     /// Decode a GP100 page-table entry or fault-buffer entry into JSON (exit 2 on bad input).
     #[command(subcommand)]
@@ -396,7 +406,24 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { secs } => {
+        Command::Bench {
+            tlb_curve: true,
+            profile,
+            perfetto,
+            ..
+        } => match qemu_glue::bench::tlb_curve(&profile, perfetto.as_deref()) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gp100emu bench: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Bench { secs, .. } => {
             for (name, v) in qemu_glue::bench::run_all(secs.clamp(0.05, 60.0)) {
                 if v < 1000.0 {
                     println!("{name}={v:.2}");
@@ -459,7 +486,7 @@ fn main() -> ExitCode {
                     eprintln!(
                         "gp100emu serve: --fault-buffer-entries {n} is outside {}..={}",
                         emulator::device::MIN_FAULT_BUFFER_ENTRIES,
-                        emulator::device::FAULT_BUFFER_ENTRIES
+                        emulator::device::MAX_FAULT_BUFFER_ENTRIES
                     );
                     return ExitCode::from(2);
                 }

@@ -58,6 +58,18 @@ pub mod info {
 /// Bytes per entry (`NVB069_FAULT_BUF_SIZE` / clb069.h: 32).
 pub const ENTRY_BYTES: u64 = 32;
 
+/// Entries the GPU reports at SIZE: 0xc0 = 192, `fifo_replay_fault_buffer_size_hw_entries_v`
+/// in nvgpu's `hw_fifo_gp10b.h` (GP10B, the only Pascal whose value NVIDIA publishes).
+/// GP100's own value is in no public header we found (open-gpu-kernel-modules' gp100
+/// `dev_fb.h`/`dev_fault.h` and open-gpu-doc do not define the register; NVIDIA's UVM takes
+/// the size from its closed resource manager), so GP100 is assumed to report the GP10B
+/// value: nouveau drives GP10B's buffer with the GP100 functions
+/// (nvkm/subdev/fault/gp10b.c uses `gp100_fault_buffer_info`, which reads 0x002a78).
+pub const HW_ENTRIES: u32 = 0xc0;
+/// The largest count SIZE can hold: its field is bits 8:0 (`..._size_hw_f`: `v & 0x1ff`),
+/// as are GET's and PUT's (`..._get_offset_hw_f`, `..._put_offset_hw_f`).
+pub const SIZE_FIELD_MAX: u32 = 0x1ff;
+
 /// What happened to one fault the GPU tried to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
@@ -84,12 +96,13 @@ pub struct FaultRing {
 }
 
 impl FaultRing {
-    /// A ring of `entries` entries (the SIZE register's value), disabled.
+    /// A ring of `entries` entries (the SIZE register's value, 2..=[`SIZE_FIELD_MAX`]),
+    /// disabled.
     pub fn new(entries: u32) -> Self {
         FaultRing {
             addr_lo: 0,
             addr_hi: 0,
-            entries: entries.max(2),
+            entries: entries.clamp(2, SIZE_FIELD_MAX),
             get: 0,
             put: 0,
             overflows: 0,

@@ -222,6 +222,35 @@ impl<M: GpuMemory> Walker<'_, '_, M> {
         Ok(v)
     }
 
+    /// The low word of a PD0 entry: from the directory cache when it is a directory word,
+    /// from memory when it is a 2 MiB PTE (a cached copy of a leaf is dropped and re-read).
+    fn read_pd0_lo(&mut self, t: Target, addr: u64) -> Result<u64, WalkFault> {
+        let leaf = |v: u64| (DualPde { lo: v, hi: 0 }).is_pte();
+        if let Some(c) = self.cache.as_deref_mut() {
+            let key = (target_tag(t), addr);
+            match c.map.get(&key) {
+                Some(v) if !leaf(*v) => {
+                    c.hits += 1;
+                    return Ok(*v);
+                }
+                Some(_) => {
+                    c.map.remove(&key);
+                }
+                None => {}
+            }
+        }
+        let v = self.read_mem(Level::Pd0, t, addr)?;
+        if !leaf(v) {
+            if let Some(c) = self.cache.as_deref_mut() {
+                if c.map.len() >= PDE_CACHE_ENTRIES {
+                    c.map.clear();
+                }
+                c.map.insert((target_tag(t), addr), v);
+            }
+        }
+        Ok(v)
+    }
+
     fn read_mem(&mut self, level: Level, t: Target, addr: u64) -> Result<u64, WalkFault> {
         self.reads += 1;
         if matches!(t, Target::SysCoherent | Target::SysNoncoherent) {
@@ -332,14 +361,17 @@ pub fn translate_cached<M: GpuMemory>(
         };
         table = (t, pde.address());
     }
-    // PD0: 16-byte dual entries.
-    let slot = table.1 + geometry::pd0_slot(va);
-    let lo = w.read(Level::Pd0, table.0, slot)?;
-    let hi = w.read(Level::Pd0, table.0, slot + 8)?;
-    let d = DualPde { lo, hi };
-    if d.is_pte() {
-        return w.leaf(d.as_pte(), va, PageSize::M2, Level::Pd0, access, privileged);
+    // PD0: 16-byte dual entries. A low word with VALID set is a 2 MiB PTE: a leaf, so it is
+    // read from memory like any PTE (never from the directory cache) and the high word,
+    // which only a directory uses, is not fetched.
+    let lo_at = table.1 + geometry::pd0_slot(va);
+    let lo = w.read_pd0_lo(table.0, lo_at)?;
+    if (DualPde { lo, hi: 0 }).is_pte() {
+        let pte = DualPde { lo, hi: 0 }.as_pte();
+        return w.leaf(pte, va, PageSize::M2, Level::Pd0, access, privileged);
     }
+    let hi = w.read(Level::Pd0, table.0, lo_at + 8)?;
+    let d = DualPde { lo, hi };
     let big = d.big_aperture().target().map(|t| (t, d.big_address()));
     let small = d
         .small()
@@ -654,6 +686,44 @@ mod tests {
         assert_eq!(cache.hits(), 5);
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_2mib_pte_in_pd0_is_a_leaf_read_from_memory_every_walk() {
+        let mut t = Tree::new();
+        let va = 0x5_0000_0000u64;
+        let slot = t.pd0_slot(va);
+        t.w(slot, Pte::pfn_vram(0x20_0000).0);
+        let mut cache = PdeCache::new();
+        let m = Memory {
+            vid: &mut t.vid,
+            sys: &t.ram,
+        };
+        for (round, want) in [(0, 4), (1, 1)] {
+            match translate_cached(
+                &m,
+                Some(&mut cache),
+                Tree::pdb(),
+                va + 0x1234,
+                Access::Read,
+                false,
+            ) {
+                Ok(Walk::Mapped {
+                    pa,
+                    page_size,
+                    reads,
+                    ..
+                }) => {
+                    assert_eq!((pa, page_size), (0x20_1234, PageSize::M2));
+                    assert_eq!(
+                        reads, want,
+                        "round {round}: PD3..PD1 cached, the PTE word never"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(cache.len(), 3, "only the three directory words");
     }
 
     #[test]

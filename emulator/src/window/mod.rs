@@ -427,14 +427,14 @@ impl Window {
         })
     }
 
-    /// Accounts the walk reads of the translations an access used and lets the PTE checker
+    /// Accounts the data access of each translation an access used and lets the PTE checker
     /// judge each use.
     fn judge_uses(&mut self, ctx: &mut Ctx, uses: Vec<access::Use>) {
         for u in uses {
             let cost = if u.target.is_sys() {
-                ctx.costs.walk_read_sysmem
+                ctx.costs.data_read_sysmem
             } else {
-                ctx.costs.walk_read_vidmem
+                ctx.costs.data_read_vidmem
             };
             ctx.clock.advance(cost);
             self.checker.check_use(

@@ -4,7 +4,12 @@
 //! faults" track; host and copy-engine work; DMA writes (and reads, with `with_reads`); BAR
 //! writes, with runs of writes to consecutive offsets folded into one slice (nouveau clears
 //! instance memory one byte at a time: two million writes become a handful of slices);
-//! refused accesses, resets and DMA maps as instants. Timestamps are GPU cycles converted to
+//! refused accesses, resets and DMA maps as instants. Fault batches are slices on their own
+//! track, from the first entry the GPU writes until the REPLAY (or CANCEL) that ends them,
+//! with a "faults pending" counter beside them; every walk also sets a "walk cycles" counter,
+//! so the cost levels of the translations (a cached-directory walk, a cold one, one over
+//! PCIe) show as plateaus. [`curve`] turns a TLB curve (`gp100emu bench --tlb-curve`) into
+//! counter tracks, model beside published. Timestamps are GPU cycles converted to
 //! microseconds at [`crate::host::trace::perfetto::CYCLES_PER_US`]. Events are written as they are
 //! read, so a long trace does not have to fit in memory.
 //!
@@ -42,8 +47,9 @@ const TID_MMU: u32 = 7;
 const TID_WALKS: u32 = 8;
 const TID_DMA: u32 = 9;
 const TID_HOST: u32 = 10;
+const TID_BATCHES: u32 = 11;
 
-const TRACKS: [(u32, &str); 10] = [
+const TRACKS: [(u32, &str); 11] = [
     (TID_IRQ, "interrupt"),
     (TID_BAR_WRITES, "BAR writes"),
     (TID_BAR_READS, "BAR reads"),
@@ -54,7 +60,15 @@ const TRACKS: [(u32, &str); 10] = [
     (TID_WALKS, "page-table walks"),
     (TID_DMA, "DMA"),
     (TID_HOST, "host and copy engine"),
+    (TID_BATCHES, "fault batches"),
 ];
+
+/// Fault entries written since the last REPLAY or CANCEL: one batch as the driver sees it.
+struct OpenBatch {
+    start: u64,
+    last: u64,
+    entries: u64,
+}
 
 fn us(cycle: u64) -> f64 {
     cycle as f64 / CYCLES_PER_US
@@ -102,6 +116,19 @@ impl<W: Write> Out<W> {
             "ts": us(start), "dur": us(cycles), "args": {"cycle": start, "cycles": cycles}}))
     }
 
+    fn counter(&mut self, cycle: u64, name: &str, value: f64) -> Result<(), TraceError> {
+        self.put(
+            &json!({"ph": "C", "name": name, "pid": PID, "ts": us(cycle),
+            "args": {"value": value}}),
+        )
+    }
+
+    /// Ends a batch at `end` (the replay, or its last entry when nothing replayed it).
+    fn batch(&mut self, b: OpenBatch, end: u64, how: &str) -> Result<(), TraceError> {
+        let name = format!("fault batch: {} entries, {how}", b.entries);
+        self.slice(TID_BATCHES, b.start, end.max(b.last) - b.start, name)
+    }
+
     fn run(&mut self, r: Run) -> Result<(), TraceError> {
         if r.writes == 1 {
             return self.instant(TID_BAR_WRITES, r.start, r.name);
@@ -137,6 +164,7 @@ pub fn export<R: Read, W: Write>(
         )?;
     }
     let mut run: Option<Run> = None;
+    let mut batch: Option<OpenBatch> = None;
     let mut records = 0u64;
     let mut damaged = None;
     loop {
@@ -210,7 +238,32 @@ pub fn export<R: Read, W: Write>(
             }
             Event::Model(m) => match m {
                 ModelEvent::Walk { cycles, .. } => {
-                    o.slice(TID_WALKS, c, u64::from(*cycles), m.to_string())?
+                    o.slice(TID_WALKS, c, u64::from(*cycles), m.to_string())?;
+                    o.counter(c, "walk cycles", f64::from(*cycles))?;
+                }
+                ModelEvent::FaultWritten { .. } => {
+                    o.instant(TID_MMU, c, m.to_string())?;
+                    let b = batch.get_or_insert(OpenBatch {
+                        start: c,
+                        last: c,
+                        entries: 0,
+                    });
+                    b.entries += 1;
+                    b.last = c;
+                    let pending = b.entries as f64;
+                    o.counter(c, "faults pending", pending)?;
+                }
+                ModelEvent::Replay | ModelEvent::Cancel => {
+                    o.instant(TID_MMU, c, m.to_string())?;
+                    if let Some(b) = batch.take() {
+                        let how = if matches!(m, ModelEvent::Replay) {
+                            "replayed"
+                        } else {
+                            "cancelled"
+                        };
+                        o.batch(b, c, how)?;
+                        o.counter(c, "faults pending", 0.0)?;
+                    }
                 }
                 ModelEvent::DmaRead { .. } if !with_reads => {}
                 ModelEvent::DmaRead { .. } | ModelEvent::DmaWrite { .. } => {
@@ -227,10 +280,56 @@ pub fn export<R: Read, W: Write>(
     if let Some(x) = run.take() {
         o.run(x)?;
     }
+    if let Some(b) = batch.take() {
+        let end = b.last;
+        o.batch(b, end, "not replayed by the end")?;
+    }
     o.w.write_all(b"\n]}\n")?;
     o.w.flush()?;
     o.stats.records = records;
     Ok((o.stats, damaged))
+}
+
+/// One point of a TLB curve for [`curve`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurveSample {
+    /// Footprint chased, MiB.
+    pub footprint_mib: u64,
+    /// Stride, MiB.
+    pub stride_mib: u64,
+    /// The model's cycles per load.
+    pub cycles: f64,
+    /// The published cycles there, if any.
+    pub published: Option<u64>,
+}
+
+/// A TLB curve as Perfetto counter tracks: per stride, "model" and "published" cycles per
+/// load. The time axis is the footprint: 1 MiB per microsecond (so the knees sit at their
+/// footprints: 32 MiB shows at 32 us, 2 GiB at 2048 us). Returns the events written.
+pub fn curve<W: Write>(points: &[CurveSample], out: W) -> Result<u64, TraceError> {
+    let mut o = Out {
+        w: out,
+        stats: ExportStats::default(),
+    };
+    o.raw(
+        b"{\"displayTimeUnit\": \"ns\", \"traceEvents\": [\n",
+        &json!({"ph": "M", "name": "process_name", "pid": PID,
+            "args": {"name": "gp100emu TLB curve (x: footprint, 1 MiB = 1 us; y: cycles per load)"}}),
+    )?;
+    for p in points {
+        let ts = p.footprint_mib as f64;
+        let model = format!("stride {} MiB: model", p.stride_mib);
+        o.put(&json!({"ph": "C", "name": model, "pid": PID, "ts": ts,
+            "args": {"cycles": p.cycles}}))?;
+        if let Some(c) = p.published {
+            let name = format!("stride {} MiB: published", p.stride_mib);
+            o.put(&json!({"ph": "C", "name": name, "pid": PID, "ts": ts,
+                "args": {"cycles": c}}))?;
+        }
+    }
+    o.w.write_all(b"\n]}\n")?;
+    o.w.flush()?;
+    Ok(o.stats.events)
 }
 
 #[cfg(test)]
@@ -372,8 +471,97 @@ mod tests {
                 .filter(|e| e["tid"] == TID_DMA && e["ph"] != "M")
                 .count();
             assert_eq!(dma, usize::from(with_reads));
-            // run + walk + (DMA read) + the BAR0 write.
-            assert_eq!(stats.events, 3 + u64::from(with_reads));
+            // run + walk and its counter + (DMA read) + the BAR0 write.
+            assert_eq!(stats.events, 4 + u64::from(with_reads));
         }
+    }
+
+    #[test]
+    fn fault_batches_are_slices_from_first_entry_to_replay_with_a_pending_counter() {
+        let h = TraceHeader {
+            emulator_version: "t".into(),
+            bar1_size: 1 << 28,
+            note: String::new(),
+            inject: "none".into(),
+            dma_write_data: false,
+        };
+        let fault = |index: u32| {
+            Event::Model(ModelEvent::FaultWritten {
+                index,
+                addr: 0x4000_0000 + u64::from(index) * 0x1000,
+                fault_type: 2,
+                access: 0,
+            })
+        };
+        // Batch 1: three entries at cycles 1126, 2252, 3378, replayed at 11260; batch 2: one
+        // entry at 12386 that nothing replays.
+        let recs = [
+            (1126, fault(0)),
+            (2252, fault(1)),
+            (3378, fault(2)),
+            (11260, Event::Model(ModelEvent::Replay)),
+            (12386, fault(3)),
+        ];
+        let mut bytes = Vec::new();
+        let mut w = TraceWriter::new(&mut bytes, &h).unwrap();
+        for (cycle, event) in recs {
+            w.push(&Record { cycle, event }).unwrap();
+        }
+        drop(w);
+        let mut json_out = Vec::new();
+        export(TraceReader::new(&bytes[..]).unwrap(), &mut json_out, false).unwrap();
+        let v: Value = serde_json::from_slice(&json_out).unwrap();
+        let evs = v["traceEvents"].as_array().unwrap();
+        let batches: Vec<&Value> = evs
+            .iter()
+            .filter(|e| e["tid"] == TID_BATCHES && e["ph"] == "X")
+            .collect();
+        assert_eq!(batches.len(), 2, "{batches:?}");
+        assert_eq!(batches[0]["name"], "fault batch: 3 entries, replayed");
+        assert_eq!(batches[0]["ts"], 1.0);
+        assert_eq!(batches[0]["dur"], 9.0);
+        assert_eq!(
+            batches[1]["name"],
+            "fault batch: 1 entries, not replayed by the end"
+        );
+        let pending: Vec<f64> = evs
+            .iter()
+            .filter(|e| e["name"] == "faults pending")
+            .map(|e| e["args"]["value"].as_f64().unwrap())
+            .collect();
+        assert_eq!(pending, [1.0, 2.0, 3.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn a_curve_becomes_model_and_published_counters_on_a_footprint_axis() {
+        let pts = [
+            CurveSample {
+                footprint_mib: 32,
+                stride_mib: 2,
+                cycles: 293.0,
+                published: Some(293),
+            },
+            CurveSample {
+                footprint_mib: 2080,
+                stride_mib: 32,
+                cycles: 330.5,
+                published: None,
+            },
+        ];
+        let mut out = Vec::new();
+        assert_eq!(curve(&pts, &mut out).unwrap(), 3);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let evs = v["traceEvents"].as_array().unwrap();
+        let model: Vec<&Value> = evs
+            .iter()
+            .filter(|e| e["name"] == "stride 32 MiB: model")
+            .collect();
+        assert_eq!(model.len(), 1);
+        assert_eq!(model[0]["ts"], 2080.0);
+        assert_eq!(model[0]["args"]["cycles"], 330.5);
+        assert!(evs
+            .iter()
+            .any(|e| e["name"] == "stride 2 MiB: published" && e["args"]["cycles"] == 293));
+        assert!(!evs.iter().any(|e| e["name"] == "stride 32 MiB: published"));
     }
 }
