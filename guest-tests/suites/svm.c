@@ -31,10 +31,11 @@
 #include "lib/ktap.h"
 #include "lib/gp100.h"
 #include "lib/nouveau.h"
+#include "lib/explore.h"
 
 #define PAGE 4096ul
 #define NPAGES 16
-#define NCASES 19
+#define NCASES 20
 #define WORKER_CASES 16 /* cases 1 to 16 run in the worker */
 #define AE_CHID 0x100u
 #define AE_VA_LO 0x104u
@@ -246,6 +247,7 @@ struct worker_report {
 
 static int worker(int to_main);
 static int mixed_page_sizes(void);
+static int sticky_atomic(void);
 enum { MIXED_OK = 0, MIXED_STALE = 1, MIXED_SETUP = 3 };
 
 int main(void)
@@ -371,7 +373,83 @@ int main(void)
 	} else {
 		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
 	}
+
+	/* 20. An atomic fault does not make the faults after it atomic. nouveau_svm_fault()
+	 * handles a batch of faults in one loop, sorted by instance, address and access type; its
+	 * `atomic` flag (6.1 to 7.3) is set by the first ATOMIC fault and never cleared, so every
+	 * fault after it in the batch goes down nouveau_atomic_range_fault(): a plain write of
+	 * anonymous memory takes the page from the CPU (make_device_exclusive_range leaves a
+	 * device-exclusive swap entry, which pagemap shows as swapped, not present), and a read
+	 * of a read-only, shared or file page fails there and is cancelled. Here one batch holds
+	 * an atomic at A and writes to the eight pages above A (its own process and space): every
+	 * written page must still be present for the CPU. An expected failure on kernels with the
+	 * bug; guest-tests/kernel/patches/0004-*.patch (the flag decided per fault) fixes it. */
+	name = "atomic_fault_does_not_make_the_next_one_atomic";
+	fflush(stdout);
+	pid_t ap = fork();
+	if (ap == 0) {
+		alarm(60);
+		_exit(sticky_atomic());
+	}
+	ms = 0;
+	if (ap < 0 || waitpid(ap, &ms, 0) != ap || !WIFEXITED(ms)) {
+		ktap_diag("case process: status %#x", ms);
+		ktap_result(0, name);
+	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
+		ktap_skip(name, "no SVM channel, or the batch did not complete");
+	} else if (WEXITSTATUS(ms) == MIXED_STALE) {
+		ktap_xfail(name, "nouveau_svm_fault never clears its atomic flag: writes after an atomic in "
+				 "one batch take the device-exclusive path (patches/0004)");
+	} else {
+		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
+	}
 	return worker_ok ? ktap_exit_code() : 1;
+}
+
+/* Case 20 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
+static int sticky_atomic(void)
+{
+	struct gp100_pgd pgd;
+	void *unmanaged;
+	enum { WRITES = 8 };
+	chid = svm_open(&pgd, &unmanaged);
+	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+		return MIXED_SETUP;
+	pm = open("/proc/self/pagemap", O_RDONLY);
+	uint32_t *a = anon((1 + WRITES) * PAGE);
+	if (!a)
+		return MIXED_SETUP;
+	fill((char *)a, (1 + WRITES) * PAGE, 11);
+	a[0] = 7;
+	/* Slot 0 the atomic at the lowest address (sorted first), slots 1..8 one write each. */
+	struct xslot sl[1 + WRITES];
+	sl[0] = (struct xslot){ .chid = chid, .op = XOP_ATOMIC, .va = (uintptr_t)a, .len = 4, .data = 1 };
+	for (int i = 1; i <= WRITES; i++)
+		sl[i] = (struct xslot){ .chid = chid, .op = XOP_WRITE, .gpc = i % AB_GPCS,
+					.va = (uintptr_t)a + (size_t)i * PAGE, .len = 4, .data = 0x2000u + (unsigned)i };
+	xwin = win;
+	xbatch_issue(sl, 1 + WRITES);
+	uint32_t done = xbatch_wait_done(1 + WRITES, 20);
+	int exclusive = 0;
+	for (int i = 1; i <= WRITES; i++) {
+		uint64_t e = pagemap((char *)a + (size_t)i * PAGE);
+		exclusive += !((e >> 63) & 1) && ((e >> 62) & 1);
+	}
+	struct xslot_result r0 = xbatch_slot(0);
+	ktap_diag("one batch, an atomic then %d writes: %u of %d slots done (atomic status %d, old value "
+		  "%llu), %d written pages left device-exclusive (not present for the CPU)",
+		  WRITES, done, 1 + WRITES, r0.status, (unsigned long long)r0.data, exclusive);
+	xwr(AB_CTRL, 2);
+	if (done != 1 + WRITES)
+		return MIXED_SETUP;
+	int data_ok = a[0] == 8;
+	for (int i = 1; i <= WRITES; i++)
+		data_ok = data_ok && a[i * PAGE / 4] == 0x2000u + (unsigned)i;
+	if (!data_ok) {
+		ktap_diag("the CPU sees other data than the GPU wrote");
+		return MIXED_OK + 2;
+	}
+	return exclusive ? MIXED_STALE : MIXED_OK;
 }
 
 /* Whether the VMA starting at `start` has `kb` KiB of anonymous huge pages (/proc/self/smaps). */
