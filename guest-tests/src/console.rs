@@ -906,7 +906,11 @@ mod tests {
         let v = m.finish(RunEnd::Exited);
         assert!(v.oopses.is_empty(), "{}", v.report());
         assert_eq!(v.known.len(), 1);
-        assert!(!v.passed(), "the guest stopped before /init finished: {}", v.report());
+        assert!(
+            !v.passed(),
+            "the guest stopped before /init finished: {}",
+            v.report()
+        );
         // Two warnings in a row stay two findings; a report with no RIP is judged at the end.
         let two = "[ 1.0] WARNING: CPU: 0 PID: 9 at a.c:1 f+0x1/0x2\n[ 1.0] RIP: 0010:f+0x1/0x2\n\
                    [ 1.1] WARNING: CPU: 0 PID: 9 at a.c:1 f+0x1/0x2\n[ 2.0] INFO: task x:1 blocked for more than 120 seconds.\n";
