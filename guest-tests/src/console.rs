@@ -463,8 +463,9 @@ impl ConsoleMonitor {
     fn follow_report(&mut self, line: &str) {
         let m = message_of(line);
         let fatal = m.starts_with("Kernel panic - not syncing: Fatal exception");
-        if self.report.as_ref().is_some_and(|r| r.ended) {
-            // The line after the end of trace: oops=panic's panic still belongs to it.
+        if is_oops_line(line) && self.report.as_ref().is_some_and(|r| r.ended) {
+            // After its end of trace the kernel reprints the registers; oops=panic's panic
+            // still belongs to the report, any other report starts anew.
             self.close_report();
             if fatal {
                 return;
@@ -881,7 +882,8 @@ mod tests {
         [ 50.1] #PF: supervisor read access in kernel mode\n[ 50.1] PGD 0 P4D 0\n\
         [ 50.1] Oops: Oops: 0000 [#1] SMP NOPTI\n[ 50.1] CPU: 0 UID: 0 PID: 77 Comm: explore Not tainted 6.12.95 #1\n\
         [ 50.1] RIP: 0010:nvkm_vmm_unref_ptes+0x2d/0x1a0\n[ 50.1] Call Trace:\n[ 50.1]  <TASK>\n\
-        [ 50.1] ---[ end trace 0000000000000000 ]---\n[ 50.1] Kernel panic - not syncing: Fatal exception\n";
+        [ 50.1] ---[ end trace 0000000000000000 ]---\n[ 50.1] RIP: 0010:nvkm_vmm_unref_ptes+0x2d/0x1a0\n\
+        [ 50.1] CR2: 0000000000000008\n[ 50.1] Kernel panic - not syncing: Fatal exception\n[ 50.1] Kernel Offset: disabled\n";
 
     #[test]
     fn an_oops_is_one_finding_named_by_its_rip_function() {

@@ -66,7 +66,14 @@ struct region {
 static struct region reg[K_KINDS];
 static int drm = -1, chid = -1, chid2 = -1, pm = -1;
 static int wrong_shadow, race;
-static int no_atomics; /* gp100emu.explore.no_atomics=1: atomics become writes (bisecting) */
+/* gp100emu.explore.atomics=M: how GPU atomics are mixed into batches.
+ *   0  none (atomics become writes; gp100emu.explore.no_atomics=1 says the same)
+ *   1  mixed: any slot of any batch, in anonymous, THP and mlock'd memory
+ *   2  grouped: batches of atomics only, in anonymous and mlock'd memory (what stock nouveau
+ *      serves: nouveau_svm_fault's atomic flag sticks to every later fault of a batch, svm
+ *      case 20; make_device_exclusive_range refuses tail pages of a large folio, so 6.12
+ *      cancels atomics in THP memory) */
+static int atomics = 2;
 static int verbose; /* gp100emu.explore.verbose=1: one line per operation and slot */
 #define VLOG(...)                                                                                  \
 	do {                                                                                       \
@@ -406,14 +413,23 @@ static void op_gpu_batch(uint64_t s)
 	int want = 1 + (int)(splitmix(&s) % (splitmix(&s) % 4 == 0 ? AB_SLOTS : 16));
 	int n = 0, expect_pending = 0;
 	int forbidden_ok = splitmix(&s) % 4 == 0;
+	/* Grouped atomics: one batch in five is atomics only (decided apart from the stream
+	 * below, so the other batches plan as with atomics off). */
+	uint64_t s2 = s ^ 0xa7011c5ull;
+	int atomic_batch = atomics == 2 && !racing && !forbidden_ok && splitmix(&s2) % 5 == 0;
 	for (int tries = 0; n < want && tries < 4 * want; tries++) {
 		struct planned p = { 0 };
 		p.r = &reg[splitmix(&s) % K_KINDS];
 		uint64_t o = splitmix(&s) % 8;
 		p.op = o < 4 || racing ? XOP_READ : o < 7 ? XOP_WRITE : XOP_ATOMIC;
-		if (p.op == XOP_ATOMIC && (no_atomics || (p.r->kind != K_ANON && p.r->kind != K_THP &&
-							  p.r->kind != K_MLOCK)))
+		if (atomic_batch) {
+			if (p.r->kind != K_ANON && p.r->kind != K_MLOCK)
+				continue;
+			p.op = XOP_ATOMIC;
+		} else if (p.op == XOP_ATOMIC && (atomics != 1 || (p.r->kind != K_ANON && p.r->kind != K_THP &&
+								  p.r->kind != K_MLOCK))) {
 			p.op = XOP_WRITE;
+		}
 		pick_range(p.r, &s, p.op == XOP_ATOMIC ? 4 : (splitmix(&s) % 3 ? 64 : 6 * PAGE), &p.off, &p.len);
 		if (p.op == XOP_ATOMIC) {
 			p.off &= ~3ul;
@@ -986,7 +1002,9 @@ static void parse_cmdline(uint64_t *seed, long *budget_ops, double *budget_secs)
 		else if (!strncmp(tok, "gp100emu.explore.wrong_shadow=", 30))
 			wrong_shadow = atoi(tok + 30);
 		else if (!strncmp(tok, "gp100emu.explore.no_atomics=", 28))
-			no_atomics = atoi(tok + 28);
+			atomics = atoi(tok + 28) ? 0 : atomics;
+		else if (!strncmp(tok, "gp100emu.explore.atomics=", 25))
+			atomics = atoi(tok + 25);
 		else if (!strncmp(tok, "gp100emu.explore.verbose=", 25))
 			verbose = atoi(tok + 25);
 		else if (!strncmp(tok, "gp100emu.explore.race=", 22))
@@ -1046,9 +1064,9 @@ int main(void)
 	int armed = drm >= 0 && xarm(chid, &pgd, unmanaged, UNMANAGED_SIZE);
 	int regions = armed && setup_regions() == 0;
 	ktap_diag("explore: seed %llu, %d operations%s, budget %.0f s, channel %d, checker armed %d, "
-		  "inject %u, race %d, wrong shadow %d", (unsigned long long)seed, ntokens,
+		  "inject %u, race %d, wrong shadow %d, atomics %d", (unsigned long long)seed, ntokens,
 		  replaying ? " (replaying --ops)" : "", budget_secs, chid, armed, xrd(XC_INJECT), race,
-		  wrong_shadow);
+		  wrong_shadow, atomics);
 	ktap_result(armed && regions && pre == -EINVAL, "explore_setup");
 	if (!armed || !regions) {
 		for (int i = 2; i <= 4; i++)

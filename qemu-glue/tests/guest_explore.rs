@@ -22,11 +22,15 @@ const CI_OPS: &str = "80";
 const CI_SECS: &str = "45";
 
 fn run_explore(extra: &[&str]) -> (Output, String) {
+    run_suite("explore", extra)
+}
+
+fn run_suite(suite: &str, extra: &[&str]) -> (Output, String) {
     let _guest = ONE_GUEST.lock().unwrap_or_else(|p| p.into_inner());
     let mut args = vec![
         "run",
         "--suite",
-        "explore",
+        suite,
         "--seed",
         CI_SEED,
         "--explore-ops",
@@ -118,4 +122,27 @@ fn a_small_fault_buffer_overflows_and_nouveau_recovers() {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     assert!(dropped > 0, "no fault entry was dropped:\n{text}");
+}
+
+/// The race mode (`explore-race`, a `-smp 2` guest): CPU-side operations on the second vCPU
+/// while GPU batches are in flight. Its own verdict must hold: no finding (raced reads of
+/// ranges the CPU side left alone saw the expected data), no checker violation, no oops, and
+/// some raced pairs were judged.
+#[test]
+fn race_mode_exploration_passes() {
+    let (out, text) = run_suite("explore-race", &[]);
+    assert!(
+        out.status.success(),
+        "explore-race failed ({}). {HOW}\n{text}",
+        out.status
+    );
+    assert!(text.contains("ok 2 explore_no_findings"), "{text}");
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| l.split(&format!("explore count {name}")).nth(1))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("raced_pairs") > 0, "no raced pair ran:\n{text}");
+    assert!(count("raced_slots_judged") > 0, "no raced read was judged:\n{text}");
 }
