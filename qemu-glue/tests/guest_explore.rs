@@ -144,5 +144,8 @@ fn race_mode_exploration_passes() {
             .unwrap_or(0)
     };
     assert!(count("raced_pairs") > 0, "no raced pair ran:\n{text}");
-    assert!(count("raced_slots_judged") > 0, "no raced read was judged:\n{text}");
+    assert!(
+        count("raced_slots_judged") > 0,
+        "no raced read was judged:\n{text}"
+    );
 }
