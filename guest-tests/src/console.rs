@@ -16,9 +16,10 @@ const SUITE_MARKER: &str = "# gp100emu-suite: ";
 pub const KMSG_ERR_MARKER: &str = "gp100emu-kmsg-err: ";
 
 /// Whether an error-level kernel record fails the run: nouveau's (its `nvkm_error` and
-/// `dev_err` lines all name the driver or its PCI device's subdevs through "nouveau").
+/// `dev_err` lines all name the driver or its PCI device's subdevs through "nouveau"; the
+/// allocator's leak report, nvkm_mm_dump in nvkm/core/mm.c, says "nvkm: " instead).
 fn is_failing_error(message: &str) -> bool {
-    message.contains("nouveau")
+    message.contains("nouveau") || message.starts_with("nvkm: ")
 }
 
 /// Kernel console lines that mean the kernel itself went wrong. Matched at the start of the
