@@ -13,6 +13,8 @@
  *                                   seed's stream (the reproducer a finding prints)
  *   gp100emu.explore.budget_ops=N   at most N operations (default 400)
  *   gp100emu.explore.budget_secs=T  at most T seconds of operations (default 60)
+ *   gp100emu.explore.atomics=M      GPU atomics: 0 off, 1 mixed into any batch, 2 in batches of
+ *                                   their own over anonymous and mlock'd memory (default)
  *   gp100emu.explore.wrong_shadow=1 a deliberately wrong shadow model (the host test that the
  *                                   explorer can fail)
  *   gp100emu.explore.race=1         CPU-side operations run on a second thread (the

@@ -15,8 +15,9 @@ static ONE_GUEST: Mutex<()> = Mutex::new(());
 
 /// The CI budget of one exploration: fixed seed, at most this many operations and seconds.
 /// Seed 2 with atomics turned into writes is the configuration that runs clean on stock
-/// 6.12 today: seed 1 hits a nouveau oops in nvkm_vmm_unref_ptes, and atomics in batches get
-/// stuck (both in /work/notes/explorer.md and the README); measured 80 ops in 37 s.
+/// 6.12 today: seed 1 hits nouveau's mixed-page-size bug (an oops in nvkm_vmm_unref_ptes or
+/// a stale writable 2 MiB PTE, svm case 19, patches/0003), and a few grouped atomics still go
+/// unserved (README); measured 80 ops in 9.4 s of exploration (a 50 s guest).
 const CI_SEED: &str = "2";
 const CI_OPS: &str = "80";
 const CI_SECS: &str = "45";
