@@ -16,9 +16,10 @@ const SUITE_MARKER: &str = "# gp100emu-suite: ";
 pub const KMSG_ERR_MARKER: &str = "gp100emu-kmsg-err: ";
 
 /// Whether an error-level kernel record fails the run: nouveau's (its `nvkm_error` and
-/// `dev_err` lines all name the driver or its PCI device's subdevs through "nouveau").
+/// `dev_err` lines all name the driver or its PCI device's subdevs through "nouveau"; the
+/// allocator's leak report, nvkm_mm_dump in nvkm/core/mm.c, says "nvkm: " instead).
 fn is_failing_error(message: &str) -> bool {
-    message.contains("nouveau")
+    message.contains("nouveau") || message.starts_with("nvkm: ")
 }
 
 /// Kernel console lines that mean the kernel itself went wrong. Matched at the start of the
@@ -297,6 +298,22 @@ impl Verdict {
 
 /// Most oops lines kept; a storm of warnings is summarised, not stored whole.
 const MAX_OOPSES: usize = 50;
+/// A kernel report left open this many lines after its first (no end-of-trace line seen) is
+/// judged then.
+const REPORT_LINES: usize = 80;
+
+/// A kernel report being read (see `ConsoleMonitor::follow_report`).
+#[derive(Debug)]
+struct OpenReport {
+    /// Its first line's message.
+    first: String,
+    /// The function its `RIP:` line names, once seen.
+    rip: Option<String>,
+    /// Lines read since the first.
+    lines: usize,
+    /// Its `---[ end trace` line came.
+    ended: bool,
+}
 
 /// Watches console lines; see the module doc.
 #[derive(Debug)]
@@ -308,6 +325,8 @@ pub struct ConsoleMonitor {
     /// Which `after` conditions have been seen so far.
     seen_after: Vec<bool>,
     parser: KtapParser,
+    /// The kernel report being read: judged once its RIP line names the function (or it ends).
+    report: Option<OpenReport>,
     oopses: Vec<String>,
     oops_dropped: usize,
     errors: Vec<String>,
@@ -334,6 +353,7 @@ impl ConsoleMonitor {
             known: Vec::new(),
             seen_after: vec![false; n],
             parser: KtapParser::new(),
+            report: None,
             oopses: Vec::new(),
             oops_dropped: 0,
             errors: Vec::new(),
@@ -411,16 +431,7 @@ impl ConsoleMonitor {
             self.kmsg_error(rec);
             return false;
         }
-        if is_oops_line(line) {
-            let m = message_of(line);
-            if let Some(i) = self.known_issue_for(m) {
-                self.use_known(i, m);
-            } else if self.oopses.len() < MAX_OOPSES {
-                self.oopses.push(message_of(line).to_string());
-            } else {
-                self.oops_dropped += 1;
-            }
-        }
+        self.follow_report(line);
         for (i, k) in self.known_issues.iter().enumerate() {
             if let Some(a) = &k.after {
                 if !self.seen_after[i] && line.contains(a.as_str()) {
@@ -443,6 +454,70 @@ impl ConsoleMonitor {
         }
         self.parser.feed_line(line);
         false
+    }
+
+    /// Kernel reports span lines: `BUG: kernel NULL pointer dereference, address: ...`, then
+    /// `Oops: ...`, then `RIP: 0010:function+0x../0x..`, ..., `---[ end trace ... ]---`, and
+    /// with `oops=panic` a `Kernel panic - not syncing: Fatal exception`. One report is one
+    /// finding, judged (known or not) with its first line and the function its RIP line names,
+    /// so a known-issues entry can name the function an oops happened in.
+    fn follow_report(&mut self, line: &str) {
+        let m = message_of(line);
+        let fatal = m.starts_with("Kernel panic - not syncing: Fatal exception");
+        if is_oops_line(line) && self.report.as_ref().is_some_and(|r| r.ended) {
+            // After its end of trace the kernel reprints the registers; oops=panic's panic
+            // still belongs to the report, any other report starts anew.
+            self.close_report();
+            if fatal {
+                return;
+            }
+        }
+        if is_oops_line(line) {
+            let continues = self
+                .report
+                .as_ref()
+                .is_some_and(|r| (m.starts_with("Oops") && r.rip.is_none()) || fatal);
+            if !continues {
+                self.close_report();
+                self.report = Some(OpenReport {
+                    first: m.to_string(),
+                    rip: None,
+                    lines: 0,
+                    ended: false,
+                });
+            }
+            return;
+        }
+        let Some(r) = &mut self.report else { return };
+        r.lines += 1;
+        if r.rip.is_none() {
+            if let Some(rip) = m.strip_prefix("RIP: ") {
+                // `0010:function+0x2d/0x1a0 [module]`: the segment selector goes.
+                let f = rip.split_once(':').map_or(rip, |(_, f)| f);
+                r.rip = Some(f.trim().to_string());
+            }
+        }
+        if m.starts_with("---[ end trace") {
+            r.ended = true;
+        } else if r.lines > REPORT_LINES {
+            self.close_report();
+        }
+    }
+
+    /// Judges the open kernel report, if any: known (with its reason) or a failure.
+    fn close_report(&mut self) {
+        let Some(r) = self.report.take() else { return };
+        let m = match &r.rip {
+            Some(f) => format!("{} [RIP {f}]", r.first),
+            None => r.first,
+        };
+        if let Some(i) = self.known_issue_for(&m) {
+            self.use_known(i, &m);
+        } else if self.oopses.len() < MAX_OOPSES {
+            self.oopses.push(m);
+        } else {
+            self.oops_dropped += 1;
+        }
     }
 
     fn suite_marker(&mut self, m: &str) {
@@ -479,7 +554,8 @@ impl ConsoleMonitor {
     }
 
     /// The verdict, given how the run ended.
-    pub fn finish(self, end: RunEnd) -> Verdict {
+    pub fn finish(mut self, end: RunEnd) -> Verdict {
+        self.close_report();
         let mut problems = Vec::new();
         match &end {
             RunEnd::Exited => {}
@@ -800,6 +876,49 @@ mod tests {
             v.known[0].1.contains("explore"),
             "the entry whose context was seen"
         );
+    }
+
+    /// An x86 NULL-pointer oops as 6.12 prints it, with `oops=panic`.
+    const NULL_OOPS: &str = "[ 50.1] BUG: kernel NULL pointer dereference, address: 0000000000000008\n\
+        [ 50.1] #PF: supervisor read access in kernel mode\n[ 50.1] PGD 0 P4D 0\n\
+        [ 50.1] Oops: Oops: 0000 [#1] SMP NOPTI\n[ 50.1] CPU: 0 UID: 0 PID: 77 Comm: explore Not tainted 6.12.95 #1\n\
+        [ 50.1] RIP: 0010:nvkm_vmm_unref_ptes+0x2d/0x1a0\n[ 50.1] Call Trace:\n[ 50.1]  <TASK>\n\
+        [ 50.1] ---[ end trace 0000000000000000 ]---\n[ 50.1] RIP: 0010:nvkm_vmm_unref_ptes+0x2d/0x1a0\n\
+        [ 50.1] CR2: 0000000000000008\n[ 50.1] Kernel panic - not syncing: Fatal exception\n[ 50.1] Kernel Offset: disabled\n";
+
+    #[test]
+    fn an_oops_is_one_finding_named_by_its_rip_function() {
+        let body = "gp100emu: init reached\n# gp100emu-suite: explore begins\nKTAP version 1\n1..1\nok 1 a\n";
+        let v = run(&format!("{body}{NULL_OOPS}"), &["explore"], RunEnd::Exited);
+        assert_eq!(v.oopses.len(), 1, "{:?}", v.oopses);
+        assert!(
+            v.oopses[0].starts_with("BUG: kernel NULL pointer dereference")
+                && v.oopses[0].ends_with("[RIP nvkm_vmm_unref_ptes+0x2d/0x1a0]"),
+            "{:?}",
+            v.oopses
+        );
+        // A known-issues entry can name the function; the report is then KNOWN, not a pass.
+        let known = parse_known_issues(
+            "[RIP nvkm_vmm_unref_ptes+ | gp100emu-suite: explore begins | mixed page sizes\n",
+        )
+        .unwrap();
+        let mut m = ConsoleMonitor::with_known_issues(&["explore".into()], known);
+        for l in format!("{body}{NULL_OOPS}").lines() {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert!(v.oopses.is_empty(), "{}", v.report());
+        assert_eq!(v.known.len(), 1);
+        assert!(
+            !v.passed(),
+            "the guest stopped before /init finished: {}",
+            v.report()
+        );
+        // Two warnings in a row stay two findings; a report with no RIP is judged at the end.
+        let two = "[ 1.0] WARNING: CPU: 0 PID: 9 at a.c:1 f+0x1/0x2\n[ 1.0] RIP: 0010:f+0x1/0x2\n\
+                   [ 1.1] WARNING: CPU: 0 PID: 9 at a.c:1 f+0x1/0x2\n[ 2.0] INFO: task x:1 blocked for more than 120 seconds.\n";
+        let v = run(two, &[], RunEnd::Exited);
+        assert_eq!(v.oopses.len(), 3, "{:?}", v.oopses);
     }
 
     #[test]

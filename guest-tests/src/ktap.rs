@@ -55,6 +55,8 @@ pub struct Document {
     pub problems: Vec<String>,
     /// When its header arrived, on the reader's clock (see [`TestCase::at`]).
     pub started: Option<std::time::Duration>,
+    /// Top-level diagnostics after its last result (what a producer said before it died).
+    pub trailing: Vec<String>,
 }
 
 /// Leaf counts over documents.
@@ -296,6 +298,7 @@ impl KtapParser {
         if let Some(top) = self.stack.pop() {
             doc.plan = top.plan;
             doc.tests = top.tests;
+            doc.trailing = top.pending_diags;
         }
         if let Some(plan) = doc.plan {
             let got = doc.tests.len() as u32;

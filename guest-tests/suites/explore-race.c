@@ -3,6 +3,7 @@
  * for explore (gp100emu.explore.*); race mode is on by default.
  *
  * gp100emu-needs: gr-firmware pgd-module
+ * gp100emu-append: oops=panic
  * gp100emu-qemu-args: -smp 2 */
 #define EXPLORE_RACE_DEFAULT 1
 #include "explore.c"

@@ -4,6 +4,7 @@
  * every operation and every GPU PTE judged by the PTE checker.
  *
  * gp100emu-needs: gr-firmware pgd-module
+ * gp100emu-append: oops=panic
  *
  * Parameters come from the kernel command line (gp100emu run --seed/--ops/--explore-ops/
  * --explore-secs put them there):
@@ -12,6 +13,8 @@
  *                                   seed's stream (the reproducer a finding prints)
  *   gp100emu.explore.budget_ops=N   at most N operations (default 400)
  *   gp100emu.explore.budget_secs=T  at most T seconds of operations (default 60)
+ *   gp100emu.explore.atomics=M      GPU atomics: 0 off, 1 mixed into any batch, 2 in batches of
+ *                                   their own over anonymous and mlock'd memory (default)
  *   gp100emu.explore.wrong_shadow=1 a deliberately wrong shadow model (the host test that the
  *                                   explorer can fail)
  *   gp100emu.explore.race=1         CPU-side operations run on a second thread (the
@@ -65,7 +68,14 @@ struct region {
 static struct region reg[K_KINDS];
 static int drm = -1, chid = -1, chid2 = -1, pm = -1;
 static int wrong_shadow, race;
-static int no_atomics; /* gp100emu.explore.no_atomics=1: atomics become writes (bisecting) */
+/* gp100emu.explore.atomics=M: how GPU atomics are mixed into batches.
+ *   0  none (atomics become writes; gp100emu.explore.no_atomics=1 says the same)
+ *   1  mixed: any slot of any batch, in anonymous, THP and mlock'd memory
+ *   2  grouped: batches of atomics only, in anonymous and mlock'd memory (what stock nouveau
+ *      serves: nouveau_svm_fault's atomic flag sticks to every later fault of a batch, svm
+ *      case 20; make_device_exclusive_range refuses tail pages of a large folio, so 6.12
+ *      cancels atomics in THP memory) */
+static int atomics = 2;
 static int verbose; /* gp100emu.explore.verbose=1: one line per operation and slot */
 #define VLOG(...)                                                                                  \
 	do {                                                                                       \
@@ -88,7 +98,8 @@ enum { C_BATCH, C_SLOTS, C_SLOT_FAULTED, C_CPU_WRITE, C_CPU_READ, C_MUNMAP, C_RE
        C_DONTNEED, C_FREE, C_HUGEPAGE, C_NOHUGEPAGE, C_COLLAPSE, C_MADV_EINVAL, C_MREMAP, C_FORK,
        C_BIND, C_BIND_ERR, C_CHURN, C_BIND_ODD, C_OPEN2, C_DROPPED, C_OVERFLOW, C_FAULTS,
        C_RACED, C_EXIT_INFLIGHT, C_BIND_MOVED, C_BIND_STAYED, C_MREMAP_REFUSED,
-       C_SLOW, C_COUNTERS };
+       C_SLOW, C_SLOT_ERRORS, C_SLOT_LEFT_WAITING, C_ATOMIC_SERVED, C_DEVICE_EXCLUSIVE,
+       C_RACE_SLOTS_JUDGED, C_RACE_SLOTS_WAITING, C_COUNTERS };
 static const char *const counter_name[C_COUNTERS] = {
 	"gpu_batch", "gpu_slots", "gpu_slots_faulted", "cpu_write", "cpu_read", "munmap",
 	"map_fixed", "mprotect", "madv_dontneed", "madv_free", "madv_hugepage", "madv_nohugepage",
@@ -97,9 +108,22 @@ static const char *const counter_name[C_COUNTERS] = {
 	"fault_buffer_overflow_seen", "gpu_faults_reported", "raced_pairs",
 	"exit_with_gpu_work_in_flight", "bound_pages_in_vram", "bound_pages_still_present",
 	"mremap_efault_several_vmas", "gpu_slots_out_of_time",
+	"gpu_slots_cancelled", "gpu_slots_left_waiting", "gpu_atomics_served",
+	"atomic_pages_device_exclusive", "raced_slots_judged", "raced_slots_left_waiting",
 };
 static unsigned long counters[C_COUNTERS];
 static unsigned long batch_sizes[AB_SLOTS + 1];
+/* Per batch: fault entries the device wrote, and replay rounds its slowest slot needed (each
+ * round is one pass of nouveau's fault worker that ended in a replay). */
+#define HIST 9
+static unsigned long batch_faults[HIST], batch_rounds[HIST];
+static int hist_bucket(uint32_t v) /* 0, 1, 2, 3-4, 5-8, ..., 65-128, more */
+{
+	int b = 0;
+	while (b < HIST - 1 && v > (b ? 1u << (b - 1) : 0u))
+		b++;
+	return b;
+}
 
 static uint64_t splitmix(uint64_t *s)
 {
@@ -322,6 +346,66 @@ static int overlaps(const struct planned *a, const struct planned *b)
 	return a->r == b->r && a->off < b->off + b->len && b->off < a->off + a->len;
 }
 
+/* Race mode: what the shadow and page states were before the CPU-side operation started on
+ * the other thread (race_snapshot), and that thread (joined by the batch once its slots have
+ * had their chance, so the verdict sees the operation's whole effect). */
+static uint8_t *race_shadow[K_KINDS];
+static uint8_t race_state[K_KINDS][MAX_PAGES];
+static pthread_t race_th;
+static int race_pending;
+
+static void race_snapshot(void)
+{
+	for (int k = 0; k < K_KINDS; k++) {
+		size_t len = reg[k].pages * PAGE;
+		if (!race_shadow[k])
+			race_shadow[k] = malloc(len);
+		memcpy(race_shadow[k], reg[k].shadow, len);
+		memcpy(race_state[k], reg[k].state, sizeof(race_state[k]));
+	}
+}
+
+static void race_join(void)
+{
+	if (race_pending) {
+		pthread_join(race_th, NULL);
+		race_pending = 0;
+	}
+}
+
+/* A raced batch (reads only): once the CPU-side operation is over, every completed read of
+ * a range the operation left alone (same page states, same expected bytes before and after)
+ * must have seen those bytes; reads of ranges it changed may have seen either side. */
+static void judge_raced(const struct planned *pl, int n)
+{
+	race_join();
+	for (int i = 0; i < n; i++) {
+		const struct planned *p = &pl[i];
+		int k = p->r->kind;
+		size_t q0 = p->off / PAGE, q1 = (p->off + p->len - 1) / PAGE;
+		int same = 1;
+		for (size_t q = q0; q <= q1; q++)
+			same = same && race_state[k][q] == p->r->state[q] && page_ok(p->r, q, PG_R) &&
+			       !(p->r->state[q] & PG_UNKNOWN);
+		same = same && !memcmp(race_shadow[k] + p->off, p->r->shadow + p->off, p->len);
+		if (!same || p->op != XOP_READ)
+			continue;
+		struct xslot_result res = xbatch_slot(i);
+		if (res.status != XST_DONE) {
+			counters[C_RACE_SLOTS_WAITING]++;
+			continue;
+		}
+		counters[C_RACE_SLOTS_JUDGED]++;
+		const uint8_t *sh = p->r->shadow + p->off;
+		int bad = p->len <= 8 ? memcmp(&res.data, sh, p->len) != 0 : res.crc != gp100_crc32(sh, p->len);
+		if (bad)
+			finding("gpu-data-raced",
+				"slot %d/%d read %s+%#zx len %zu beside a CPU-side operation that left it "
+				"alone: GPU saw other data than the shadow",
+				i, n, kind_name[k], p->off, p->len);
+	}
+}
+
 /* A batch of GPU accesses; served ones are checked against the shadow (and update it), the
  * ones over unmapped or forbidden pages must stay waiting. */
 static void op_gpu_batch(uint64_t s)
@@ -331,14 +415,23 @@ static void op_gpu_batch(uint64_t s)
 	int want = 1 + (int)(splitmix(&s) % (splitmix(&s) % 4 == 0 ? AB_SLOTS : 16));
 	int n = 0, expect_pending = 0;
 	int forbidden_ok = splitmix(&s) % 4 == 0;
+	/* Grouped atomics: one batch in five is atomics only (decided apart from the stream
+	 * below, so the other batches plan as with atomics off). */
+	uint64_t s2 = s ^ 0xa7011c5ull;
+	int atomic_batch = atomics == 2 && !racing && !forbidden_ok && splitmix(&s2) % 5 == 0;
 	for (int tries = 0; n < want && tries < 4 * want; tries++) {
 		struct planned p = { 0 };
 		p.r = &reg[splitmix(&s) % K_KINDS];
 		uint64_t o = splitmix(&s) % 8;
 		p.op = o < 4 || racing ? XOP_READ : o < 7 ? XOP_WRITE : XOP_ATOMIC;
-		if (p.op == XOP_ATOMIC && (no_atomics || (p.r->kind != K_ANON && p.r->kind != K_THP &&
-							  p.r->kind != K_MLOCK)))
+		if (atomic_batch) {
+			if (p.r->kind != K_ANON && p.r->kind != K_MLOCK)
+				continue;
+			p.op = XOP_ATOMIC;
+		} else if (p.op == XOP_ATOMIC && (atomics != 1 || (p.r->kind != K_ANON && p.r->kind != K_THP &&
+								  p.r->kind != K_MLOCK))) {
 			p.op = XOP_WRITE;
+		}
 		pick_range(p.r, &s, p.op == XOP_ATOMIC ? 4 : (splitmix(&s) % 3 ? 64 : 6 * PAGE), &p.off, &p.len);
 		if (p.op == XOP_ATOMIC) {
 			p.off &= ~3ul;
@@ -399,11 +492,26 @@ static void op_gpu_batch(uint64_t s)
 	if (expect_pending)
 		usleep(2000);
 	counters[C_DROPPED] += xrd(AB_DROPPED);
+	static int overflow_said;
+	if (xrd(AB_DROPPED) && !overflow_said) {
+		/* Said at once: the run may not reach its final counters (a known oops). */
+		ktap_diag("fault buffer overflow: %u entries dropped at op %ld", xrd(AB_DROPPED), op_index);
+		overflow_said = 1;
+	}
 	counters[C_FAULTS] += xrd(AB_FAULTS_TOTAL);
+	counters[C_SLOT_ERRORS] += xrd(AB_ERRORS);
+	counters[C_SLOT_LEFT_WAITING] += xrd(AB_CTRL);
+	batch_faults[hist_bucket(xrd(AB_FAULTS_TOTAL))]++;
+	uint32_t rounds = 0;
+	for (int i = 0; i < n; i++) {
+		struct xslot_result r = xbatch_slot(i);
+		rounds = r.replays > rounds ? r.replays : rounds;
+	}
+	batch_rounds[hist_bucket(rounds)]++;
 	if (xrd(AB_BUFFER_INFO) & 1)
 		counters[C_OVERFLOW]++;
-	/* Racing a CPU-side change, reads may legitimately see either side or stay waiting: only
-	 * the PTE checker and the console judge this batch. */
+	if (racing)
+		judge_raced(pl, n);
 	for (int i = 0; i < n && !racing; i++) {
 		struct xslot_result res = xbatch_slot(i);
 		struct planned *p = &pl[i];
@@ -460,6 +568,14 @@ static void op_gpu_batch(uint64_t s)
 					kind_name[p->r->kind], p->off, (uint32_t)res.data, old);
 			old = (uint32_t)res.data + (uint32_t)sl[i].data;
 			memcpy(sh, &old, 4);
+			counters[C_ATOMIC_SERVED]++;
+			/* nouveau serves an atomic through make_device_exclusive_range: until the CPU
+			 * touches it, the page is a device-exclusive swap entry (pagemap: not present,
+			 * swapped). */
+			uint64_t e = 0;
+			if (pm >= 0 && pread(pm, &e, 8, (sl[i].va / PAGE) * 8) == 8 && !((e >> 63) & 1) &&
+			    ((e >> 62) & 1))
+				counters[C_DEVICE_EXCLUSIVE]++;
 		}
 		if (wrong_shadow && p->op != XOP_READ)
 			sh[0] ^= 0x5a; /* the deliberately wrong model */
@@ -794,14 +910,13 @@ static void op_exit_inflight(uint64_t s)
 		/* This child is an SVM client of its own: the checker must judge its uses against
 		 * its own page tables. Reading the module's file before SVM_INIT also has the
 		 * module watch this mm's exit (see lib/gp100.h), so its teardown is reported. */
-		uint64_t root = 0;
-		int la57 = 0, swp = -1;
-		if (xload_pgd(&root, &la57, &swp))
+		struct gp100_pgd pgd;
+		if (xpgd(&pgd))
 			_exit(3);
 		int fd = xsvm_open(unmanaged, UNMANAGED_SIZE, &cc);
 		if (fd < 0)
 			_exit(2);
-		if (!xchecker_arm(cc, unmanaged, UNMANAGED_SIZE))
+		if (!xarm(cc, &pgd, unmanaged, UNMANAGED_SIZE))
 			_exit(3);
 		for (int i = 0; i < n; i++)
 			sl[i].chid = cc;
@@ -895,7 +1010,9 @@ static void parse_cmdline(uint64_t *seed, long *budget_ops, double *budget_secs)
 		else if (!strncmp(tok, "gp100emu.explore.wrong_shadow=", 30))
 			wrong_shadow = atoi(tok + 30);
 		else if (!strncmp(tok, "gp100emu.explore.no_atomics=", 28))
-			no_atomics = atoi(tok + 28);
+			atomics = atoi(tok + 28) ? 0 : atomics;
+		else if (!strncmp(tok, "gp100emu.explore.atomics=", 25))
+			atomics = atoi(tok + 25);
 		else if (!strncmp(tok, "gp100emu.explore.verbose=", 25))
 			verbose = atoi(tok + 25);
 		else if (!strncmp(tok, "gp100emu.explore.race=", 22))
@@ -947,14 +1064,17 @@ int main(void)
 	/* nouveau_svmm_bind answers -EINVAL while the client has no SVM (cli->svm.svmm NULL). */
 	ktap_diag("SVM_BIND before SVM_INIT on a fresh fd: %d (%s), expected -EINVAL", pre,
 		  pre ? strerror(-pre) : "accepted");
-	drm = xsvm_open(unmanaged, UNMANAGED_SIZE, &chid);
+	/* The module watches this process's exit from the read on, so it comes before SVM_INIT. */
+	struct gp100_pgd pgd;
+	int have_pgd = xpgd(&pgd) == 0;
+	drm = have_pgd ? xsvm_open(unmanaged, UNMANAGED_SIZE, &chid) : -1;
 	pm = open("/proc/self/pagemap", O_RDONLY);
-	int armed = drm >= 0 && xchecker_arm(chid, unmanaged, UNMANAGED_SIZE);
+	int armed = drm >= 0 && xarm(chid, &pgd, unmanaged, UNMANAGED_SIZE);
 	int regions = armed && setup_regions() == 0;
 	ktap_diag("explore: seed %llu, %d operations%s, budget %.0f s, channel %d, checker armed %d, "
-		  "inject %u, race %d, wrong shadow %d", (unsigned long long)seed, ntokens,
+		  "inject %u, race %d, wrong shadow %d, atomics %d", (unsigned long long)seed, ntokens,
 		  replaying ? " (replaying --ops)" : "", budget_secs, chid, armed, xrd(XC_INJECT), race,
-		  wrong_shadow);
+		  wrong_shadow, atomics);
 	ktap_result(armed && regions && pre == -EINVAL, "explore_setup");
 	if (!armed || !regions) {
 		for (int i = 2; i <= 4; i++)
@@ -969,6 +1089,10 @@ int main(void)
 			break;
 		uint64_t t = tokens[op_index];
 		int o = op_of(t);
+		/* What ran, as it runs: an oops may end this process (or the guest) mid-run, and the
+		 * host's minimiser needs the operations up to there. */
+		printf("# EXPLORE OP %llx\n", (unsigned long long)t);
+		fflush(stdout);
 		uint64_t s = t * 0x9e3779b97f4a7c15ull;
 		if (race && ops[o].fn == op_gpu_batch && op_index + 1 < ntokens &&
 		    ops[op_of(tokens[op_index + 1])].cpu_side) {
@@ -976,14 +1100,16 @@ int main(void)
 			 * flight: its effects on the shadow race with the batch's checks, so only the
 			 * checker and the console judge these two; the shadow check resumes after. */
 			struct race_arg ra = { op_of(tokens[op_index + 1]), tokens[op_index + 1] };
-			pthread_t th;
+			printf("# EXPLORE OP %llx\n", (unsigned long long)tokens[op_index + 1]);
+			fflush(stdout);
 			pthread_mutex_lock(&race_lock);
 			int wrong = wrong_shadow;
 			wrong_shadow = 0;
 			racing = 1;
-			pthread_create(&th, NULL, race_thread, &ra);
+			race_snapshot();
+			race_pending = pthread_create(&race_th, NULL, race_thread, &ra) == 0;
 			ops[o].fn(s);
-			pthread_join(th, NULL);
+			race_join(); /* the batch joins it; this is for a batch with no slots */
 			racing = 0;
 			counters[C_RACED]++;
 			wrong_shadow = wrong;
@@ -1027,6 +1153,14 @@ int main(void)
 		if (batch_sizes[i])
 			snprintf(sizes + strlen(sizes), sizeof(sizes) - strlen(sizes), " %d:%lu", i, batch_sizes[i]);
 	ktap_diag("explore batch sizes (slots:batches):%s", sizes);
+	static const char *const bucket[HIST] = { "0", "1", "2", "3-4", "5-8", "9-16", "17-32", "33-64", ">64" };
+	for (int h = 0; h < 2; h++) {
+		char line[400] = "";
+		for (int b = 0; b < HIST; b++)
+			snprintf(line + strlen(line), sizeof(line) - strlen(line), " %s:%lu", bucket[b],
+				 (h ? batch_rounds : batch_faults)[b]);
+		ktap_diag("explore batches by %s:%s", h ? "replay rounds of the slowest slot" : "fault entries written", line);
+	}
 	check_cpu_all("the last operation");
 	ktap_result(findings == 0, "explore_no_findings");
 

@@ -141,15 +141,45 @@ pub fn findings(v: &Verdict) -> Vec<Finding> {
     out
 }
 
-/// The operation tokens a run executed (its `# EXPLORE RAN --ops` line), if it printed one.
+/// The operation tokens a run executed: its `# EXPLORE RAN --ops` line, or when the explorer
+/// died before printing it (an oops ends the process, or with `oops=panic` the guest), the
+/// `# EXPLORE OP T` line it prints before each operation, in order.
 pub fn ran_ops(v: &Verdict) -> Option<Vec<u64>> {
-    v.documents
+    let lines = || {
+        v.documents.iter().flat_map(|d| {
+            d.tests
+                .iter()
+                .flat_map(|t| t.diagnostics.iter())
+                .chain(d.trailing.iter())
+                .map(|l| l.trim_start_matches('#').trim())
+        })
+    };
+    if let Some(t) = lines().find_map(|l| parse_tokens(l.strip_prefix("EXPLORE RAN --ops ")?).ok())
+    {
+        return Some(t);
+    }
+    let t: Vec<u64> = lines()
+        .filter_map(|l| l.strip_prefix("EXPLORE OP "))
+        .filter_map(|t| u64::from_str_radix(t.trim(), 16).ok())
+        .collect();
+    (!t.is_empty()).then_some(t)
+}
+
+/// The kernel report a run ended in, if any: an unexplained oops, or one known-issues.txt
+/// explains (a known kernel bug is still the finding to minimise). Warnings are not: the
+/// known cancel timeouts come with every explorer run.
+fn kernel_report(v: &Verdict) -> Option<String> {
+    let report = |l: &str| !l.starts_with("WARNING");
+    v.oopses
         .iter()
-        .flat_map(|d| d.tests.iter())
-        .flat_map(|t| t.diagnostics.iter())
-        .find_map(|l| {
-            let l = l.trim_start_matches('#').trim();
-            parse_tokens(l.strip_prefix("EXPLORE RAN --ops ")?).ok()
+        .find(|l| report(l))
+        .or_else(|| v.known.iter().map(|(l, _)| l).find(|l| report(l)))
+        .map(|l| {
+            // The function its RIP line named identifies it across runs (addresses may not).
+            match l.split_once("[RIP ") {
+                Some((_, f)) => f.split('+').next().unwrap_or(f).to_string(),
+                None => l.clone(),
+            }
         })
 }
 
@@ -165,7 +195,11 @@ impl Target {
     fn seen(&self, v: &Verdict) -> bool {
         match self {
             Target::Finding(kind) => findings(v).iter().any(|f| &f.kind == kind),
-            Target::Oops(line) => v.oopses.iter().any(|o| o == line),
+            Target::Oops(key) => v
+                .oopses
+                .iter()
+                .chain(v.known.iter().map(|(l, _)| l))
+                .any(|o| o.contains(key.as_str())),
         }
     }
 }
@@ -185,7 +219,8 @@ pub fn known<'a>(f: &Finding, issues: &'a [KnownIssue]) -> Option<&'a KnownIssue
 /// fresh guests (at most `runs` boots) and prints the minimal reproducer.
 pub fn report(o: &RunOptions, v: &Verdict, minimise: Option<u32>) {
     let found = findings(v);
-    if found.is_empty() && (v.oopses.is_empty() || ran_ops(v).is_none()) {
+    let oops = kernel_report(v);
+    if found.is_empty() && (oops.is_none() || ran_ops(v).is_none()) {
         return;
     }
     let issues = guest_tests::console::builtin_known_issues();
@@ -196,15 +231,23 @@ pub fn report(o: &RunOptions, v: &Verdict, minimise: Option<u32>) {
             None => println!("FINDING {}", f.line),
         }
     }
-    // The first finding with its reproducer, else an oops with everything that ran.
-    let (target, tokens, suite) = match found.iter().find(|f| !f.reproducer.is_empty()) {
+    // A kernel report with everything that ran (it ended the run), else the first finding
+    // with its reproducer.
+    let first = match (&oops, ran_ops(v)) {
+        (Some(_), Some(_)) => None,
+        _ => found.iter().find(|f| !f.reproducer.is_empty()),
+    };
+    let (target, tokens, suite) = match first {
         Some(f) => (
             Target::Finding(f.kind.clone()),
             f.reproducer.clone(),
             f.suite.clone(),
         ),
-        None => match (v.oopses.first(), ran_ops(v)) {
-            (Some(o), Some(t)) => (Target::Oops(o.clone()), t, None),
+        None => match (oops, ran_ops(v)) {
+            (Some(o), Some(t)) => {
+                println!("kernel report: {o} (after {} operations)", t.len());
+                (Target::Oops(o), t, None)
+            }
             _ => return,
         },
     };
@@ -378,6 +421,53 @@ mod tests {
         let (min, _) = ddmin(&tokens, 500, |t| t.last() == Some(&64));
         assert_eq!(min, vec![64]);
         assert_eq!(ddmin(&[], 10, |_| true), (vec![], 0));
+    }
+
+    #[test]
+    fn what_ran_and_the_kernel_report_are_found_when_the_explorer_died() {
+        use guest_tests::ktap::{Document, Outcome, TestCase};
+        let mut v = Verdict::default();
+        v.documents.push(Document {
+            suite: Some("explore".into()),
+            tests: vec![TestCase {
+                number: 1,
+                name: "explore_setup".into(),
+                outcome: Outcome::Pass,
+                directive: None,
+                diagnostics: vec!["explore: seed 1".into()],
+                subtests: Vec::new(),
+                at: None,
+            }],
+            trailing: vec![
+                "EXPLORE OP 1f".into(),
+                "op 1: slot 0: read".into(),
+                "EXPLORE OP a0".into(),
+            ],
+            ..Document::default()
+        });
+        assert_eq!(ran_ops(&v), Some(vec![0x1f, 0xa0]));
+        assert_eq!(kernel_report(&v), None);
+        v.known.push((
+            "WARNING: CPU: 0 PID: 9 at gf100.c:759 gf100_gr_fecs_ctrl_ctxsw+0xc9/0xe2".into(),
+            "cancel".into(),
+        ));
+        assert_eq!(
+            kernel_report(&v),
+            None,
+            "a known warning is not the run's end"
+        );
+        v.known.push((
+            "BUG: kernel NULL pointer dereference, address: 0000000000000008 [RIP nvkm_vmm_unref_ptes+0x2d/0x1a0]".into(),
+            "mixed page sizes".into(),
+        ));
+        let k = kernel_report(&v).unwrap();
+        assert_eq!(k, "nvkm_vmm_unref_ptes");
+        assert!(Target::Oops(k).seen(&v));
+        // The RAN line, when printed, is what ran.
+        v.documents[0]
+            .trailing
+            .push("EXPLORE RAN --ops 1f,a0,b1".into());
+        assert_eq!(ran_ops(&v), Some(vec![0x1f, 0xa0, 0xb1]));
     }
 
     #[test]

@@ -74,6 +74,21 @@ fn svm_suite_passes_with_no_checker_violations() {
             || text.contains("ok 18 svm_init_refuses_unreachable_window\n"),
         "{text}"
     );
+    // nvkm_vmm_pfn_split_merge merges PFN regions of different page sizes (a TODO on stock
+    // kernels; patches/0003 fixes it), nouveau_svm_fault's atomic flag sticks to the faults
+    // after an atomic one (a TODO; patches/0004), and SVM_BIND maps VRAM copies of shmem pages
+    // that never migrated (a TODO; patches/0005). Never a plain failure, never a skip.
+    for case in [
+        "19 mixed_page_size_neighbours_unmap_cleanly",
+        "20 atomic_fault_does_not_make_the_next_one_atomic",
+        "21 svm_bind_of_shared_memory_keeps_gpu_and_cpu_on_one_page",
+    ] {
+        assert!(
+            text.contains(&format!("not ok {case} # TODO"))
+                || text.contains(&format!("ok {case}\n")),
+            "case {case}:\n{text}"
+        );
+    }
     for who in ["# worker (channel ", "# second process (channel "] {
         let line = text
             .lines()

@@ -193,41 +193,22 @@ static inline int xsvm_bind_vram(int fd, const void *p, size_t len)
 	return ioctl(fd, NV_IOCTL_SVM_BIND, &b) ? -errno : 0;
 }
 
-/* The page-table root of this process from the test-only module gp100emu_pgd (lib/gp100.h's
- * reader, which also has the module watch this process's exit when called before SVM_INIT). */
-static inline int xload_pgd(uint64_t *root, int *la57, int *swp)
+/* Reads this process's page-table root from gp100emu_pgd (lib/gp100.h), which also has the
+ * module watch this process's exit: call it BEFORE SVM_INIT. 0 on success. */
+static inline int xpgd(struct gp100_pgd *p)
 {
-	struct gp100_pgd p;
 	char why[160];
-	if (gp100_pgd_read(&p, why, sizeof(why))) {
-		ktap_diag("%s", why);
+	if (gp100_pgd_read(p, why, sizeof(why)) || p->swp_migration_read < 0) {
+		ktap_diag("gp100emu_pgd: %s", p->swp_migration_read < 0 ? "no migration swap types" : why);
 		return -1;
 	}
-	*root = p.root;
-	*la57 = p.la57;
-	*swp = p.swp_migration_read;
 	return 0;
 }
 
-/* Arms the PTE checker for `chid`, judged against this process's page tables, with the SVM
- * unmanaged window left out. The one place the explorer arms it: when the checker follows
- * every process (issue 17 part 1), this becomes that interface. Returns 1 if armed. */
-static inline int xchecker_arm(int chid, const void *excl, uint64_t excl_size)
+/* Registers channel `chid`'s space with the PTE checker for this process (lib/gp100.h's
+ * gp100_checker_arm, with the unmanaged window left out). Returns 1 if armed. */
+static inline int xarm(int chid, const struct gp100_pgd *p, const void *excl, uint64_t excl_size)
 {
-	uint64_t root = 0;
-	int la57 = 0, swp = -1;
-	if (xload_pgd(&root, &la57, &swp) || swp < 0)
-		return 0;
-	xwr(XC_SWAP_MIGRATION_READ, (uint32_t)swp);
-	xwr(XC_CHID, (uint32_t)chid);
-	xwr(XC_ROOT_LO, (uint32_t)root);
-	xwr(XC_ROOT_HI, (uint32_t)(root >> 32));
-	xwr(XC_FLAGS, (uint32_t)la57);
-	xwr(XC_EXCL_LO, (uint32_t)(uintptr_t)excl);
-	xwr(XC_EXCL_HI, (uint32_t)((uintptr_t)excl >> 32));
-	xwr(XC_EXCL_SIZE_LO, (uint32_t)excl_size);
-	xwr(XC_EXCL_SIZE_HI, (uint32_t)(excl_size >> 32));
-	xwr(XC_CTRL, 1);
-	return xrd(XC_CTRL) == 1 && xrd(XC_ERROR) == 0;
+	return gp100_checker_arm(xwin, chid, p, (uintptr_t)excl, excl_size) == 0 && xrd(XC_CTRL) == 1;
 }
 #endif
