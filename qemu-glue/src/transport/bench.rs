@@ -28,8 +28,7 @@ const REGION_ACCESS: usize = HEADER + 16;
 /// BAR0 offset 0: PMC_BOOT_0, a plain register read.
 const BOOT0: u64 = 0;
 /// The vendor window's scratch register (emulator::window), a plain register write.
-const SCRATCH: u64 =
-    (emulator::window::WINDOW_BASE + emulator::window::WINDOW_SCRATCH0) as u64;
+const SCRATCH: u64 = (emulator::window::WINDOW_BASE + emulator::window::WINDOW_SCRATCH0) as u64;
 
 fn header(out: &mut Vec<u8>, id: u16, command: u16, size: usize, flags: u32) {
     out.extend_from_slice(&id.to_le_bytes());
