@@ -126,10 +126,9 @@ pub struct RunTimes {
     pub boots: Vec<(String, Duration)>,
 }
 
-/// Validates suite names against what the initramfs carries.
-
 /// The guest kernel's own switch that hides FSRS ("fast short REP STOSB", CPUID.7.1:EAX bit 11,
-/// `X86_FEATURE_FSRS` = 12*32+11 in arch/x86/include/asm/cpufeatures.h of 6.1, 6.12 and 7.3).
+/// `X86_FEATURE_FSRS` = 12*32+11 in arch/x86/include/asm/cpufeatures.h of 6.12 and 7.3, checked;
+/// not checked on 6.1).
 ///
 /// Why: nouveau clears instance objects with `memset_io` through BAR2 (nvkm/subdev/instmem/
 /// base.c). On x86 `memset_io` is `memset` (arch/x86/lib/iomem.c), and `__memset`
@@ -142,6 +141,7 @@ pub struct RunTimes {
 /// told instead; it prints "Clearing CPUID bits: 12:11" and nothing else changes.
 pub const NO_FSRS: &str = "clearcpuid=395";
 
+/// Validates suite names against what the initramfs carries.
 pub fn check_suites(names: &[String]) -> Result<Vec<suites::Suite>, RunError> {
     let all = suites::all();
     let mut out = Vec::new();
