@@ -219,7 +219,7 @@ pub fn device_ops_from_trace(bytes: &[u8], skip: usize, max: usize) -> Vec<u8> {
                     data,
                     ..
                 } => (space, offset, data, true),
-                Event::Reset => return Some(device_op(OpSpace::Reset, true, 4, 0, 0)),
+                Event::Reset => return Some(device_op(OpSpace::Reset, true, 4, 0, 0).to_vec()),
                 _ => return None,
             };
             let s = match space {
@@ -230,24 +230,32 @@ pub fn device_ops_from_trace(bytes: &[u8], skip: usize, max: usize) -> Vec<u8> {
                 _ => return None,
             };
             let v = data.to_vec();
-            if v.len() > 4 || offset > u64::from(u32::MAX) {
+            if v.len() > 8 || offset.saturating_add(8) > u64::from(u32::MAX) {
                 return None;
             }
-            let mut w = [0u8; 4];
-            w[..v.len()].copy_from_slice(&v);
-            Some(device_op(
-                s,
-                write,
-                v.len(),
-                offset as u32,
-                u32::from_le_bytes(w),
-            ))
+            // An op carries at most 4 bytes: an 8-byte access (the guest's memset_io through
+            // BAR2) becomes its two 4-byte halves, low first.
+            let mut op = Vec::new();
+            for (i, half) in v.chunks(4).enumerate() {
+                let mut w = [0u8; 4];
+                w[..half.len()].copy_from_slice(half);
+                op.extend_from_slice(&device_op(
+                    s,
+                    write,
+                    half.len(),
+                    (offset + 4 * i as u64) as u32,
+                    u32::from_le_bytes(w),
+                ));
+            }
+            Some(op)
         })
         .skip(skip)
         .take(max);
     for op in ops {
         out.extend_from_slice(&op);
     }
+    // An 8-byte access gave two ops: keep the bound in ops.
+    out.truncate(max * 9);
     out
 }
 
