@@ -1166,7 +1166,9 @@ int main(void)
 
 	xwr(XC_CTRL, 3);
 	uint32_t viol = xrd(XC_VIOLATIONS);
-	ktap_diag("checker: %u scans, %u pages judged, %u violations", xrd(XC_SCANS), xrd(XC_CHECKED), viol);
+	ktap_diag("checker: %u scans (%u in full), %u pages judged, %u violations, %u CPU invalidates, "
+		  "%u page tables reused unread", xrd(XC_SCANS), xrd(XC_FULL_SCANS), xrd(XC_CHECKED), viol,
+		  xrd(XC_CPU_INVALIDATES), xrd(XC_LEAVES_REUSED));
 	ktap_result(viol == 0 && xrd(XC_CHECKED) > 0, "explore_no_pte_check_violations");
 	uint32_t hazards = xrd(XC_HAZARDS);
 	if (hazards)

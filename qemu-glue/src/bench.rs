@@ -335,18 +335,22 @@ pub fn run_all(secs: f64) -> Vec<(&'static str, f64)> {
     let (pages_per_s, reads_per_page) = checker_scan(budget, 1 << 14);
     out.push(("checker_scan_pages_per_s", pages_per_s));
     out.push(("checker_cpu_reads_per_page", reads_per_page));
+    // One PTE changes per flush, as at a GPU fault, in the same 64 MiB space: full scans
+    // against scans by change.
+    let (full_us, change_us) = checker_flush(budget, 1 << 14);
+    out.push(("checker_flush_full_us_64mib", full_us));
+    out.push(("checker_flush_by_change_us_64mib", change_us));
 
     // The vfio-user server's share of a guest MMIO access (a client thread over a socket).
     out.extend(crate::transport::bench::run(budget));
     out
 }
 
-/// Scans a space of `pages` GPU PTEs (the [`tree`] layout) whose CPU page tables map every
-/// page to the same physical page; returns (pages judged per second, CPU entries read per
-/// page).
-pub fn checker_scan(budget: Duration, pages: u64) -> (f64, f64) {
+/// Guest RAM and video memory holding a GPU space of `pages` PTEs (the [`tree`] layout) whose
+/// CPU page tables map every page to the same physical page, and the checked space.
+fn checker_rig(pages: u64) -> (emulator::mem::PhysMem, emulator::check::CheckedSpace, u64) {
     use emulator::check::x86::{CpuSpace, DEFAULT_SWAP_TYPES};
-    use emulator::check::{CheckedSpace, Checker, Inject};
+    use emulator::check::CheckedSpace;
     use emulator::mem::{GpuMemory, PhysMem};
     let (vid, pdb, base) = tree(pages);
     let mut mem = PhysMem::new(256 << 20);
@@ -367,22 +371,27 @@ pub fn checker_scan(budget: Duration, pages: u64) -> (f64, f64) {
         put(&mem, pd + ((va >> 21) & 0x1ff) * 8, pt | 7);
         put(&mem, pt + ((va >> 12) & 0x1ff) * 8, (p << 12) | 7);
     }
-    let mut chk = Checker::new(Inject::None);
-    chk.register(
-        CheckedSpace {
-            swap: DEFAULT_SWAP_TYPES,
-            pdb,
-            inst: 0x1000,
-            cpu: CpuSpace {
-                root: pml4,
-                la57: false,
-            },
-            exclude: (0, 0),
+    let space = CheckedSpace {
+        swap: DEFAULT_SWAP_TYPES,
+        pdb,
+        inst: 0x1000,
+        cpu: CpuSpace {
+            root: pml4,
+            la57: false,
         },
-        0,
-        0,
-    )
-    .expect("one space");
+        exclude: (0, 0),
+    };
+    (mem, space, base)
+}
+
+/// Scans a space of `pages` GPU PTEs (the [`tree`] layout) whose CPU page tables map every
+/// page to the same physical page; returns (pages judged per second, CPU entries read per
+/// page).
+pub fn checker_scan(budget: Duration, pages: u64) -> (f64, f64) {
+    use emulator::check::{Checker, Inject};
+    let (mut mem, space, _) = checker_rig(pages);
+    let mut chk = Checker::new(Inject::None);
+    chk.register(space, 0, 0).expect("one space");
     let rate = rate(budget, pages, || {
         chk.scan(&mut mem);
         chk.take_events().len() as u64
@@ -390,6 +399,52 @@ pub fn checker_scan(budget: Duration, pages: u64) -> (f64, f64) {
     let st = chk.stats();
     assert_eq!(st.violations, 0, "the bench space must be clean");
     (rate, st.cpu_reads as f64 / st.checked.max(1) as f64)
+}
+
+/// What nouveau does per GPU fault, as the checker sees it: one PTE of a space of `pages`
+/// changes, then a flush. Returns microseconds per flush (scan included) with every scan
+/// full (as for a process whose CPU invalidates are not reported) and scanning by change (the
+/// test module reports them), measured alternately in one run.
+pub fn checker_flush(budget: Duration, pages: u64) -> (f64, f64) {
+    use emulator::check::{Checker, Inject};
+    use emulator::mem::GpuMemory;
+    let (mut mem, space, base) = checker_rig(pages);
+    // The small-page PTE slot of the middle page (directories as [`tree`] builds them).
+    let va = base + (pages / 2) * 0x1000;
+    let mut t = space.pdb.addr;
+    for (shift, mask) in [(47, 3u64), (38, 0x1ff), (29, 0x1ff)] {
+        t = Pde(mem
+            .read_u64(Target::Video, t + ((va >> shift) & mask) * 8)
+            .unwrap())
+        .address();
+    }
+    let spt = Pde(mem
+        .read_u64(Target::Video, t + ((va >> 21) & 0xff) * 16 + 8)
+        .unwrap());
+    let slot = spt.address() + ((va >> 12) & 0x1ff) * 8;
+    let pte = mem.read_u64(Target::Video, slot).unwrap();
+    let mut us = [0f64; 2];
+    for (i, by_change) in [false, true].into_iter().enumerate() {
+        let mut chk = Checker::new(Inject::None);
+        chk.register(space, 0, 0).expect("one space");
+        if by_change {
+            chk.mm_ranges_reported(space.cpu.root);
+            chk.set_full_scan_every(u32::MAX);
+        }
+        chk.scan(&mut mem);
+        let mut n = 0u64;
+        let per_s = rate(budget / 2, 1, || {
+            // Unmapped, then mapped again: every flush sees one PTE change.
+            n += 1;
+            mem.write_u64(Target::Video, slot, if n % 2 == 1 { 0 } else { pte })
+                .unwrap();
+            chk.scan_invalidated(&mut mem, true, 0);
+            chk.take_events().len() as u64
+        });
+        assert_eq!(chk.stats().violations, 0, "the bench space must be clean");
+        us[i] = 1e6 / per_s;
+    }
+    (us[0], us[1])
 }
 
 /// A trace like a probe: BAR0 reads of boot0, the window and an undecoded offset, and window

@@ -317,6 +317,15 @@ struct SpaceState {
     reported: BTreeSet<u64>,
     violations: u64,
     stale_pages: u64,
+    /// The owner's CPU invalidates are reported ([`Checker::cpu_invalidated`]): the space
+    /// may be scanned by change.
+    ranged: bool,
+    /// What the last complete scan saw (None: the next scan is full).
+    picture: Option<Picture>,
+    /// PTEs (by VA) found violating when last judged: judged again at every scan.
+    suspects: BTreeSet<u64>,
+    /// Scans since the last full one.
+    since_full: u32,
 }
 
 impl SpaceState {
@@ -378,6 +387,12 @@ pub struct CheckStats {
     pub cpu_reads: u64,
     /// CPU page-table entries a scan found in its walk cache instead.
     pub cpu_cache_hits: u64,
+    /// Scans that judged every valid PTE (the others judged what changed).
+    pub full_scans: u64,
+    /// Leaves (page tables, 2 MiB PTEs) a scan took unchanged from the last one, unread.
+    pub leaves_reused: u64,
+    /// CPU invalidates of a checked process's mm reported by the test module.
+    pub cpu_invalidates: u64,
 }
 
 /// Violations of one reason within a scan, beyond those logged one by one.
@@ -529,15 +544,36 @@ pub struct Checker {
     registered: u32,
     rec: Recorder,
     inject: Inject,
+    /// Page-table roots whose CPU invalidates the module reports (newest last).
+    ranged: VecDeque<u64>,
+    /// A space scanned by change is scanned in full every this many scans.
+    full_every: u32,
 }
+
+/// By default a space scanned by change is scanned in full every this many scans: the
+/// cross-check for CPU page-table changes no notifier announced (a kernel bug of its own).
+pub const FULL_SCAN_EVERY: u32 = 64;
 
 impl Checker {
     /// A checker with no space registered, injecting `inject`.
     pub fn new(inject: Inject) -> Self {
         Checker {
             inject,
+            full_every: FULL_SCAN_EVERY,
             ..Default::default()
         }
+    }
+
+    /// Scans a space scanned by change in full every `n` scans (1: every scan is full, as
+    /// for spaces whose owner's CPU invalidates are not reported). 0 means the default,
+    /// [`FULL_SCAN_EVERY`].
+    pub fn set_full_scan_every(&mut self, n: u32) {
+        self.full_every = if n == 0 { FULL_SCAN_EVERY } else { n };
+    }
+
+    /// See [`Checker::set_full_scan_every`].
+    pub fn full_scan_every(&self) -> u32 {
+        self.full_every
     }
 
     /// The seeded bug in force.
@@ -551,6 +587,7 @@ impl Checker {
     /// [`MAX_SPACES`] live spaces are registered.
     pub fn register(&mut self, space: CheckedSpace, chid: u32, pid: u32) -> Result<(), String> {
         let watched = self.watched.contains(&space.cpu.root);
+        let ranged = self.ranged.contains(&space.cpu.root);
         if let Some(s) = self
             .spaces
             .iter_mut()
@@ -560,6 +597,7 @@ impl Checker {
                 s.space = space;
                 s.pid = pid;
                 s.watched |= watched;
+                s.ranged |= ranged;
                 s.chids.retain(|&c| c != chid);
                 if s.chids.len() == MAX_CHIDS {
                     s.chids.remove(0);
@@ -597,6 +635,10 @@ impl Checker {
             reported: BTreeSet::new(),
             violations: 0,
             stale_pages: 0,
+            ranged,
+            picture: None,
+            suspects: BTreeSet::new(),
+            since_full: 0,
         });
         Ok(())
     }
@@ -695,7 +737,7 @@ impl Checker {
                     s.chid() as i32,
                     s.pid
                 );
-                self.scan_index(mem, i);
+                self.scan_index(mem, i, true, None);
             }
         }
     }
@@ -794,26 +836,63 @@ impl Checker {
     pub fn scan_invalidated(&mut self, mem: &mut PhysMem, all: bool, pdb_addr: u64) {
         for i in 0..self.spaces.len() {
             if all || self.spaces[i].space.pdb.addr == pdb_addr {
-                self.scan_index(mem, i);
+                self.scan_index(mem, i, false, None);
             }
         }
     }
 
-    /// Scans every space.
+    /// Scans every space in full.
     pub fn scan(&mut self, mem: &mut PhysMem) {
-        self.scan_invalidated(mem, true, 0);
-    }
-
-    /// Scans the space of `pdb`.
-    pub fn scan_space(&mut self, mem: &mut PhysMem, pdb: Pdb) {
-        if let Some(i) = self.find(pdb) {
-            self.scan_index(mem, i);
+        for i in 0..self.spaces.len() {
+            self.scan_index(mem, i, true, None);
         }
     }
 
-    /// Scans one space: judges every valid PTE (or, exited, reports it stale) and logs the
-    /// ones that changed.
-    fn scan_index(&mut self, mem: &mut PhysMem, i: usize) {
+    /// Scans the space of `pdb` in full.
+    pub fn scan_space(&mut self, mem: &mut PhysMem, pdb: Pdb) {
+        if let Some(i) = self.find(pdb) {
+            self.scan_index(mem, i, true, None);
+        }
+    }
+
+    /// The test module will report the CPU invalidates of the mm whose page-table root is
+    /// `root` ([`Checker::cpu_invalidated`]): its spaces may be scanned by change.
+    pub fn mm_ranges_reported(&mut self, root: u64) {
+        if !self.ranged.contains(&root) {
+            if self.ranged.len() == MAX_WATCHED {
+                self.ranged.pop_front();
+            }
+            self.ranged.push_back(root);
+        }
+        for s in self.spaces.iter_mut().filter(|s| s.space.cpu.root == root) {
+            s.ranged = true;
+        }
+    }
+
+    /// The CPU page tables of the mm whose root is `root` changed over `[start, end)` (its
+    /// notifier's `invalidate_range_end`: the change is done, the old pages not yet freed).
+    /// Every live space it owns is scanned, judging its GPU PTEs over that range against
+    /// the new CPU entries: a GPU mapping the driver failed to invalidate is found here.
+    pub fn cpu_invalidated(&mut self, mem: &mut PhysMem, root: u64, start: u64, end: u64) {
+        self.rec.stats.cpu_invalidates += 1;
+        for i in 0..self.spaces.len() {
+            let s = &self.spaces[i];
+            if s.life == Life::Live && s.ranged && s.space.cpu.root == root {
+                self.scan_index(mem, i, false, Some((start, end)));
+            }
+        }
+    }
+
+    /// Scans one space: judges its valid PTEs (or, exited, reports them stale) and logs the
+    /// ones that changed. In full (`full`, or whenever the space cannot be scanned by change,
+    /// see [`Checker::set_full_scan_every`]) every valid PTE is judged. Otherwise only the
+    /// leaves written since the last scan are read, and judged are: the PTEs that changed, the
+    /// PTEs found violating last time (a CPU mapping may have become right without a
+    /// notifier: a fault or write upgrade), and the PTEs over `cpu` (a CPU invalidate of the
+    /// owner's mm).
+    fn scan_index(&mut self, mem: &mut PhysMem, i: usize, full: bool, cpu: Option<(u64, u64)>) {
+        let injecting = self.inject.applies_to(self.spaces[i].order);
+        let full_every = self.full_every;
         let sp = &mut self.spaces[i];
         if sp.life == Life::Retired {
             return;
@@ -821,9 +900,18 @@ impl Checker {
         let rec = &mut self.rec;
         rec.stats.scans += 1;
         let s = sp.space;
+        let full = full
+            || !sp.ranged
+            || sp.life != Life::Live
+            || injecting
+            || sp.picture.is_none()
+            || sp.since_full.saturating_add(1) >= full_every;
+        let epoch = mem.write_epoch();
+        let mut last = if full { None } else { sp.picture.take() };
         let mut en = Enumeration::default();
-        enumerate(mem, s.pdb, &sp.shadow, &mut en);
+        enumerate(mem, s.pdb, &sp.shadow, last.as_mut(), &mut en);
         rec.stats.tables += en.tables.min(MAX_SCAN_TABLES) as u64;
+        rec.stats.leaves_reused += (en.leaves.len() - en.fresh.len().min(en.leaves.len())) as u64;
         if en.truncated {
             rec.stats.truncated_scans += 1;
             if rec.line() {
@@ -832,7 +920,7 @@ impl Checker {
                      the rest of the space is not judged this time",
                     sp.chid() as i32,
                     en.tables,
-                    en.found.len()
+                    en.ptes
                 );
             }
         }
@@ -857,71 +945,186 @@ impl Checker {
             }
             rec.events.push(ModelEvent::CheckHazard { va, pd0: lo });
         }
-        if self.inject.applies_to(sp.order) && sp.life == Life::Live {
-            apply_injection(mem, self.inject.kind, sp, &mut en.found);
-        }
-        // Changes since the last scan.
-        let mut now = BTreeMap::new();
-        let mut logged = 0;
-        for f in &en.found {
-            now.insert(f.va, (f.pte, f.shift));
-            if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) && logged < MAX_SCAN_EVENTS {
-                logged += 1;
-                rec.events.push(ModelEvent::PteWrite {
-                    va: f.va,
-                    pte: f.pte,
-                    page_shift: f.shift,
-                });
-            }
-        }
-        for (&va, &(_, shift)) in &sp.shadow {
-            if !now.contains_key(&va) && logged < MAX_SCAN_EVENTS {
-                logged += 1;
-                rec.events.push(ModelEvent::PteWrite {
-                    va,
-                    pte: 0,
-                    page_shift: shift,
-                });
-            }
-        }
-        sp.shadow = now;
-        rec.begin_scan();
-        let mut work = Work::default();
         let chan = (sp.chid(), s.inst);
-        if sp.life == Life::Exited {
-            sp.reported.retain(|va| sp.shadow.contains_key(va));
-        }
-        for f in &en.found {
-            let pte = Pte(f.pte);
-            let size = 1u64 << f.shift;
+        let mut work = Work::default();
+        let mut complete = !en.truncated;
+        if full {
+            rec.stats.full_scans += 1;
+            sp.since_full = 0;
+            let mut found: Vec<Found> = en.found().copied().collect();
+            if injecting && sp.life == Life::Live {
+                apply_injection(mem, self.inject.kind, sp, &mut found);
+            }
+            // Changes since the last scan.
+            let mut now = BTreeMap::new();
+            let mut logged = 0;
+            for f in &found {
+                now.insert(f.va, (f.pte, f.shift));
+                if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) && logged < MAX_SCAN_EVENTS {
+                    logged += 1;
+                    rec.events.push(ModelEvent::PteWrite {
+                        va: f.va,
+                        pte: f.pte,
+                        page_shift: f.shift,
+                    });
+                }
+            }
+            for (&va, &(_, shift)) in &sp.shadow {
+                if !now.contains_key(&va) && logged < MAX_SCAN_EVENTS {
+                    logged += 1;
+                    rec.events.push(ModelEvent::PteWrite {
+                        va,
+                        pte: 0,
+                        page_shift: shift,
+                    });
+                }
+            }
+            sp.shadow = now;
+            rec.begin_scan();
             if sp.life == Life::Exited {
-                if sp.reported.insert(f.va) {
-                    report_stale(sp, rec, f, chan);
-                }
-                continue;
+                sp.reported.retain(|va| sp.shadow.contains_key(va));
             }
-            let span = Span {
-                va: f.va,
-                size,
-                gpu: (pte.target(), pte.address() & !(size - 1), !pte.read_only()),
-                gpu_pte: f.pte,
-                at_use: false,
-            };
-            if !judge_span(mem, sp, rec, &mut work, span, chan) {
-                rec.stats.truncated_scans += 1;
-                if rec.line() {
-                    log::warn!(
-                        "PTE check: scan of channel {} stopped after {MAX_SCAN_WORK} CPU walks; \
-                         the rest of the space is not judged this time",
-                        chan.0 as i32
-                    );
+            sp.suspects.clear();
+            for f in &found {
+                if sp.life == Life::Exited {
+                    if sp.reported.insert(f.va) {
+                        report_stale(sp, rec, f, chan);
+                    }
+                    continue;
                 }
-                break;
+                match judge_span(mem, sp, rec, &mut work, span_of(f.va, f.shift, f.pte), chan) {
+                    Some(bad) => {
+                        if bad {
+                            sp.suspects.insert(f.va);
+                        }
+                    }
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+        } else {
+            sp.since_full += 1;
+            let mut last = last.unwrap_or_default();
+            // Changed and new PTEs, in the order the scan visited them: each leaf read afresh
+            // against what it held (both are by VA).
+            let mut logged = 0;
+            let mut judge: BTreeMap<u64, (u64, u8)> = BTreeMap::new();
+            let mut gone = Vec::new();
+            for key in &en.fresh {
+                let new = en.leaves.get(key).map_or(&[][..], |l| &l.found[..]);
+                let old = last.leaves.remove(key).map(|l| l.found).unwrap_or_default();
+                let mut o = old.iter().peekable();
+                for f in new {
+                    while let Some(g) = o.next_if(|g| g.va < f.va) {
+                        gone.push(g.va);
+                    }
+                    if o.next_if(|g| g.va == f.va)
+                        .is_some_and(|g| (g.pte, g.shift) == (f.pte, f.shift))
+                    {
+                        continue;
+                    }
+                    if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) {
+                        if logged < MAX_SCAN_EVENTS {
+                            logged += 1;
+                            rec.events.push(ModelEvent::PteWrite {
+                                va: f.va,
+                                pte: f.pte,
+                                page_shift: f.shift,
+                            });
+                        }
+                        sp.shadow.insert(f.va, (f.pte, f.shift));
+                        judge.insert(f.va, (f.pte, f.shift));
+                    }
+                }
+                gone.extend(o.map(|g| g.va));
+            }
+            // Leaves no longer reached: everything they held is gone.
+            gone.extend(
+                last.leaves
+                    .values()
+                    .flat_map(|l| l.found.iter().map(|f| f.va)),
+            );
+            gone.sort_unstable();
+            gone.dedup();
+            for va in gone {
+                // (A VA another leaf now holds: a big and a small PTE at one address.)
+                if judge.contains_key(&va) {
+                    continue;
+                }
+                if let Some((_, shift)) = sp.shadow.remove(&va) {
+                    sp.suspects.remove(&va);
+                    if logged < MAX_SCAN_EVENTS {
+                        logged += 1;
+                        rec.events.push(ModelEvent::PteWrite {
+                            va,
+                            pte: 0,
+                            page_shift: shift,
+                        });
+                    }
+                }
+            }
+            for va in &sp.suspects {
+                if let Some(&e) = sp.shadow.get(va) {
+                    judge.insert(*va, e);
+                }
+            }
+            if let Some((start, end)) = cpu {
+                let from = start.saturating_sub(1 << geometry::PD0_SHIFT);
+                for (&va, &e) in sp.shadow.range(from..end.max(from)) {
+                    if va.saturating_add(1 << e.1) > start {
+                        judge.insert(va, e);
+                    }
+                }
+            }
+            rec.begin_scan();
+            for (va, (pte, shift)) in judge {
+                match judge_span(mem, sp, rec, &mut work, span_of(va, shift, pte), chan) {
+                    Some(true) => {
+                        sp.suspects.insert(va);
+                    }
+                    Some(false) => {
+                        sp.suspects.remove(&va);
+                    }
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                }
             }
         }
+        if !complete && rec.line() && !en.truncated {
+            log::warn!(
+                "PTE check: scan of channel {} stopped after {MAX_SCAN_WORK} CPU walks; \
+                 the rest of the space is not judged this time",
+                chan.0 as i32
+            );
+        }
+        if !complete && !en.truncated {
+            rec.stats.truncated_scans += 1;
+        }
+        // A scan cut short leaves nothing to build on: the next one is full.
+        sp.picture = complete.then_some(Picture {
+            epoch,
+            leaves: en.leaves,
+        });
         rec.stats.cpu_reads += work.cache.reads;
         rec.stats.cpu_cache_hits += work.cache.hits;
         rec.end_scan(sp);
+    }
+}
+
+/// The span a PTE of `1 << shift` bytes at `va` maps.
+fn span_of(va: u64, shift: u8, pte: u64) -> Span {
+    let p = Pte(pte);
+    let size = 1u64 << shift;
+    Span {
+        va,
+        size,
+        gpu: (p.target(), p.address() & !(size - 1), !p.read_only()),
+        gpu_pte: pte,
+        at_use: false,
     }
 }
 
@@ -973,7 +1176,7 @@ struct Span {
 /// Judges every 4 KiB page of `span` against the CPU page tables of `sp`, one CPU walk per
 /// run of pages the CPU maps alike (a CPU large page, or a non-present upper-level entry:
 /// both GPU and CPU addresses advance page by page there, so one verdict holds for all).
-/// Returns false when `work` reached [`MAX_SCAN_WORK`].
+/// Returns whether any page of it is wrong, or None when `work` reached [`MAX_SCAN_WORK`].
 fn judge_span(
     mem: &PhysMem,
     sp: &mut SpaceState,
@@ -981,17 +1184,18 @@ fn judge_span(
     work: &mut Work,
     span: Span,
     chan: (u32, u64),
-) -> bool {
+) -> Option<bool> {
     let s = sp.space;
     let end = span.va.saturating_add(span.size);
     let mut va = span.va;
+    let mut bad = false;
     while va < end {
         if excluded(&s, va) {
             va = s.exclude.1.min(end);
             continue;
         }
         if work.walks >= MAX_SCAN_WORK {
-            return false;
+            return None;
         }
         work.walks += 1;
         let cpu = s.cpu.walk_cached(mem, va, &mut work.cache);
@@ -1023,10 +1227,11 @@ fn judge_span(
                 at_use: span.at_use,
             };
             rec.record(sp, v);
+            bad = true;
         }
         va = stop;
     }
-    true
+    Some(bad)
 }
 
 /// The verdict on the 4 KiB page at `va`, which the GPU maps to (`target`, `pa_page`),
@@ -1145,10 +1350,50 @@ fn read_table<M: GpuMemory + ?Sized>(mem: &M, t: Target, a: u64, n: usize) -> Op
     )
 }
 
+/// The kinds of leaf a PD0 entry leads to, in the order a scan visits them.
+const LEAF_2M: u8 = 0;
+const LEAF_BIG: u8 = 1;
+const LEAF_SMALL: u8 = 2;
+
+/// A leaf of a GPU space, by the VA its PD0 entry covers and its kind ([`LEAF_2M`] …).
+/// Ordered as a scan visits leaves.
+type LeafKey = (u64, u8);
+
+/// The valid PTEs one leaf held at a scan: a 2 MiB PTE in a PD0 slot, or a big-page or
+/// small-page table.
+#[derive(Debug, Clone)]
+struct Leaf {
+    /// Where it was read: target key and address (of the table, or of the PD0 slot).
+    table: (u8, u64),
+    /// Its valid PTEs, by VA.
+    found: Vec<Found>,
+}
+
+/// What a space's last scan saw, so that the next one re-reads only the leaves written since.
+#[derive(Debug, Clone, Default)]
+struct Picture {
+    /// The video memory's write epoch when that scan began.
+    epoch: u64,
+    leaves: BTreeMap<LeafKey, Leaf>,
+}
+
+fn target_key(t: Target) -> u8 {
+    match t {
+        Target::Video => 0,
+        Target::Peer(p) => 1 + p.min(250),
+        Target::SysCoherent | Target::SysNoncoherent => 255,
+    }
+}
+
 /// What [`enumerate`] found.
 #[derive(Debug, Default)]
 struct Enumeration {
-    found: Vec<Found>,
+    /// Every leaf reached, with its valid PTEs.
+    leaves: BTreeMap<LeafKey, Leaf>,
+    /// The leaves read afresh (the others were taken unchanged from the last picture).
+    fresh: Vec<LeafKey>,
+    /// Valid PTEs collected (bounded by [`MAX_SCAN_PTES`]).
+    ptes: usize,
     /// PD0 slots that held a 2 MiB PTE and now read as a big-page-table pointer: (VA, low word).
     hazards: Vec<(u64, u64)>,
     tables: usize,
@@ -1164,15 +1409,7 @@ impl Enumeration {
         if self.truncated {
             return false;
         }
-        let key = (
-            match t {
-                Target::Video => 0,
-                Target::Peer(p) => 1 + p.min(250),
-                Target::SysCoherent | Target::SysNoncoherent => 255,
-            },
-            a,
-        );
-        if !self.visited.insert(key) {
+        if !self.visited.insert((target_key(t), a)) {
             self.aliases += 1;
             return false;
         }
@@ -1184,23 +1421,66 @@ impl Enumeration {
         true
     }
 
-    fn push(&mut self, f: Found) -> bool {
-        if self.found.len() >= MAX_SCAN_PTES {
+    /// Adds a leaf read afresh; its PTEs are cut at [`MAX_SCAN_PTES`] (and the scan marked
+    /// truncated). Returns false once truncated.
+    fn fresh(&mut self, key: LeafKey, table: (u8, u64), mut found: Vec<Found>) -> bool {
+        let room = MAX_SCAN_PTES - self.ptes;
+        let full = found.len() > room;
+        found.truncate(room);
+        self.ptes += found.len();
+        // An empty leaf is read afresh too: what it held before is gone.
+        self.fresh.push(key);
+        if !found.is_empty() {
+            self.leaves.insert(key, Leaf { table, found });
+        }
+        if full {
             self.truncated = true;
+        }
+        !full
+    }
+
+    /// Takes `key` unchanged from the last picture if it was read from the same place and
+    /// nothing in `len` bytes there was written since; returns whether it did.
+    fn reuse<M: GpuMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        last: &mut Option<&mut Picture>,
+        key: LeafKey,
+        at: (Target, u64, u64),
+    ) -> bool {
+        let Some(pic) = last.as_deref_mut() else {
+            return false;
+        };
+        let (t, addr, len) = at;
+        let same = pic.leaves.get(&key).is_some_and(|l| {
+            l.table == (target_key(t), addr) && l.found.len() <= MAX_SCAN_PTES - self.ptes
+        });
+        if !same || mem.written_since(t, addr, len, pic.epoch) {
             return false;
         }
-        self.found.push(f);
+        let leaf = pic.leaves.remove(&key).expect("checked");
+        self.ptes += leaf.found.len();
+        self.leaves.insert(key, leaf);
         true
+    }
+
+    /// Every PTE, in the order the scan visited them.
+    fn found(&self) -> impl Iterator<Item = &Found> {
+        self.leaves.values().flat_map(|l| l.found.iter())
     }
 }
 
-/// Collects every valid PTE of the space (small, big and 2 MiB) within the bounds. PD0 slots
-/// that held a 2 MiB PTE at the last scan (`shadow`) and now have IS_PTE clear with the same
-/// address are not followed: they go to the hazards.
+/// Collects every valid PTE of the space (small, big and 2 MiB) within the bounds, leaf by
+/// leaf. With `last` (the previous scan's picture), a leaf in video memory read from the same
+/// table, none of whose bytes was written since, is taken from the picture unread (moved out
+/// of it: what stays in `last` is what changed or is gone). Directories are always read.
+/// PD0 slots that held a 2 MiB PTE at the last scan (`shadow`) and now have IS_PTE clear with
+/// the same address are not followed: they go to the hazards.
 fn enumerate<M: GpuMemory + ?Sized>(
     mem: &M,
     pdb: Pdb,
     shadow: &BTreeMap<u64, (u64, u8)>,
+    mut last: Option<&mut Picture>,
     en: &mut Enumeration,
 ) {
     // PD3 (4 entries), PD2 and PD1 (512 each): gather the PD0 tables with their VA bases.
@@ -1240,13 +1520,26 @@ fn enumerate<M: GpuMemory + ?Sized>(
             };
             let va0 = base1 | (i0 as u64) << geometry::PD0_SHIFT;
             if d.is_pte() {
+                let slot = pd0_addr + geometry::PD0_ENTRY_BYTES * i0 as u64;
                 let f = Found {
                     va: va0,
                     shift: geometry::PD0_SHIFT as u8,
                     pte: d.lo,
-                    slot: (t0, pd0_addr + geometry::PD0_ENTRY_BYTES * i0 as u64),
+                    slot: (t0, slot),
                 };
-                if !en.push(f) {
+                let key = (va0, LEAF_2M);
+                let table = (target_key(t0), slot);
+                // The PD0 was read anyway: the PTE is unchanged if the picture holds it.
+                let kept = last.as_deref_mut().is_some_and(|p| {
+                    p.leaves
+                        .get(&key)
+                        .is_some_and(|l| l.table == table && l.found == [f])
+                });
+                if kept && en.ptes < MAX_SCAN_PTES {
+                    let leaf = last.as_deref_mut().and_then(|p| p.leaves.remove(&key));
+                    en.ptes += 1;
+                    en.leaves.insert(key, leaf.expect("checked"));
+                } else if !en.fresh(key, table, vec![f]) {
                     return;
                 }
                 continue;
@@ -1258,14 +1551,16 @@ fn enumerate<M: GpuMemory + ?Sized>(
                     continue;
                 }
             }
-            for (shift, n, tgt, addr) in [
+            for (kind, shift, n, tgt, addr) in [
                 (
+                    LEAF_BIG,
                     geometry::BIG_SHIFT as u8,
                     geometry::BIG_ENTRIES as usize,
                     d.big_aperture().target(),
                     d.big_address(),
                 ),
                 (
+                    LEAF_SMALL,
                     geometry::SMALL_SHIFT as u8,
                     geometry::SMALL_ENTRIES as usize,
                     d.small().aperture().target(),
@@ -1279,21 +1574,27 @@ fn enumerate<M: GpuMemory + ?Sized>(
                     }
                     continue;
                 }
+                let key = (va0, kind);
+                let bytes = n as u64 * geometry::ENTRY_BYTES;
+                if en.reuse(mem, &mut last, key, (t, addr, bytes)) {
+                    continue;
+                }
                 let Some(pt) = read_table(mem, t, addr, n) else {
                     continue;
                 };
-                for (i, &p) in pt.iter().enumerate() {
-                    if Pte(p).valid() {
-                        let f = Found {
-                            va: va0 | (i as u64) << shift,
-                            shift,
-                            pte: p,
-                            slot: (t, addr + geometry::ENTRY_BYTES * i as u64),
-                        };
-                        if !en.push(f) {
-                            return;
-                        }
-                    }
+                let found = pt
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &p)| Pte(p).valid())
+                    .map(|(i, &p)| Found {
+                        va: va0 | (i as u64) << shift,
+                        shift,
+                        pte: p,
+                        slot: (t, addr + geometry::ENTRY_BYTES * i as u64),
+                    })
+                    .collect();
+                if !en.fresh(key, (target_key(t), addr), found) {
+                    return;
                 }
             }
         }
@@ -2101,5 +2402,208 @@ mod tests {
         let st = r.chk.stats();
         assert_eq!(st.checked, 4, "one page judged per use");
         assert_eq!(st.violations, 4);
+    }
+
+    /// Scanning by change: the rig's space with its CPU invalidates reported.
+    fn ranged(r: &mut Rig, full_every: u32) {
+        r.chk.mm_ranges_reported(0x1000);
+        r.chk.set_full_scan_every(full_every);
+    }
+
+    fn cpu_entry(r: &Rig, va: u64) -> u64 {
+        let mut b = [0u8; 8];
+        r.mem
+            .sys_read(0x4000 + ((va >> 12) & 0x1ff) * 8, &mut b)
+            .unwrap();
+        u64::from_le_bytes(b)
+    }
+
+    #[test]
+    fn a_scan_by_change_rereads_only_the_tables_written_since() {
+        let mut r = rig(Inject::None);
+        ranged(&mut r, 1000);
+        // 4 MiB mirrored over two small-page tables (CPU tables cover 0x40_0000..0x60_0000
+        // only, so keep to the first 2 MiB for the CPU side and map 2 MiB more the CPU
+        // also maps through a second PD entry).
+        let put = |m: &PhysMem, a: u64, v: u64| m.sys_write(a, &v.to_le_bytes()).unwrap();
+        put(&r.mem, 0x3000 + 3 * 8, 0x5000 | P | RW | US); // PD[3]: VA 0x60_0000
+        for p in 0..1024u64 {
+            let va = 0x40_0000 + p * 0x1000;
+            let e = (0x80_0000 + p * 0x1000) | P | RW | US;
+            put(&r.mem, 0x4000 + p * 8, e); // both PTs are contiguous: 0x4000, 0x5000
+            r.gpu.map(
+                &mut r.mem,
+                va,
+                Pte::pfn_system(0x80_0000 + p * 0x1000, true, false),
+            );
+        }
+        r.chk.scan_invalidated(&mut r.mem, true, 0);
+        let first = r.chk.stats();
+        assert_eq!(first.checked, 1024, "a space's first scan is full");
+        assert_eq!(first.full_scans, 1);
+        // One PTE changes (to a wrong page): one table is read again, one page judged.
+        r.gpu.map(
+            &mut r.mem,
+            0x40_3000,
+            Pte::pfn_system(0x90_0000, true, false),
+        );
+        r.chk.scan_invalidated(&mut r.mem, true, 0);
+        let st = r.chk.stats();
+        assert_eq!(st.full_scans, 1, "the second scan is by change");
+        assert_eq!(
+            st.checked - first.checked,
+            1,
+            "only the changed PTE is judged"
+        );
+        assert_eq!(
+            st.leaves_reused - first.leaves_reused,
+            1,
+            "the other table is not read"
+        );
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_3000, Reason::WrongPage as u8)]
+        );
+        // A violation is judged again at every scan (as a full scan would report it again).
+        r.chk.scan_invalidated(&mut r.mem, true, 0);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_3000, Reason::WrongPage as u8)]
+        );
+        assert_eq!(r.chk.stats().checked - st.checked, 1);
+        // The CPU write-faults the page to where the GPU points, with no notifier (a
+        // present entry changing would notify; this models a fault filling it anew): the
+        // suspect is judged again and passes.
+        put(&r.mem, 0x4000 + 3 * 8, 0x90_0000 | P | RW | US);
+        r.chk.scan_invalidated(&mut r.mem, true, 0);
+        assert_eq!(violations(&mut r), vec![]);
+    }
+
+    #[test]
+    fn a_gpu_mapping_left_over_a_cpu_invalidate_is_found_at_the_invalidate() {
+        let mut r = rig(Inject::None);
+        ranged(&mut r, 1000);
+        mirror(&mut r, 0x40_0000, 0x80_0000);
+        mirror(&mut r, 0x40_1000, 0x80_1000);
+        r.chk.scan_invalidated(&mut r.mem, true, 0);
+        assert_eq!(violations(&mut r), vec![]);
+        // munmap of the second page: the CPU entry goes, the driver forgets the GPU PTE,
+        // nothing flushes; the module reports the invalidate.
+        cpu_unmap(&r, 0x40_1000);
+        r.chk
+            .cpu_invalidated(&mut r.mem, 0x1000, 0x40_1000, 0x40_2000);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_1000, Reason::CpuNotMapped as u8)]
+        );
+        assert_eq!(r.chk.stats().cpu_invalidates, 1);
+        // Another process's invalidate judges nothing of this space.
+        let before = r.chk.stats().checked;
+        r.chk
+            .cpu_invalidated(&mut r.mem, 0x9000, 0x40_0000, 0x40_2000);
+        assert_eq!(r.chk.stats().checked, before);
+        assert_eq!(violations(&mut r), vec![]);
+    }
+
+    #[test]
+    fn a_cpu_change_no_notifier_announced_is_found_by_the_periodic_full_scan() {
+        let mut r = rig(Inject::None);
+        ranged(&mut r, 4);
+        mirror(&mut r, 0x40_0000, 0x80_0000);
+        r.chk.scan_invalidated(&mut r.mem, true, 0); // full (first)
+                                                     // The CPU entry changes page with no invalidate (a kernel bug of its own).
+        cpu_map(&r, 0x40_0000, 0x81_0000, true);
+        let mut found_at = None;
+        for n in 2..=5 {
+            r.chk.scan_invalidated(&mut r.mem, true, 0);
+            if !violations(&mut r).is_empty() && found_at.is_none() {
+                found_at = Some(n);
+            }
+        }
+        assert_eq!(
+            found_at,
+            Some(5),
+            "one scan in four is full: the 5th finds it"
+        );
+        assert_eq!(r.chk.stats().full_scans, 2);
+        // A GPU use finds it at once whatever the scans do.
+        use_in_first(&mut r, 0x40_0000, 0x80_0000, false);
+        assert_eq!(
+            violations(&mut r),
+            vec![(0x40_0000, Reason::WrongPage as u8)]
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Under the kernel's contract (a CPU entry that stops mapping a page, or loses
+        /// write permission, is announced by an invalidate once changed; one that starts
+        /// mapping need not be), a checker scanning by change reports at every flush
+        /// exactly the violations a checker scanning in full reports.
+        #[test]
+        fn scans_by_change_agree_with_full_scans(
+            ops in proptest::collection::vec((0u8..6, 0u64..48, 0u64..4), 1..160)
+        ) {
+            let mut r = rig(Inject::None);
+            let mut inc = Checker::new(Inject::None);
+            inc.mm_ranges_reported(0x1000);
+            inc.set_full_scan_every(u32::MAX);
+            inc.register(space_for(&r.gpu, 0x1000, 0x20_0000), 3, 100).unwrap();
+            // Both scan in full at registration, as the window does.
+            r.chk.scan(&mut r.mem);
+            inc.scan(&mut r.mem);
+            r.chk.take_events();
+            inc.take_events();
+            for (kind, page, arg) in ops {
+                let va = 0x40_0000 + page * 0x1000;
+                let pa = 0x80_0000 + ((page + arg) % 48) * 0x1000;
+                match kind {
+                    // The GPU maps the page as the CPU does, or (a driver bug) elsewhere.
+                    0 | 1 => {
+                        let e = cpu_entry(&r, va);
+                        let (to, w) = if e & P != 0 && kind == 0 {
+                            (e & 0x000f_ffff_ffff_f000, e & RW != 0)
+                        } else {
+                            (pa, arg & 1 != 0)
+                        };
+                        r.gpu.map(&mut r.mem, va, Pte::pfn_system(to, w, false));
+                    }
+                    2 => r.gpu.map(&mut r.mem, va, Pte(0)),
+                    // The CPU maps, remaps, write-protects or unmaps the page.
+                    3 | 4 => {
+                        let old = cpu_entry(&r, va);
+                        let new = match arg {
+                            0 => 0,
+                            1 => pa | P | US,
+                            _ => pa | P | US | RW,
+                        };
+                        r.mem.sys_write(0x4000 + page * 8, &new.to_le_bytes()).unwrap();
+                        let less = old & P != 0
+                            && (new & P == 0
+                                || new & !0xfff != old & !0xfff
+                                || (old & RW != 0 && new & RW == 0));
+                        if less {
+                            inc.cpu_invalidated(&mut r.mem, 0x1000, va, va + 0x1000);
+                        }
+                        inc.take_events();
+                    }
+                    _ => {
+                        r.chk.scan_invalidated(&mut r.mem, true, 0);
+                        inc.scan_invalidated(&mut r.mem, true, 0);
+                        let full = violations(&mut r);
+                        let mine: Vec<(u64, u8)> = inc
+                            .take_events()
+                            .into_iter()
+                            .filter_map(|e| match e {
+                                ModelEvent::CheckViolation { va, reason, .. } => Some((va, reason)),
+                                _ => None,
+                            })
+                            .collect();
+                        proptest::prop_assert_eq!(mine, full);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(inc.stats().full_scans, 1, "only the registration's");
+        }
     }
 }

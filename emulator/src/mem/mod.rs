@@ -107,6 +107,12 @@ pub trait GpuMemory {
         }
         self.write_bytes(target, addr, &value.to_le_bytes())
     }
+
+    /// The video memory's write epoch ([`VidMem::epoch`]), for [`GpuMemory::written_since`].
+    fn write_epoch(&self) -> u64;
+    /// Whether `[addr, addr + len)` of `target` may have been written after `epoch`. System
+    /// memory always may: the guest's CPUs write it without the device seeing.
+    fn written_since(&self, target: Target, addr: u64, len: u64, epoch: u64) -> bool;
 }
 
 /// Splits the `len` bytes at `addr` at every `granule` boundary (`granule` a power of two):
@@ -176,6 +182,17 @@ impl<B: Backing + ?Sized> GpuMemory for B {
             Target::SysCoherent | Target::SysNoncoherent => self
                 .sys_write(addr, buf)
                 .map_err(|e| sys_target(target, addr, e)),
+        }
+    }
+
+    fn write_epoch(&self) -> u64 {
+        self.vid().epoch()
+    }
+
+    fn written_since(&self, target: Target, addr: u64, len: u64, epoch: u64) -> bool {
+        match target {
+            Target::Video => self.vid().written_since(addr, len, epoch),
+            _ => true,
         }
     }
 }

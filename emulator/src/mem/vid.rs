@@ -5,6 +5,12 @@
 //! never-written memory reads as zero and costs nothing. The chunks hang off a table with one
 //! slot per chunk (8 bytes per 64 KiB: 512 KiB for 4 GiB), so finding one is an index, not a
 //! hash.
+//!
+//! **Write stamps.** Every write stamps the 4 KiB pages it touches with a fresh value of one
+//! counter (the epoch), so a reader that noted the epoch can later ask whether anything in a
+//! range was written since ([`VidMem::written_since`]): the PTE checker re-reads only the page
+//! tables that changed. The stamps are one `u64` per 4 KiB page in a zero-initialised table
+//! (untouched parts of it cost no memory).
 
 use super::{pieces, MemError, Target};
 
@@ -17,7 +23,13 @@ pub struct VidMem {
     size: u64,
     chunks: Vec<Option<Box<[u8]>>>,
     backed: u64,
+    /// Per 4 KiB page: the epoch of its last write (0: never written).
+    stamps: Vec<u64>,
+    epoch: u64,
 }
+
+/// Granule of the write stamps.
+pub const STAMP_PAGE: u64 = 4096;
 
 impl VidMem {
     /// `size` bytes of video memory.
@@ -26,6 +38,8 @@ impl VidMem {
             size,
             chunks: vec![None; size.div_ceil(CHUNK) as usize],
             backed: 0,
+            stamps: vec![0; size.div_ceil(STAMP_PAGE) as usize],
+            epoch: 0,
         }
     }
 
@@ -37,6 +51,37 @@ impl VidMem {
     /// Bytes actually backed.
     pub fn backed_bytes(&self) -> u64 {
         self.backed * CHUNK
+    }
+
+    /// The current epoch: every later write stamps its pages with a larger value.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Whether any byte of `[addr, addr + len)` was written after `epoch` (a value of
+    /// [`VidMem::epoch`]). A range reaching past the end counts as written: its reader must
+    /// look again (and will get the out-of-range error).
+    pub fn written_since(&self, addr: u64, len: u64, epoch: u64) -> bool {
+        let Some(end) = addr.checked_add(len.max(1)).filter(|&e| e <= self.size) else {
+            return true;
+        };
+        let (first, last) = (addr / STAMP_PAGE, (end - 1) / STAMP_PAGE);
+        self.stamps[first as usize..=last as usize]
+            .iter()
+            .any(|&s| s > epoch)
+    }
+
+    /// Stamps the pages of `[addr, addr + len)` (checked to be in range) as written now.
+    #[inline]
+    fn stamp(&mut self, addr: u64, len: usize) {
+        self.epoch += 1;
+        let (first, last) = (
+            addr / STAMP_PAGE,
+            (addr + len.max(1) as u64 - 1) / STAMP_PAGE,
+        );
+        for s in &mut self.stamps[first as usize..=last as usize] {
+            *s = self.epoch;
+        }
     }
 
     /// The chunk holding `addr` (checked to be below the size), if it is backed.
@@ -92,6 +137,7 @@ impl VidMem {
     /// Writes a u64 at an 8-byte-aligned address.
     pub fn write_u64(&mut self, addr: u64, v: u64) -> Result<(), MemError> {
         self.check(addr)?;
+        self.stamp(addr, 8);
         let c = self.chunk_mut(addr);
         let o = (addr % CHUNK) as usize;
         c[o..o + 8].copy_from_slice(&v.to_le_bytes());
@@ -121,6 +167,7 @@ impl VidMem {
             if self.chunk(a).is_none() && src.iter().all(|&b| b == 0) {
                 continue;
             }
+            self.stamp(a, n);
             self.chunk_mut(a)[o..o + n].copy_from_slice(src);
         }
         Ok(())
@@ -154,6 +201,39 @@ impl VidMem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_stamp_the_pages_they_touch() {
+        let mut v = VidMem::new(1 << 20);
+        let e0 = v.epoch();
+        assert!(!v.written_since(0, 1 << 20, e0), "nothing written yet");
+        v.write_u64(0x2008, 5).unwrap();
+        assert!(v.written_since(0x2000, 0x1000, e0));
+        assert!(
+            !v.written_since(0x1000, 0x1000, e0),
+            "the page before is untouched"
+        );
+        assert!(
+            !v.written_since(0x3000, 0x1000, e0),
+            "the page after is untouched"
+        );
+        let e1 = v.epoch();
+        assert!(!v.written_since(0x2000, 0x1000, e1), "nothing since e1");
+        // A byte write across a page boundary stamps both pages.
+        v.write(0x4ffe, &[1, 2, 3, 4]).unwrap();
+        assert!(v.written_since(0x4000, 1, e1) && v.written_since(0x5000, 1, e1));
+        // Zeros into unbacked memory change nothing and stamp nothing.
+        let e2 = v.epoch();
+        v.write(0x80000, &[0; 64]).unwrap();
+        assert!(!v.written_since(0x80000, 64, e2));
+        // A range past the end must be looked at again.
+        assert!(v.written_since((1 << 20) - 8, 16, v.epoch()));
+        assert!(v.written_since(u64::MAX - 4, 16, v.epoch()));
+        // A failed write stamps nothing.
+        let e3 = v.epoch();
+        assert!(v.write_u64(1 << 20, 1).is_err());
+        assert_eq!(v.epoch(), e3);
+    }
 
     #[test]
     fn vidmem_is_lazy_and_bounded() {

@@ -97,6 +97,14 @@
 //! | 0x2cc | `CHK_SPACES` | RO | spaces registered (any state) |
 //! | 0x2d0 | `CHK_ALIASES` | RO | page tables a scan reached a second time (not followed again) |
 //! | 0x2d4 | `CHK_TRUNCATED` | RO | scans cut short by a bound |
+//! | 0x2d8 | `CHK_MM_RANGES` | WO | written by gp100emu_pgd: it reports the CPU invalidates of the mm whose root is this value << 12, so that mm's spaces are scanned by change |
+//! | 0x2dc / 0x2e0 | `CHK_INVAL_START_LO/HI` | RW | start of a CPU invalidate (staged for `CHK_INVAL_ROOT`) |
+//! | 0x2e4 / 0x2e8 | `CHK_INVAL_END_LO/HI` | RW | its end (exclusive) |
+//! | 0x2ec | `CHK_INVAL_ROOT` | WO | written by gp100emu_pgd from `invalidate_range_end`: the mm (root >> 12) changed its CPU page tables over `[START, END)`; its spaces' GPU PTEs there are judged now |
+//! | 0x2f0 | `CHK_FULL_EVERY` | RW | a space scanned by change is scanned in full every N scans (write 0 for the default, 64; 1 makes every scan full) |
+//! | 0x2f4 | `CHK_FULL_SCANS` | RO | scans that judged every valid PTE |
+//! | 0x2f8 | `CHK_CPU_INVALIDATES` | RO | CPU invalidates reported |
+//! | 0x2fc | `CHK_LEAVES_REUSED` | RO | page tables (and 2 MiB PTEs) scans took unchanged from the scan before, unread |
 //!
 //! The window is one unit, whole: it owns the access engine, its batch and the PTE checker
 //! behind these registers, and reaches the rest of the device (memory, MMU, PFIFO's channels,
@@ -300,6 +308,26 @@ pub const CHK_SPACES: u32 = 0x2cc;
 pub const CHK_ALIASES: u32 = 0x2d0;
 /// `CHK_TRUNCATED`.
 pub const CHK_TRUNCATED: u32 = 0x2d4;
+/// `CHK_MM_RANGES`.
+pub const CHK_MM_RANGES: u32 = 0x2d8;
+/// `CHK_INVAL_START_LO`.
+pub const CHK_INVAL_START_LO: u32 = 0x2dc;
+/// `CHK_INVAL_START_HI`.
+pub const CHK_INVAL_START_HI: u32 = 0x2e0;
+/// `CHK_INVAL_END_LO`.
+pub const CHK_INVAL_END_LO: u32 = 0x2e4;
+/// `CHK_INVAL_END_HI`.
+pub const CHK_INVAL_END_HI: u32 = 0x2e8;
+/// `CHK_INVAL_ROOT`.
+pub const CHK_INVAL_ROOT: u32 = 0x2ec;
+/// `CHK_FULL_EVERY`.
+pub const CHK_FULL_EVERY: u32 = 0x2f0;
+/// `CHK_FULL_SCANS`.
+pub const CHK_FULL_SCANS: u32 = 0x2f4;
+/// `CHK_CPU_INVALIDATES`.
+pub const CHK_CPU_INVALIDATES: u32 = 0x2f8;
+/// `CHK_LEAVES_REUSED`.
+pub const CHK_LEAVES_REUSED: u32 = 0x2fc;
 /// End of the checker registers.
 pub const CHK_END: u32 = 0x300;
 
@@ -692,6 +720,18 @@ impl Window {
                     self.checker.mm_exited(&mut ctx.phys, u64::from(v) << 12);
                     self.drain_checker_events(ctx);
                 }
+                CHK_MM_RANGES => self.checker.mm_ranges_reported(u64::from(v) << 12),
+                CHK_INVAL_START_LO => set_half(&mut r.inval_start, v, false),
+                CHK_INVAL_START_HI => set_half(&mut r.inval_start, v, true),
+                CHK_INVAL_END_LO => set_half(&mut r.inval_end, v, false),
+                CHK_INVAL_END_HI => set_half(&mut r.inval_end, v, true),
+                CHK_INVAL_ROOT => {
+                    let (start, end) = (r.inval_start, r.inval_end);
+                    self.checker
+                        .cpu_invalidated(&mut ctx.phys, u64::from(v) << 12, start, end);
+                    self.drain_checker_events(ctx);
+                }
+                CHK_FULL_EVERY => self.checker.set_full_scan_every(v),
                 _ if reg < CHK_END => {}
                 _ => return None,
             }
@@ -748,6 +788,14 @@ impl Window {
             CHK_SPACES => self.checker.spaces() as u32,
             CHK_ALIASES => st.aliases as u32,
             CHK_TRUNCATED => st.truncated_scans as u32,
+            CHK_INVAL_START_LO => lo(r.inval_start),
+            CHK_INVAL_START_HI => hi(r.inval_start),
+            CHK_INVAL_END_LO => lo(r.inval_end),
+            CHK_INVAL_END_HI => hi(r.inval_end),
+            CHK_FULL_EVERY => self.checker.full_scan_every(),
+            CHK_FULL_SCANS => st.full_scans as u32,
+            CHK_CPU_INVALIDATES => st.cpu_invalidates as u32,
+            CHK_LEAVES_REUSED => st.leaves_reused as u32,
             _ if reg < CHK_END => 0,
             _ => return None,
         })
@@ -901,6 +949,8 @@ struct CheckRegs {
     error: u32,
     pid: u32,
     space_sel: u32,
+    inval_start: u64,
+    inval_end: u64,
 }
 
 impl Default for CheckRegs {
@@ -915,6 +965,8 @@ impl Default for CheckRegs {
             error: 0,
             pid: 0,
             space_sel: 0,
+            inval_start: 0,
+            inval_end: 0,
         }
     }
 }

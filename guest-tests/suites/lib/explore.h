@@ -64,6 +64,9 @@
 #define XC_ERROR 0x254u
 #define XC_SWAP_MIGRATION_READ 0x258u
 #define XC_HAZARDS 0x25cu
+#define XC_FULL_SCANS 0x2f4u
+#define XC_CPU_INVALIDATES 0x2f8u
+#define XC_LEAVES_REUSED 0x2fcu
 #define XC_BY_REASON 0x260u
 enum { XOP_READ = 1, XOP_WRITE = 2, XOP_ATOMIC = 3 };
 enum { XST_IDLE = 0, XST_DONE = 1, XST_PENDING = 2, XST_ERROR = 3 };

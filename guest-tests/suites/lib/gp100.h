@@ -107,6 +107,10 @@ static inline volatile uint32_t *gp100_map(const char *dir, int bar, unsigned lo
 #define CHK_ERROR 0x254u
 #define CHK_SWAP_MIGRATION_READ 0x258u
 #define CHK_HAZARDS 0x25cu
+#define CHK_FULL_EVERY 0x2f0u
+#define CHK_FULL_SCANS 0x2f4u
+#define CHK_CPU_INVALIDATES 0x2f8u
+#define CHK_LEAVES_REUSED 0x2fcu
 #define CHK_BY_REASON 0x260u
 #define CHK_PID 0x2a0u
 #define CHK_LAST_CHID 0x2a4u
@@ -135,19 +139,35 @@ static inline const char *chk_reason_name(uint32_t r)
 /* What gp100emu_pgd reports for the calling process. */
 struct gp100_pgd {
 	unsigned long long root;
-	int la57, swp_migration_read, watched;
+	int la57, swp_migration_read, watched, ranges;
 };
 
 /* Loads the test-only module (once per boot) and reads the calling process's page-table root.
  * The read also makes the module watch this process's exit, so call it BEFORE
  * DRM_NOUVEAU_SVM_INIT: the module's notifier then runs after nouveau's when the mm is torn
  * down (see guest-tests/kernel/gp100emu_pgd.c); `watched` is then 1 (0: the module could not
- * watch, 2: refused, the mm had an mmu_notifier already). Returns 0 on success; `why` says
+ * watch, 2: refused, the mm had an mmu_notifier already); `ranges` 1 if the module also reports
+ * this mm's CPU invalidates (the checker then scans by change). Returns 0 on success; `why` says
  * what failed. */
 static inline int gp100_pgd_read(struct gp100_pgd *p, char *why, size_t len)
 {
+	/* The module's parameters from the kernel command line (gp100emu_pgd.NAME=VALUE), as
+	 * modprobe would pass them. */
+	char cmdline[4096] = "", params[1024] = "";
+	FILE *c = fopen("/proc/cmdline", "r");
+	if (c) {
+		if (!fgets(cmdline, sizeof(cmdline), c))
+			cmdline[0] = 0;
+		fclose(c);
+	}
+	for (char *save = NULL, *t = strtok_r(cmdline, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+		if (strncmp(t, "gp100emu_pgd.", 13) == 0 && strlen(params) + strlen(t) + 2 < sizeof(params)) {
+			strcat(params, t + 13);
+			strcat(params, " ");
+		}
+	}
 	int fd = open("/lib/modules/gp100emu_pgd.ko", O_RDONLY);
-	if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) != 0) {
+	if (fd < 0 || syscall(SYS_finit_module, fd, params, 0) != 0) {
 		if (errno != EEXIST) {
 			snprintf(why, len, "loading gp100emu_pgd.ko: %s", strerror(errno));
 			if (fd >= 0)
@@ -160,12 +180,12 @@ static inline int gp100_pgd_read(struct gp100_pgd *p, char *why, size_t len)
 	FILE *f = fopen("/sys/kernel/debug/gp100emu_pgd", "r");
 	memset(p, 0, sizeof(*p));
 	p->swp_migration_read = -1;
-	int n = f ? fscanf(f, "pgd %llx la57 %d swp_migration_read %d watched %d", &p->root,
-			   &p->la57, &p->swp_migration_read, &p->watched)
+	int n = f ? fscanf(f, "pgd %llx la57 %d swp_migration_read %d watched %d ranges %d", &p->root,
+			   &p->la57, &p->swp_migration_read, &p->watched, &p->ranges)
 		  : -1;
 	if (f)
 		fclose(f);
-	if (n != 4) {
+	if (n != 5) {
 		snprintf(why, len, "reading /sys/kernel/debug/gp100emu_pgd: %d fields", n);
 		return -1;
 	}
