@@ -1006,7 +1006,7 @@ mod tests {
         assert!(d
             .take_events()
             .iter()
-            .any(|e| matches!(e, ModelEvent::ChannelError { chid: 1, .. })));
+            .any(|e| matches!(e, ModelEvent::ChannelStopped { chid: 1, .. })));
         assert!(d.fifo().active_channels().is_empty());
         assert!(d.unknown_offsets().next().is_none());
     }
@@ -1026,7 +1026,7 @@ mod tests {
             .take_events()
             .into_iter()
             .find_map(|e| match e {
-                ModelEvent::ChannelError { chid: 1, why } => Some(why),
+                ModelEvent::ChannelStopped { chid: 1, why } => Some(why.to_string()),
                 _ => None,
             })
             .expect("the channel stops");

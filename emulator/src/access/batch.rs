@@ -18,9 +18,10 @@
 //! Registers (vendor window, see [`crate::window`]): the slot registers act on the slot
 //! `AB_INDEX` selects; `AB_CTRL` = 1 issues slots `0..AB_COUNT`, 2 clears every slot.
 
-use super::{Channel, InFlight, Progress, Status, Use};
+use super::{AccessFailure, Channel, InFlight, Progress, Status, Use};
 use crate::engine::Hw;
 use crate::fault::FaultEntry;
+use crate::hw::reason::ChannelLookupError;
 
 /// Most slots in one batch.
 pub const SLOTS: usize = 64;
@@ -102,8 +103,8 @@ pub enum SlotEvent {
     },
     /// Slot missed: report this entry.
     Fault(FaultEntry),
-    /// Slot ended in an error.
-    Error(String),
+    /// Slot ended in an error (an [`AccessFailure::BatchSlot`]).
+    Error(AccessFailure),
 }
 
 /// The batch registers and slots.
@@ -183,7 +184,7 @@ impl Batch {
     /// arguments ends in an error at once; the others wait to be run.
     pub fn issue(
         &mut self,
-        mut chan: impl FnMut(u32) -> Result<Channel, String>,
+        mut chan: impl FnMut(u32) -> Result<Channel, ChannelLookupError>,
     ) -> Vec<SlotEvent> {
         let n = (self.count as usize).min(SLOTS);
         let mut out = Vec::new();
@@ -199,9 +200,15 @@ impl Batch {
         for i in 0..n {
             let s = &mut self.slots[i];
             let r = if s.gpc >= u32::from(GPCS) {
-                Err(format!("slot {i}: GPC {} outside 0..{GPCS}", s.gpc))
+                Err(AccessFailure::Gpc {
+                    slot: i as u32,
+                    gpc: s.gpc,
+                    gpcs: GPCS,
+                })
             } else {
-                chan(s.chid).and_then(|c| InFlight::new(s.op, c, s.va, s.len, s.data, s.gpc as u8))
+                chan(s.chid)
+                    .map_err(AccessFailure::from)
+                    .and_then(|c| InFlight::new(s.op, c, s.va, s.len, s.data, s.gpc as u8))
             };
             match r {
                 Ok(f) => {
@@ -210,7 +217,7 @@ impl Batch {
                 }
                 Err(why) => {
                     s.status = Status::Error as u32;
-                    out.push(SlotEvent::Error(format!("batch slot {i}: {why}")));
+                    out.push(SlotEvent::Error(why.in_slot(i)));
                 }
             }
         }
@@ -249,7 +256,7 @@ impl Batch {
                 }
                 Progress::Error(why) => {
                     s.status = Status::Error as u32;
-                    out.push(SlotEvent::Error(format!("batch slot {i}: {why}")));
+                    out.push(SlotEvent::Error(why.in_slot(i)));
                 }
             }
         }
@@ -461,11 +468,39 @@ mod tests {
             if chid == 0 {
                 Ok(c0)
             } else {
-                Err(format!("channel {chid} is not bound"))
+                Err(ChannelLookupError::NotBound(chid))
             }
         });
         assert_eq!(ev.len(), 4, "{ev:?}");
         assert_eq!((b.errors(), b.pending()), (4, 1));
+        // Each failure is the engine's typed reason inside `BatchSlot`, naming the slot.
+        let want = [
+            AccessFailure::Length {
+                len: 0,
+                max: crate::access::MAX_LEN,
+            }
+            .in_slot(0),
+            AccessFailure::Channel(ChannelLookupError::NotBound(9)).in_slot(1),
+            AccessFailure::Gpc {
+                slot: 2,
+                gpc: GPCS.into(),
+                gpcs: GPCS,
+            }
+            .in_slot(2),
+            AccessFailure::AtomicMisaligned.in_slot(3),
+        ];
+        let got: Vec<&AccessFailure> = ev
+            .iter()
+            .filter_map(|e| match e {
+                SlotEvent::Error(why) => Some(why),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, want.iter().collect::<Vec<_>>());
+        assert_eq!(
+            got[2].to_string(),
+            "batch slot 2: slot 2: GPC 6 outside 0..6"
+        );
         // A count beyond the slots is bounded, an index beyond them wraps.
         b.count = 1000;
         b.index = 64 + 4;

@@ -17,6 +17,8 @@
 
 use crate::engine::Hw;
 use crate::fault::{AccessType, FaultEntry};
+pub use crate::hw::reason::AccessFailure;
+use crate::hw::reason::ChannelLookupError;
 use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::unit::Translation;
@@ -125,7 +127,7 @@ pub(crate) enum Progress {
     /// A page missed: report this entry; the operation waits at that page.
     Fault(FaultEntry),
     /// It cannot go on (non-replayable space, memory error).
-    Error(String),
+    Error(AccessFailure),
 }
 
 impl InFlight {
@@ -137,19 +139,19 @@ impl InFlight {
         len: u32,
         data: u64,
         gpc: u8,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AccessFailure> {
         let Some(op) = Op::from_u32(op) else {
-            return Err(format!("unknown operation {op}"));
+            return Err(AccessFailure::UnknownOp(op));
         };
         let len = match op {
             Op::AtomicAdd => 4,
             _ => len,
         };
         if len == 0 || len > MAX_LEN {
-            return Err(format!("length {len} outside 1..={MAX_LEN}"));
+            return Err(AccessFailure::Length { len, max: MAX_LEN });
         }
         if op == Op::AtomicAdd && !va.is_multiple_of(4) {
-            return Err("atomic address not 4-byte aligned".into());
+            return Err(AccessFailure::AtomicMisaligned);
         }
         Ok(InFlight {
             op,
@@ -203,10 +205,10 @@ impl InFlight {
                 Ok(Translation::Sparse) => (None, 0),
                 Err(w) => {
                     if self.chan.pdb_word & REPLAY_TEX == 0 {
-                        return Progress::Error(format!(
-                            "MMU fault {:?} at {va:#x} in an address space without replayable faults (fatal on the GPU)",
-                            w.fault_type
-                        ));
+                        return Progress::Error(AccessFailure::NotReplayable {
+                            fault_type: w.fault_type,
+                            va,
+                        });
                     }
                     return Progress::Fault(FaultEntry {
                         inst: self.chan.inst.0,
@@ -248,8 +250,8 @@ impl InFlight {
         target: Option<Target>,
         pa: u64,
         n: u32,
-    ) -> Result<(), String> {
-        let mem_err = |e: crate::mem::MemError| format!("memory error: {e}");
+    ) -> Result<(), AccessFailure> {
+        let mem_err = AccessFailure::Memory;
         match self.op {
             Op::Prefetch => Ok(()),
             Op::Read => {
@@ -307,7 +309,7 @@ pub enum StepResult {
     /// Report this fault; the operation waits.
     Fault(FaultEntry),
     /// Ended with an error.
-    Error(String),
+    Error(AccessFailure),
 }
 
 /// A GPU use of a translation, for the PTE checker.
@@ -347,7 +349,7 @@ pub struct AccessEngine {
     faults: u32,
     replays: u32,
     last_fault_type: u8,
-    last_error: String,
+    last_error: Option<AccessFailure>,
     inflight: Option<InFlight>,
     uses: Vec<Use>,
 }
@@ -373,9 +375,9 @@ impl AccessEngine {
         self.last_op
     }
 
-    /// Why the last operation failed.
-    pub fn last_error(&self) -> &str {
-        &self.last_error
+    /// Why the last operation failed (None before any failure).
+    pub fn last_error(&self) -> Option<&AccessFailure> {
+        self.last_error.as_ref()
     }
 
     /// Translations used since the last call (for the checker).
@@ -388,24 +390,29 @@ impl AccessEngine {
         self.inflight.is_some()
     }
 
-    /// Starts operation `op` in `chan` (None: the channel could not be resolved, with why).
-    pub fn start(&mut self, op: u32, chan: Result<Channel, String>) -> Result<(), String> {
+    /// Starts operation `op` in `chan` (an error: the channel could not be resolved, with
+    /// why).
+    pub fn start(
+        &mut self,
+        op: u32,
+        chan: Result<Channel, ChannelLookupError>,
+    ) -> Result<(), AccessFailure> {
         self.last_op = op;
         self.faults = 0;
         self.replays = 0;
         self.last_fault_type = 0;
         self.inflight = None;
-        let fail = |s: &mut Self, why: String| {
+        let fail = |s: &mut Self, why: AccessFailure| {
             s.status = Status::Error as u32;
-            s.last_error = why.clone();
+            s.last_error = Some(why.clone());
             Err(why)
         };
         if Op::from_u32(op).is_none() {
-            return fail(self, format!("unknown operation {op}"));
+            return fail(self, AccessFailure::UnknownOp(op));
         }
         let chan = match chan {
             Ok(c) => c,
-            Err(why) => return fail(self, why),
+            Err(why) => return fail(self, why.into()),
         };
         match InFlight::new(op, chan, self.va, self.len, self.data, FAULT_GPC) {
             Ok(f) => self.inflight = Some(f),
@@ -439,7 +446,7 @@ impl AccessEngine {
             }
             Progress::Error(why) => {
                 self.status = Status::Error as u32;
-                self.last_error = why.clone();
+                self.last_error = Some(why.clone());
                 StepResult::Error(why)
             }
         }
@@ -463,7 +470,7 @@ impl AccessEngine {
         };
         if ours && self.inflight.take().is_some() {
             self.status = Status::Error as u32;
-            self.last_error = "cancelled".into();
+            self.last_error = Some(AccessFailure::Cancelled);
             return true;
         }
         false
@@ -650,7 +657,7 @@ mod tests {
         ae.len = MAX_LEN + 1;
         assert!(ae.start(Op::Read as u32, Ok(chan(&s, true))).is_err());
         assert!(ae.start(99, Ok(chan(&s, true))).is_err());
-        assert!(ae.start(1, Err("no such channel".into())).is_err());
+        assert!(ae.start(1, Err(ChannelLookupError::NotBound(9))).is_err());
         ae.len = 4;
         ae.start(Op::Read as u32, Ok(chan(&s, false))).unwrap();
         let mut hw = Hw {
@@ -659,6 +666,80 @@ mod tests {
             now_ns: 0,
         };
         assert!(matches!(ae.step(&mut hw), StepResult::Error(_)));
-        assert!(ae.last_error().contains("without replayable faults"));
+        assert!(ae
+            .last_error()
+            .is_some_and(|e| e.to_string().contains("without replayable faults")));
+    }
+
+    /// The engine's failures are typed (the `AccessFailed` event carries them), each with
+    /// what it names: the operation, the length and its bound, the channel, the fault and
+    /// its address, the memory error; a cancel leaves `Cancelled` as the last error.
+    #[test]
+    fn failures_are_typed_with_what_they_name() {
+        let (mut phys, mut mmu, mut s) = rig();
+        // A page mapped to system memory beyond guest RAM (16 MiB here), before any walk
+        // caches its page directories.
+        s.map(
+            &mut phys,
+            0x3000,
+            Pte::pfn_system(0x2000_0000, false, false),
+        );
+        let mut ae = AccessEngine::default();
+        let len = AccessFailure::Length {
+            len: 0,
+            max: MAX_LEN,
+        };
+        // (OP, VA, LEN, replayable space or the channel's lookup error) -> the failure.
+        let refused = [
+            (1, 0x1000, 0, Ok(true), len.clone()),
+            (99, 0x1000, 4, Ok(true), AccessFailure::UnknownOp(99)),
+            (
+                1,
+                0x1000,
+                4,
+                Err(ChannelLookupError::NotBound(9)),
+                ChannelLookupError::NotBound(9).into(),
+            ),
+            (3, 0x1002, 4, Ok(true), AccessFailure::AtomicMisaligned),
+        ];
+        for (op, va, n, c, want) in refused {
+            (ae.va, ae.len) = (va, n);
+            assert_eq!(ae.start(op, c.map(|r| chan(&s, r))), Err(want.clone()));
+            assert_eq!(ae.last_error(), Some(&want));
+        }
+        // (VA, replayable space) -> what stepping it ends in.
+        let mut run = |ae: &mut AccessEngine, va: u64, replayable: bool| {
+            (ae.va, ae.len) = (va, 4);
+            ae.start(Op::Read as u32, Ok(chan(&s, replayable))).unwrap();
+            ae.step(&mut Hw {
+                phys: &mut phys,
+                mmu: &mut mmu,
+                now_ns: 0,
+            })
+        };
+        let r = run(&mut ae, 0x1000, false);
+        assert!(
+            matches!(
+                r,
+                StepResult::Error(AccessFailure::NotReplayable { va: 0x1000, .. })
+            ),
+            "{r:?}"
+        );
+        let r = run(&mut ae, 0x3000, true);
+        assert!(
+            matches!(
+                &r,
+                StepResult::Error(AccessFailure::Memory(crate::mem::MemError::OutOfRange {
+                    addr: 0x2000_0000,
+                    ..
+                }))
+            ),
+            "{r:?}"
+        );
+        assert_eq!(StepResult::Error(ae.last_error().unwrap().clone()), r);
+        // A waiting operation that is cancelled.
+        assert!(matches!(run(&mut ae, 0x5000, true), StepResult::Fault(_)));
+        assert!(ae.cancel(None));
+        assert_eq!(ae.last_error(), Some(&AccessFailure::Cancelled));
     }
 }

@@ -19,7 +19,8 @@
 //! charged against the PBDMA's budget, so the work one host message can cause is bounded in
 //! bytes and in lines.
 
-use crate::engine::{Hw, VmError};
+use crate::engine::Hw;
+pub use crate::hw::reason::{CeError, CeUnmodelled};
 use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
@@ -79,29 +80,6 @@ pub const MAX_LAUNCH_LINES: u64 = MAX_LAUNCH_BYTES / STEP as u64;
 
 /// Bytes moved per step (and the unit of [`Launch::work`]).
 pub const STEP: usize = 4096;
-
-/// A LAUNCH_DMA the engine could not do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CeError {
-    /// A virtual access faulted or a physical one left memory.
-    #[error("copy engine: {0}")]
-    Vm(#[from] VmError),
-    /// Something the model does not do.
-    #[error("copy engine: {0} is not modelled")]
-    NotModelled(&'static str),
-    /// Physical addressing from a channel without HCE privilege (RAMFC HCE_CTRL bit 5).
-    #[error("copy engine: physical addressing needs a privileged channel")]
-    NotPrivileged,
-    /// More than [`MAX_LAUNCH_BYTES`].
-    #[error("copy engine: a launch of {0} bytes exceeds the model's bound")]
-    TooLarge(u64),
-    /// More than [`MAX_LAUNCH_LINES`] (LINE_COUNT), whatever their length.
-    #[error("copy engine: a launch of {0} lines exceeds the model's bound of {MAX_LAUNCH_LINES}")]
-    TooManyLines(u64),
-    /// A physical address out of memory.
-    #[error("copy engine: physical access at {0:#x} outside memory")]
-    Phys(u64),
-}
 
 /// The channel an operation runs for.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +170,7 @@ impl CeState {
         }
         phys_target(self.get(mode_mthd))
             .map(Side::Physical)
-            .ok_or(CeError::NotModelled("physical target 3"))
+            .ok_or(CeError::NotModelled(CeUnmodelled::PhysicalTarget3))
     }
 
     fn read(
@@ -226,7 +204,7 @@ impl CeState {
         let mut out = Launch::default();
         if transfer != 0 {
             if !dst_pitch || (!src_pitch && !remap) {
-                return Err(CeError::NotModelled("block-linear layout"));
+                return Err(CeError::NotModelled(CeUnmodelled::BlockLinear));
             }
             let src = self.side(ctx, ld & (1 << 12) != 0, mthd::SET_SRC_PHYS_MODE)?;
             let dst = self.side(ctx, ld & (1 << 13) != 0, mthd::SET_DST_PHYS_MODE)?;
@@ -246,7 +224,10 @@ impl CeState {
                 None => length,
             };
             if lines > MAX_LAUNCH_LINES {
-                return Err(CeError::TooManyLines(lines));
+                return Err(CeError::TooManyLines {
+                    lines,
+                    bound: MAX_LAUNCH_LINES,
+                });
             }
             let total = line_bytes.saturating_mul(lines);
             if total > MAX_LAUNCH_BYTES {
@@ -277,7 +258,7 @@ impl CeState {
                 hw.vm_write(ctx.client, ctx.pdb, a, &b[..n], ctx.privileged)?;
                 out.semaphore = true;
             }
-            _ => return Err(CeError::NotModelled("semaphore type 3")),
+            _ => return Err(CeError::NotModelled(CeUnmodelled::SemaphoreType3)),
         }
         out.interrupt = intr_type == 2;
         Ok(out)
@@ -385,6 +366,7 @@ impl Remap {
 mod tests {
     use super::*;
     use crate::engine::testutil::Space;
+    use crate::engine::VmError;
     use crate::mem::PhysMem;
     use crate::mmu::format::Pte;
     use crate::mmu::tlb::TlbConfig;
@@ -564,7 +546,7 @@ mod tests {
         );
         // Block-linear is not modelled, and says so.
         let e = send(&mut r, &mut st, &c, &[(mthd::LAUNCH_DMA, 0x2)]).unwrap_err();
-        assert_eq!(e, CeError::NotModelled("block-linear layout"));
+        assert_eq!(e, CeError::NotModelled(CeUnmodelled::BlockLinear));
         // A hostile size is refused before any work.
         let e = send(
             &mut r,
@@ -577,7 +559,7 @@ mod tests {
             ],
         )
         .unwrap_err();
-        assert!(matches!(e, CeError::TooManyLines(_)), "{e:?}");
+        assert!(matches!(e, CeError::TooManyLines { .. }), "{e:?}");
         let e = send(
             &mut r,
             &mut st,
@@ -608,7 +590,13 @@ mod tests {
             (mthd::LAUNCH_DMA, 0x3386 | 1 << 9),
         ];
         let e = send(&mut r, &mut st, &c, &bomb).unwrap_err();
-        assert_eq!(e, CeError::TooManyLines(u64::from(u32::MAX)));
+        assert_eq!(
+            e,
+            CeError::TooManyLines {
+                lines: u64::from(u32::MAX),
+                bound: MAX_LAUNCH_LINES
+            }
+        );
         assert!(e.to_string().contains("4294967295 lines"), "{e}");
         // One line past the bound, one byte each, is refused too.
         let e = send(
@@ -622,7 +610,13 @@ mod tests {
             ],
         )
         .unwrap_err();
-        assert_eq!(e, CeError::TooManyLines(MAX_LAUNCH_LINES + 1));
+        assert_eq!(
+            e,
+            CeError::TooManyLines {
+                lines: MAX_LAUNCH_LINES + 1,
+                bound: MAX_LAUNCH_LINES
+            }
+        );
         // At the bound with zero-length lines: nothing moves, nothing loops.
         let l = send(
             &mut r,

@@ -554,6 +554,47 @@ pub struct Checker {
 /// cross-check for CPU page-table changes no notifier announced (a kernel bug of its own).
 pub const FULL_SCAN_EVERY: u32 = 64;
 
+/// Why [`Checker::register`] refused a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// `max` ([`MAX_SPACES`]) spaces are live and none can be dropped.
+    #[error("{max} live spaces are registered already")]
+    Full {
+        /// The bound.
+        max: usize,
+    },
+}
+
+#[cfg(test)]
+mod register_error_tests {
+    use super::*;
+
+    /// Past [`MAX_SPACES`] live spaces, a registration is refused with the typed error.
+    #[test]
+    fn a_space_past_the_bound_is_refused_with_a_typed_error() {
+        let mut chk = Checker::new(Inject::None);
+        let space = |i: u64| CheckedSpace {
+            swap: x86::DEFAULT_SWAP_TYPES,
+            pdb: Pdb {
+                target: Target::Video,
+                addr: 0x100_0000 + i * 0x1000,
+            },
+            inst: 0x20_0000 + i * 0x1000,
+            cpu: CpuSpace {
+                root: 0x1000 + i * 0x1000,
+                la57: false,
+            },
+            exclude: (0, 0),
+        };
+        for i in 0..MAX_SPACES as u64 {
+            chk.register(space(i), i as u32, 1).unwrap();
+        }
+        let e = chk.register(space(99), 99, 1).unwrap_err();
+        assert_eq!(e, RegisterError::Full { max: MAX_SPACES });
+        assert_eq!(e.to_string(), "16 live spaces are registered already");
+    }
+}
+
 impl Checker {
     /// A checker with no space registered, injecting `inject`.
     pub fn new(inject: Inject) -> Self {
@@ -585,7 +626,12 @@ impl Checker {
     /// for the same page directory and page-table root gains the channel; one for the same
     /// page directory and another root is replaced (a stale registration). Fails when
     /// [`MAX_SPACES`] live spaces are registered.
-    pub fn register(&mut self, space: CheckedSpace, chid: u32, pid: u32) -> Result<(), String> {
+    pub fn register(
+        &mut self,
+        space: CheckedSpace,
+        chid: u32,
+        pid: u32,
+    ) -> Result<(), RegisterError> {
         let watched = self.watched.contains(&space.cpu.root);
         let ranged = self.ranged.contains(&space.cpu.root);
         if let Some(s) = self
@@ -619,7 +665,7 @@ impl Checker {
                 Some(i) => {
                     self.spaces.remove(i);
                 }
-                None => return Err(format!("{MAX_SPACES} live spaces are registered already")),
+                None => return Err(RegisterError::Full { max: MAX_SPACES }),
             }
         }
         self.registered += 1;

@@ -5,8 +5,8 @@
 //! The units themselves have their own rooms: [`crate::fifo`] (the host: channels,
 //! runlists, PBDMA) and [`crate::ce`] (the copy engine).
 
-use crate::fault::FaultType;
-use crate::mem::{pieces, GpuMemory, MemError, PhysMem, Target};
+pub use crate::hw::reason::VmError;
+use crate::mem::{pieces, GpuMemory, PhysMem, Target};
 
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::unit::{Mmu, Translation};
@@ -23,22 +23,6 @@ pub struct Hw<'a> {
     pub mmu: &'a mut Mmu,
     /// PTIMER's time in nanoseconds (semaphore release timestamps).
     pub now_ns: u64,
-}
-
-/// Why a virtual access failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VmError {
-    /// The MMU faulted (the address is not mapped as needed).
-    #[error("MMU fault {fault_type:?} at {va:#x}")]
-    Fault {
-        /// Faulting virtual address.
-        va: u64,
-        /// The GP100 fault type.
-        fault_type: FaultType,
-    },
-    /// The translation pointed outside memory.
-    #[error("{0}")]
-    Mem(MemError),
 }
 
 /// The largest single virtual access the helpers accept (a bound on per-access work).

@@ -359,17 +359,17 @@ impl Fifo {
         let count = regs::RUNLIST_COUNT.get32(v);
         if id >= RUNLISTS {
             warn!("runlist {id} submitted, but the GPU has {RUNLISTS} runlists: ignored");
-            self.events.push(ModelEvent::RunlistRejected {
+            self.events.push(ModelEvent::RunlistRefused {
                 runlist: id as u8,
-                why: RunlistError::NoSuchRunlist.to_string(),
+                why: RunlistError::NoSuchRunlist,
             });
             return;
         }
         let base = self.runlist_base;
         let Some(target) = Target::from_target_field(u64::from(ramin::TARGET.get32(base))) else {
-            self.events.push(ModelEvent::RunlistRejected {
+            self.events.push(ModelEvent::RunlistRefused {
                 runlist: id as u8,
-                why: RunlistError::BaseTarget.to_string(),
+                why: RunlistError::BaseTarget,
             });
             return;
         };
@@ -378,9 +378,9 @@ impl Fifo {
             Ok(l) => l,
             Err(e) => {
                 warn!("runlist {id} rejected: {e}");
-                self.events.push(ModelEvent::RunlistRejected {
+                self.events.push(ModelEvent::RunlistRefused {
                     runlist: id as u8,
-                    why: e.to_string(),
+                    why: e,
                 });
                 return;
             }
@@ -504,10 +504,7 @@ impl Fifo {
         if let Some(c) = self.chans.get_mut(&chid) {
             c.error = true;
         }
-        self.events.push(ModelEvent::ChannelError {
-            chid,
-            why: why.to_string(),
-        });
+        self.events.push(ModelEvent::ChannelStopped { chid, why });
         self.refresh_active();
     }
 
@@ -541,4 +538,45 @@ fn merge(a: &mut Effects, b: &Effects) {
     a.dwords += b.dwords;
     a.gp_entries += b.gp_entries;
     a.releases += b.releases;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::VidMem;
+
+    /// A rejected runlist submission is a typed `RunlistRefused` event: a runlist id the GPU
+    /// does not have, RUNLIST_BASE target 1, and a list outside memory.
+    #[test]
+    fn rejected_runlists_are_refused_with_a_typed_reason() {
+        let mem = VidMem::new(1 << 20);
+        let mut f = Fifo::new();
+        let submit = |f: &mut Fifo, id: u32, count: u32| {
+            let v = regs::RUNLIST_COUNT.set32(regs::RUNLIST_ID.set32(0, id), count);
+            assert!(f.write32(regs::RUNLIST, v, &mem));
+        };
+        submit(&mut f, RUNLISTS as u32, 1);
+        f.write32(regs::RUNLIST_BASE, ramin::TARGET.set32(0, 1), &mem);
+        submit(&mut f, 1, 1);
+        // Video memory, PTR 0x0fff_ffff: the list's first entry is far beyond 1 MiB.
+        f.write32(regs::RUNLIST_BASE, 0x0fff_ffff, &mem);
+        submit(&mut f, 1, 1);
+        assert_eq!(
+            f.take_events(),
+            vec![
+                ModelEvent::RunlistRefused {
+                    runlist: RUNLISTS as u8,
+                    why: RunlistError::NoSuchRunlist,
+                },
+                ModelEvent::RunlistRefused {
+                    runlist: 1,
+                    why: RunlistError::BaseTarget,
+                },
+                ModelEvent::RunlistRefused {
+                    runlist: 1,
+                    why: RunlistError::Unreadable(0),
+                },
+            ]
+        );
+    }
 }

@@ -21,10 +21,11 @@
 //! Every step is bounded by the caller's budget; an acquire that does not hold leaves the
 //! channel blocked at that method, to be retried, never spun on.
 
-use crate::ce::{CeCtx, CeError, CeState, CLASS_PASCAL_DMA_COPY_A};
-use crate::engine::{Hw, VmError};
+use crate::ce::{CeCtx, CeState, CLASS_PASCAL_DMA_COPY_A};
+use crate::engine::Hw;
 use crate::hw::host::{self, mem_op, mthd, sem_op, SecOp};
-use crate::mem::{GpuMemory, MemError, Target};
+pub use crate::hw::reason::ChannelFault;
+use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::walk::Pdb;
 
@@ -87,107 +88,6 @@ pub struct Effects {
     pub releases: u64,
     /// A MEM_OP asked for a TLB invalidate.
     pub tlb_invalidate: bool,
-}
-
-/// Why a channel stopped (the text is what the trace's `ChannelError` event records, so
-/// rewording one changes traces that contain it).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChannelFault {
-    /// The instance block pointer names target 1 (no memory).
-    #[error("instance block target 1")]
-    InstTarget,
-    /// The instance block or RAMFC could not be read.
-    #[error("instance block unreadable: {0}")]
-    InstUnreadable(MemError),
-    /// RAMFC's USERD names target 1.
-    #[error("USERD target 1")]
-    UserdTarget,
-    /// The instance block's PDB word is not a VER2 page directory.
-    #[error("instance block has no VER2 page directory")]
-    NoPageDirectory,
-    /// USERD could not be read.
-    #[error("USERD unreadable: {0}")]
-    UserdUnreadable(MemError),
-    /// USERD could not be written.
-    #[error("USERD unwritable: {0}")]
-    UserdUnwritable(MemError),
-    /// A pushbuffer segment could not be fetched.
-    #[error("pushbuffer fetch: {0}")]
-    PushbufferFetch(VmError),
-    /// GP_GET or GP_PUT outside the GPFIFO.
-    #[error("GP_GET {gp_get} / GP_PUT {gp_put} outside the {entries}-entry GPFIFO")]
-    GpOutOfRange {
-        /// GP_GET.
-        gp_get: u32,
-        /// GP_PUT.
-        gp_put: u32,
-        /// GPFIFO entries.
-        entries: u32,
-    },
-    /// A GP entry could not be fetched.
-    #[error("GPFIFO fetch: {0}")]
-    GpFetch(VmError),
-    /// A GP entry could not be fetched, and RAMFC GP_BASE_HI has bits above the 40-bit
-    /// address (the driver placed the GPFIFO above 1 TiB).
-    #[error(
-        "GPFIFO fetch at {at:#x}: {err} (RAMFC GP_BASE_HI bits 15:8 = {ignored:#x} are \
-         not address bits: the host reads 40-bit GPFIFO addresses, and the \
-         driver placed this GPFIFO above 1 TiB)"
-    )]
-    GpFetchAbove40Bits {
-        /// The entry's VA.
-        at: u64,
-        /// The fault.
-        err: VmError,
-        /// GP_BASE_HI bits 15:8.
-        ignored: u8,
-    },
-    /// A method header with an illegal SEC_OP.
-    #[error("pushbuffer header {header:#010x}: SEC_OP {op} is illegal")]
-    IllegalSecOp {
-        /// The header.
-        header: u32,
-        /// Its SEC_OP.
-        op: u32,
-    },
-    /// The ILLEGAL host method.
-    #[error("ILLEGAL method")]
-    IllegalMethod,
-    /// A host method the model does not implement.
-    #[error("host method {0:#x} is not modelled")]
-    HostMethod(u32),
-    /// A semaphore acquire could not read the semaphore.
-    #[error("semaphore acquire: {0}")]
-    SemaphoreAcquire(VmError),
-    /// A semaphore release could not write it.
-    #[error("semaphore release: {0}")]
-    SemaphoreRelease(VmError),
-    /// A semaphore operation the model does not implement.
-    #[error("semaphore operation {0:#x} is not modelled")]
-    SemaphoreOp(u32),
-    /// A method to subchannels 5..7 (software methods).
-    #[error("software method {mthd:#x} on subchannel {subc}: no software engine")]
-    SoftwareMethod {
-        /// The method.
-        mthd: u32,
-        /// The subchannel.
-        subc: u8,
-    },
-    /// A method to an engine class the model does not have.
-    #[error(
-        "method {mthd:#x} to subchannel {subc} (class {class:#06x}): that engine is not modelled"
-    )]
-    EngineNotModelled {
-        /// The method.
-        mthd: u32,
-        /// The subchannel.
-        subc: u8,
-        /// The class bound there.
-        class: u32,
-    },
-    /// The copy engine refused a method.
-    #[error("{0}")]
-    CopyEngine(#[from] CeError),
 }
 
 /// How a run ended.
@@ -529,8 +429,9 @@ impl Exec {
 mod tests {
     use super::*;
 
-    /// The texts are what `ChannelError` events record: pinned to the messages the model
-    /// emitted before the faults were typed.
+    /// The texts are what older builds' `ChannelError` events recorded, and replay matches
+    /// such an event with the typed `ChannelStopped` by them (hw/event.rs): pinned to the
+    /// messages the model emitted before the faults were typed.
     #[test]
     fn channel_fault_texts_are_the_recorded_ones() {
         let f = ChannelFault::GpOutOfRange {

@@ -12,6 +12,7 @@
 //! runs past the list or is zero) is rejected as a whole, as the hardware's scheduler
 //! reports SCHED_ERROR BAD_TSG instead of running it (gv100 `dev_fifo`).
 
+pub use crate::hw::reason::RunlistError;
 use crate::mem::{GpuMemory, Target};
 
 /// Bytes per entry.
@@ -28,29 +29,6 @@ pub struct RunlistChan {
     pub tsg: u16,
     /// Runqueue (PBDMA) selector, bit 14.
     pub runq: u8,
-}
-
-/// Why a submitted runlist was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RunlistError {
-    /// The list could not be read.
-    #[error("runlist entry {0} is outside memory")]
-    Unreadable(u32),
-    /// A channel entry outside a TSG.
-    #[error("runlist entry {0}: channel outside a TSG")]
-    ChannelOutsideTsg(u32),
-    /// A TSG header whose length is zero or runs past the list.
-    #[error("runlist entry {0}: TSG of bad length")]
-    BadTsgLength(u32),
-    /// A TSG header where a channel entry was expected.
-    #[error("runlist entry {0}: TSG header inside a TSG")]
-    NestedTsg(u32),
-    /// RUNLIST names a runlist id the GPU does not have.
-    #[error("no such runlist")]
-    NoSuchRunlist,
-    /// RUNLIST_BASE names target 1 (no memory).
-    #[error("RUNLIST_BASE target 1")]
-    BaseTarget,
 }
 
 /// Reads and checks a runlist of `count` entries at `addr` in `target`.

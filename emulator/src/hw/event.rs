@@ -6,11 +6,23 @@
 //! the end; existing variants keep their position and fields, so every committed trace still
 //! decodes. `variant_tags_are_pinned` below pins each variant's tag; a change that moves one
 //! fails it (bumping `FORMAT_VERSION` in `host/trace/file.rs` instead means re-recording every
-//! trace in traces/).
+//! trace in traces/). The typed reasons inside events ([`crate::hw::reason`]) follow the same
+//! rule, pinned by `reason_tags_are_pinned` there.
+//!
+//! **Old String reasons.** Builds before the typed reasons recorded `RunlistRejected`,
+//! `ChannelError` and `AccessError` with the reason as text. Those variants stay decodable,
+//! but the model now emits only their typed successors `RunlistRefused`, `ChannelStopped`
+//! and `AccessFailed`. Replay compares what the model did with what a trace holds through
+//! [`ModelEvent::matches_recorded`]: equal events match, and a recorded old String event
+//! matches the typed successor with the same runlist or channel when the typed reason's
+//! `Display` text equals the recorded string (any other text is a mismatch). So the reasons'
+//! texts are part of that compatibility: they are pinned to the old messages.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::hw::reason::{AccessFailure, ChannelFault, RunlistError};
 
 /// Bytes of an access: up to 8 inline (every BAR access), more on the heap (config space).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,14 +170,17 @@ pub enum ModelEvent {
         /// Channels on it.
         channels: u32,
     },
-    /// The host rejected a runlist submission (the scheduler's SCHED_ERROR).
+    /// The host rejected a runlist submission (the scheduler's SCHED_ERROR), its reason as
+    /// text. Recorded by older builds; the model now emits [`ModelEvent::RunlistRefused`].
     RunlistRejected {
         /// Runlist id.
         runlist: u8,
         /// Why.
         why: String,
     },
-    /// A channel stopped on an error (a fault, a bad method, an unreadable context).
+    /// A channel stopped on an error (a fault, a bad method, an unreadable context), its
+    /// reason as text. Recorded by older builds; the model now emits
+    /// [`ModelEvent::ChannelStopped`].
     ChannelError {
         /// Channel id.
         chid: u16,
@@ -221,7 +236,8 @@ pub enum ModelEvent {
         /// Faults it took.
         faults: u32,
     },
-    /// The access engine could not do an operation.
+    /// The access engine could not do an operation, its reason as text. Recorded by older
+    /// builds; the model now emits [`ModelEvent::AccessFailed`].
     AccessError {
         /// Why.
         why: String,
@@ -259,6 +275,52 @@ pub enum ModelEvent {
         /// True for a bad buffer address, false for an overflow.
         bad_buffer: bool,
     },
+    /// The host rejected a runlist submission (the scheduler's SCHED_ERROR). Supersedes
+    /// `RunlistRejected`, with the reason typed.
+    RunlistRefused {
+        /// Runlist id.
+        runlist: u8,
+        /// Why.
+        why: RunlistError,
+    },
+    /// A channel stopped on an error (a fault, a bad method, an unreadable context).
+    /// Supersedes `ChannelError`, with the reason typed.
+    ChannelStopped {
+        /// Channel id.
+        chid: u16,
+        /// What happened.
+        why: ChannelFault,
+    },
+    /// The access engine (or a slot of its batch) could not do an operation. Supersedes
+    /// `AccessError`, with the reason typed.
+    AccessFailed {
+        /// Why.
+        why: AccessFailure,
+    },
+}
+
+impl ModelEvent {
+    /// Whether `self`, what the model did, matches `recorded`, what a trace holds: equal, or
+    /// `recorded` is an old String-reason event (`RunlistRejected`, `ChannelError`,
+    /// `AccessError`) and `self` its typed successor for the same runlist or channel whose
+    /// reason's text is the recorded string (module doc). Replay uses this instead of `==`.
+    pub fn matches_recorded(&self, recorded: &ModelEvent) -> bool {
+        use ModelEvent::*;
+        match (self, recorded) {
+            (
+                RunlistRefused { runlist, why },
+                RunlistRejected {
+                    runlist: r,
+                    why: text,
+                },
+            ) => runlist == r && why.to_string() == *text,
+            (ChannelStopped { chid, why }, ChannelError { chid: c, why: text }) => {
+                chid == c && why.to_string() == *text
+            }
+            (AccessFailed { why }, AccessError { why: text }) => why.to_string() == *text,
+            _ => self == recorded,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -381,6 +443,26 @@ mod tests {
                 },
                 18,
             ),
+            (
+                ModelEvent::RunlistRefused {
+                    runlist: 0,
+                    why: RunlistError::NoSuchRunlist,
+                },
+                19,
+            ),
+            (
+                ModelEvent::ChannelStopped {
+                    chid: 0,
+                    why: ChannelFault::IllegalMethod,
+                },
+                20,
+            ),
+            (
+                ModelEvent::AccessFailed {
+                    why: AccessFailure::AtomicMisaligned,
+                },
+                21,
+            ),
         ];
         for (e, tag) in &pinned {
             let bytes = postcard::to_allocvec(e).expect("encodes");
@@ -392,6 +474,54 @@ mod tests {
         // a different event.
         let unknown = [pinned.len() as u8];
         assert!(postcard::from_bytes::<ModelEvent>(&unknown).is_err());
+    }
+
+    /// The replay rule for old String reasons (module doc): an old event matches its typed
+    /// successor when the texts are the same, and nothing else does.
+    #[test]
+    fn an_old_string_reason_matches_the_typed_event_with_the_same_text() {
+        use crate::hw::reason::{ChannelLookupError, VmError};
+        use crate::hw::target::MemError;
+        let stopped = ModelEvent::ChannelStopped {
+            chid: 3,
+            why: ChannelFault::GpFetch(VmError::Mem(MemError::Peer(1))),
+        };
+        let text = "GPFIFO fetch: peer 1 memory is not modelled".to_string();
+        let old = |chid, why: &str| ModelEvent::ChannelError {
+            chid,
+            why: why.into(),
+        };
+        assert!(stopped.matches_recorded(&old(3, &text)));
+        assert!(!stopped.matches_recorded(&old(3, "GPFIFO fetch: peer 2 memory is not modelled")));
+        assert!(!stopped.matches_recorded(&old(4, &text)), "another channel");
+        assert!(stopped.matches_recorded(&stopped.clone()));
+        // Only the model's typed event stands for an old one, never the other way round, and
+        // an old event still matches itself (a trace replayed against an old recording of it).
+        assert!(!old(3, &text).matches_recorded(&stopped));
+        assert!(old(3, &text).matches_recorded(&old(3, &text)));
+
+        let refused = ModelEvent::RunlistRefused {
+            runlist: 1,
+            why: RunlistError::BadTsgLength(4),
+        };
+        let rejected = |runlist, why: &str| ModelEvent::RunlistRejected {
+            runlist,
+            why: why.into(),
+        };
+        assert!(refused.matches_recorded(&rejected(1, "runlist entry 4: TSG of bad length")));
+        assert!(!refused.matches_recorded(&rejected(1, "runlist entry 5: TSG of bad length")));
+        assert!(!refused.matches_recorded(&rejected(0, "runlist entry 4: TSG of bad length")));
+
+        let failed = ModelEvent::AccessFailed {
+            why: AccessFailure::from(ChannelLookupError::NotBound(7)).in_slot(2),
+        };
+        let error = |why: &str| ModelEvent::AccessError { why: why.into() };
+        assert!(failed.matches_recorded(&error("batch slot 2: channel 7 is not bound")));
+        assert!(!failed.matches_recorded(&error("batch slot 2: channel 8 is not bound")));
+        assert!(!failed.matches_recorded(&error("")));
+        // Different kinds never match, whatever the text.
+        assert!(!failed.matches_recorded(&old(0, "batch slot 2: channel 7 is not bound")));
+        assert!(!ModelEvent::Replay.matches_recorded(&ModelEvent::Cancel));
     }
 
     #[test]

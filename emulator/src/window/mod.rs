@@ -121,6 +121,7 @@ use crate::engine::Hw;
 use crate::fault;
 use crate::hw::event::ModelEvent;
 use crate::hw::ramin;
+pub use crate::hw::reason::ChannelLookupError;
 use crate::mem::{GpuMemory, Target};
 
 /// BAR0 offset of the window.
@@ -426,12 +427,7 @@ impl Window {
     }
 
     /// Resolves a channel id to the access engine's view of it: the PCCSR instance
-    /// pointer, then the instance block's PDB word. (The access engine takes the reason as
-    /// text: its `AccessError` events record it.)
-    fn access_channel(ctx: &Ctx, chid: u32) -> Result<access::Channel, String> {
-        Self::lookup_channel(ctx, chid).map_err(|e| e.to_string())
-    }
-
+    /// pointer, then the instance block's PDB word.
     fn lookup_channel(ctx: &Ctx, chid: u32) -> Result<access::Channel, ChannelLookupError> {
         let w = ctx
             .fifo
@@ -514,7 +510,7 @@ impl Window {
             access::StepResult::Fault(e) => {
                 ctx.report_fault(e);
             }
-            access::StepResult::Error(why) => ctx.log(ModelEvent::AccessError { why }),
+            access::StepResult::Error(why) => ctx.log(ModelEvent::AccessFailed { why }),
         }
     }
 
@@ -546,7 +542,7 @@ impl Window {
                         self.batch.note_dropped();
                     }
                 }
-                SlotEvent::Error(why) => ctx.log(ModelEvent::AccessError { why }),
+                SlotEvent::Error(why) => ctx.log(ModelEvent::AccessFailed { why }),
             }
         }
     }
@@ -616,10 +612,10 @@ impl Window {
                 AE_DATA_LO => set_half(&mut a.data, v, false),
                 AE_DATA_HI => set_half(&mut a.data, v, true),
                 AE_OP => {
-                    let chan = Self::access_channel(ctx, self.access.chid);
+                    let chan = Self::lookup_channel(ctx, self.access.chid);
                     match self.access.start(v, chan) {
                         Ok(()) => self.step_access(ctx),
-                        Err(why) => ctx.log(ModelEvent::AccessError { why }),
+                        Err(why) => ctx.log(ModelEvent::AccessFailed { why }),
                     }
                 }
                 AE_STATUS | AE_FAULTS | AE_REPLAYS | AE_RESULT => {}
@@ -659,7 +655,7 @@ impl Window {
                 AB_COUNT => b.count = v,
                 AB_CTRL if v == ctrl::ISSUE => {
                     let mut batch = std::mem::take(&mut self.batch);
-                    let errors = batch.issue(|chid| Self::access_channel(ctx, chid));
+                    let errors = batch.issue(|chid| Self::lookup_channel(ctx, chid));
                     self.batch = batch;
                     self.log_slot_events(ctx, errors);
                     self.step_batch(ctx);
@@ -901,23 +897,6 @@ impl Unit for Window {
     }
 }
 
-/// Why a channel id names no address space the access engine or the checker can use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChannelLookupError {
-    /// PCCSR has no bound instance block for it.
-    #[error("channel {0} is not bound")]
-    NotBound(u32),
-    /// The instance pointer names target 1.
-    #[error("instance block target 1")]
-    InstTarget,
-    /// The instance block could not be read.
-    #[error("instance block unreadable: {0}")]
-    InstUnreadable(crate::mem::MemError),
-    /// Its PDB word is not a VER2 page directory.
-    #[error("the instance block has no VER2 page directory")]
-    NoPageDirectory,
-}
-
 /// The low 32 bits of a 64-bit value the window shows as two registers.
 fn lo(x: u64) -> u32 {
     x as u32
@@ -1051,6 +1030,39 @@ mod tests {
         assert_eq!(
             w.read32(&mut c, WINDOW_BASE + WINDOW_WRITES),
             Some(writes.len() as u32)
+        );
+    }
+
+    /// The access engine's failures reach the event log typed: an operation on a channel
+    /// that is not bound is an `AccessFailed` naming it, and so is a batch slot's.
+    #[test]
+    fn access_failures_are_logged_typed() {
+        let mut c = Ctx::for_tests();
+        c.set_event_log(true);
+        let mut w = Window::new();
+        for (reg, v) in [
+            (AE_CHID, 3),
+            (AE_LEN, 4),
+            (AE_OP, 1),
+            (AB_INDEX, 0),
+            (AB_CHID, 5),
+            (AB_LEN, 4),
+            (AB_OP, 1),
+            (AB_COUNT, 1),
+            (AB_CTRL, ctrl::ISSUE),
+        ] {
+            w.write32(&mut c, WINDOW_BASE + reg, v);
+        }
+        assert_eq!(
+            c.take_events(),
+            vec![
+                ModelEvent::AccessFailed {
+                    why: ChannelLookupError::NotBound(3).into(),
+                },
+                ModelEvent::AccessFailed {
+                    why: access::AccessFailure::from(ChannelLookupError::NotBound(5)).in_slot(0),
+                },
+            ]
         );
     }
 }

@@ -76,10 +76,15 @@ impl fmt::Display for ModelEvent {
             ModelEvent::RunlistSubmitted { runlist, channels } => {
                 write!(f, "runlist {runlist} submitted with {channels} channels")
             }
+            // The typed events print as the String ones they supersede did.
             ModelEvent::RunlistRejected { runlist, why } => {
                 write!(f, "runlist {runlist} rejected: {why}")
             }
+            ModelEvent::RunlistRefused { runlist, why } => {
+                write!(f, "runlist {runlist} rejected: {why}")
+            }
             ModelEvent::ChannelError { chid, why } => write!(f, "channel {chid} stopped: {why}"),
+            ModelEvent::ChannelStopped { chid, why } => write!(f, "channel {chid} stopped: {why}"),
             ModelEvent::HostRan {
                 dwords,
                 gp_entries,
@@ -128,6 +133,7 @@ impl fmt::Display for ModelEvent {
                 write!(f, "access op {op} at {va:#x} done after {faults} faults")
             }
             ModelEvent::AccessError { why } => write!(f, "access error: {why}"),
+            ModelEvent::AccessFailed { why } => write!(f, "access error: {why}"),
             ModelEvent::ApertureFault { bar, offset } => {
                 write!(f, "BAR{bar} access at {offset:#x} not mapped (MMU fault)")
             }

@@ -516,6 +516,9 @@ mod tests {
     use super::*;
     use crate::host::port::Space;
     use crate::host::trace::event::{Data, Event, ModelEvent};
+    use crate::hw::fault::FaultType;
+    use crate::hw::reason::{AccessFailure, ChannelFault, RunlistError, VmError};
+    use crate::hw::target::{MemError, Target};
 
     fn header() -> TraceHeader {
         TraceHeader {
@@ -676,6 +679,28 @@ mod tests {
                 reads: 255,
                 sys_reads: 0,
                 cycles: u32::MAX,
+            },
+            ModelEvent::RunlistRefused {
+                runlist: 1,
+                why: RunlistError::Unreadable(3),
+            },
+            ModelEvent::ChannelStopped {
+                chid: 511,
+                why: ChannelFault::GpFetchAbove40Bits {
+                    at: 0x4a_0011_0000,
+                    err: VmError::Fault {
+                        va: 0x4a_0011_0000,
+                        fault_type: FaultType::Pde,
+                    },
+                    ignored: 0x7f,
+                },
+            },
+            ModelEvent::AccessFailed {
+                why: AccessFailure::Memory(MemError::OutOfRange {
+                    target: Target::SysNoncoherent,
+                    addr: 1 << 40,
+                })
+                .in_slot(63),
             },
         ];
         let evs: Vec<Event> = evs

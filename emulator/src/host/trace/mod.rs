@@ -11,6 +11,13 @@
 //!
 //! Inputs are what the host did (reads' addresses, writes, DMA maps, resets); outputs are what
 //! the device answered or did (read data, errors, interrupt level changes, the clock).
+//!
+//! Compatibility (traces/README.md has the whole of it): the model's events and their typed
+//! reasons are append-only enums, so old files decode; replay compares a model event with
+//! the recorded one through [`crate::hw::event::ModelEvent::matches_recorded`], which also
+//! takes an old String-reason event (`RunlistRejected`, `ChannelError`, `AccessError`) as
+//! equal to its typed successor (`RunlistRefused`, `ChannelStopped`, `AccessFailed`) when the
+//! typed reason's text is the recorded string, and as a mismatch otherwise.
 
 pub mod codec;
 pub mod diff;

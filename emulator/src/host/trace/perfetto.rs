@@ -272,7 +272,9 @@ pub fn export<R: Read, W: Write>(
                 ModelEvent::HostRan { .. }
                 | ModelEvent::RunlistSubmitted { .. }
                 | ModelEvent::RunlistRejected { .. }
-                | ModelEvent::ChannelError { .. } => o.instant(TID_HOST, c, m.to_string())?,
+                | ModelEvent::RunlistRefused { .. }
+                | ModelEvent::ChannelError { .. }
+                | ModelEvent::ChannelStopped { .. } => o.instant(TID_HOST, c, m.to_string())?,
                 _ => o.instant(TID_MMU, c, m.to_string())?,
             },
         }

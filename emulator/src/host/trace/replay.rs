@@ -408,8 +408,10 @@ pub fn replay<R: Read>(
                 level = false;
                 None
             }
+            // Through the rule for old String reasons (hw/event.rs): an old recorded event
+            // matches the typed one with the same text.
             Event::Model(m) => match pending_model.pop_front() {
-                Some(ours) if ours == *m => None,
+                Some(ours) if ours.matches_recorded(m) => None,
                 Some(ours) => Some(format!("model: {ours}")),
                 None => Some("nothing (the model did not do this)".to_string()),
             },
@@ -703,6 +705,49 @@ mod tests {
         }
         let out = replay_records(&h, &recs);
         assert_eq!(out.mismatch.unwrap().index, i as u64);
+    }
+
+    /// The rule for old String reasons (hw/event.rs): a trace that recorded the access
+    /// engine's failure as an old `AccessError` replays exactly when its text is the typed
+    /// reason's, and fails at that event when it is not.
+    #[test]
+    fn an_old_string_reason_replays_as_the_typed_event_with_the_same_text() {
+        use crate::window::{AE_CHID, AE_LEN, AE_OP, WINDOW_BASE};
+        let h = header(256 << 20);
+        let mut dev = device_for(&h).unwrap();
+        dev.set_event_log(true);
+        let mut rec = Recorder::new();
+        let mut recs = Vec::new();
+        for (reg, v) in [(AE_CHID, 3u32), (AE_LEN, 4), (AE_OP, 1)] {
+            let off = u64::from(WINDOW_BASE + reg);
+            let e = write_event(&mut dev, Space::Bar(0), off, &v.to_le_bytes());
+            rec.after(&mut dev, e, &mut recs);
+        }
+        let i = recs
+            .iter()
+            .position(|r| matches!(r.event, Event::Model(ModelEvent::AccessFailed { .. })))
+            .expect("the model reports the unbound channel");
+        let Event::Model(ModelEvent::AccessFailed { why }) = recs[i].event.clone() else {
+            unreachable!()
+        };
+        assert_eq!(why.to_string(), "channel 3 is not bound");
+        let out = replay_records(&h, &recs);
+        assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
+        // As an older build recorded it: the same text.
+        recs[i].event = Event::Model(ModelEvent::AccessError {
+            why: why.to_string(),
+        });
+        let out = replay_records(&h, &recs);
+        assert!(out.exact(), "{:?}", out.mismatch.map(|m| m.to_string()));
+        assert_eq!(out.events, recs.len() as u64);
+        // Another text is a mismatch, reported at that event.
+        recs[i].event = Event::Model(ModelEvent::AccessError {
+            why: "channel 4 is not bound".into(),
+        });
+        let out = replay_records(&h, &recs);
+        let m = out.mismatch.expect("another text must diverge");
+        assert_eq!(m.index, i as u64, "{m}");
+        assert!(m.replayed.contains("channel 3 is not bound"), "{m}");
     }
 
     #[test]
