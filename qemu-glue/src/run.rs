@@ -124,6 +124,19 @@ pub struct RunTimes {
     pub guest: Duration,
     /// Per boot: its suites and how long it took from QEMU's start to its exit.
     pub boots: Vec<(String, Duration)>,
+    /// From starting the guest (QEMU) to nouveau's `[drm] Initialized nouveau` line, host
+    /// wall clock (the guest kernel prints no timestamps), first boot.
+    pub boot_to_drm: Option<Duration>,
+    /// `name=value` figures the suites printed as `# bench NAME=VALUE` (the fault-bench
+    /// suite), in order.
+    pub bench: Vec<(String, String)>,
+}
+
+/// A suite's `# bench NAME=VALUE` line, as (NAME, VALUE).
+pub fn bench_line(line: &str) -> Option<(String, String)> {
+    let (name, value) = line.trim_end().strip_prefix("# bench ")?.split_once('=')?;
+    (!name.is_empty() && !value.is_empty() && !name.contains(' ') && !value.contains(' '))
+        .then(|| (name.to_string(), value.to_string()))
 }
 
 /// The guest kernel's own switch that hides FSRS ("fast short REP STOSB", CPUID.7.1:EAX bit 11,
@@ -431,6 +444,8 @@ fn boot_group(
         ConsoleMonitor::with_known_issues(&names, guest_tests::console::builtin_known_issues());
     let started = Instant::now();
     let mut init_at = None;
+    let mut drm_at = None;
+    let mut bench = Vec::new();
     let echo = o.echo_console;
     let g = guest::run_guest(&opts, |line| {
         if echo {
@@ -440,6 +455,12 @@ fn boot_group(
         let done = monitor.feed_line(line);
         if init_at.is_none() && monitor.init_reached() {
             init_at = Some(started.elapsed());
+        }
+        if drm_at.is_none() && line.contains("[drm] Initialized nouveau") {
+            drm_at = Some(started.elapsed());
+        }
+        if let Some(b) = bench_line(line) {
+            bench.push(b);
         }
         if done {
             Flow::Done
@@ -452,6 +473,10 @@ fn boot_group(
     if times.boot_to_init.is_none() {
         times.boot_to_init = init_at;
     }
+    if times.boot_to_drm.is_none() {
+        times.boot_to_drm = drm_at;
+    }
+    times.bench.extend(bench);
     let end = match &g.ending {
         Ending::QemuExited(_) => RunEnd::Exited,
         Ending::TimedOut(d) => RunEnd::TimedOut(*d),
@@ -499,5 +524,29 @@ mod tests {
         assert_eq!(s[0].name, "smoke");
         assert_eq!(s[1].name, "hmm");
         assert!(check_suites(&[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod bench_line_tests {
+    use super::bench_line;
+
+    #[test]
+    fn bench_lines_are_name_value_pairs() {
+        assert_eq!(
+            bench_line("# bench faults_batched_per_s{size=4}=812.5"),
+            Some(("faults_batched_per_s{size=4}".into(), "812.5".into()))
+        );
+        assert_eq!(bench_line("# bench x=1\r"), Some(("x".into(), "1".into())));
+        for not in [
+            "# bench",
+            "# bench =1",
+            "# bench x=",
+            "# bench a b=1",
+            "bench x=1",
+            "# x=1",
+        ] {
+            assert_eq!(bench_line(not), None, "{not}");
+        }
     }
 }

@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GP100_VENDOR 0x10de
@@ -82,7 +83,51 @@ static inline volatile uint32_t *gp100_map(const char *dir, int bar, unsigned lo
 	close(fd);
 	return p == MAP_FAILED ? NULL : (volatile uint32_t *)p;
 }
-/* The PTE checker's registers in the window (emulator/src/regs/window.rs). */
+
+/* The sysfs directory of the first PCI function with this vendor and device id; 0 if found. */
+static inline int gp100_find_pci(unsigned vendor, unsigned device, char *dir, size_t len)
+{
+	DIR *d = opendir("/sys/bus/pci/devices");
+	struct dirent *e;
+	char path[512];
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
+		if (read_hex_file(path) != vendor)
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
+		if (read_hex_file(path) != device)
+			continue;
+		snprintf(dir, len, "/sys/bus/pci/devices/%s", e->d_name);
+		closedir(d);
+		return 0;
+	}
+	closedir(d);
+	return -1;
+}
+
+/* Microseconds per 32-bit read of the first word of BAR0 of the function at `dir`, averaged
+ * over `reads` reads, or -1. */
+static inline double gp100_time_reads(const char *dir, int reads)
+{
+	volatile uint32_t *p = gp100_map(dir, 0, 0);
+	struct timespec a, b;
+	uint32_t v = 0;
+	if (!p)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < reads; i++)
+		v ^= p[0];
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	(void)v;
+	munmap((void *)p, 4096);
+	return ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / reads;
+}
+
+/* The PTE checker's registers in the window (emulator/src/window/mod.rs). */
 #define CHK_CHID 0x200u
 #define CHK_ROOT_LO 0x204u
 #define CHK_ROOT_HI 0x208u
