@@ -221,6 +221,13 @@ enum Command {
         #[arg(long)]
         tail: Option<usize>,
     },
+    /// Where a trace's GPU faults spend their MMIO: the BAR accesses from the first replayable
+    /// fault on, per fault written, by the BAR0 unit (or BAR) that decodes them, as
+    /// `name=value` lines (exit 1 if the file is damaged: its good prefix is counted).
+    FaultCosts {
+        /// The trace file (record one with `gp100emu run --suite fault-bench --trace FILE`).
+        file: PathBuf,
+    },
     /// Export a trace as Chrome trace-event JSON for the Perfetto UI (ui.perfetto.dev).
     Export {
         /// Write Perfetto-compatible JSON (the one format there is today).
@@ -278,6 +285,7 @@ fn main() -> ExitCode {
         Command::Replay { .. }
         | Command::Diff { .. }
         | Command::Show { .. }
+        | Command::FaultCosts { .. }
         | Command::Export { .. }
         | Command::Bench { .. } => "error",
         _ => "warn",
@@ -579,6 +587,30 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("gp100emu replay: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::FaultCosts { file } => match trace_cmd::fault_costs(&file) {
+            Ok((costs, damage)) => {
+                for l in costs.lines() {
+                    println!("{l}");
+                }
+                if costs.faults == 0 {
+                    eprintln!(
+                        "gp100emu fault-costs: {} holds no replayable fault",
+                        file.display()
+                    );
+                }
+                match damage {
+                    Some(e) => {
+                        eprintln!("gp100emu fault-costs: {e}");
+                        ExitCode::FAILURE
+                    }
+                    None => ExitCode::SUCCESS,
+                }
+            }
+            Err(e) => {
+                eprintln!("gp100emu fault-costs: {e}");
                 ExitCode::from(2)
             }
         },

@@ -134,7 +134,7 @@ pub struct RunTimes {
 
 /// A suite's `# bench NAME=VALUE` line, as (NAME, VALUE).
 pub fn bench_line(line: &str) -> Option<(String, String)> {
-    let (name, value) = line.trim_end().strip_prefix("# bench ")?.split_once('=')?;
+    let (name, value) = line.trim_end().strip_prefix("# bench ")?.rsplit_once('=')?;
     (!name.is_empty() && !value.is_empty() && !name.contains(' ') && !value.contains(' '))
         .then(|| (name.to_string(), value.to_string()))
 }

@@ -201,3 +201,94 @@ pub fn export_perfetto(
         source,
     })
 }
+
+/// What [`fault_costs`] counted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultCosts {
+    /// Replayable fault entries the model wrote.
+    pub faults: u64,
+    /// Interrupt assertions after the first fault.
+    pub irqs: u64,
+    /// BAR accesses (reads, writes) after the first fault, by what decodes them: the BAR0
+    /// unit's name from the device's BAR0 map ("bar0:undecoded" for none), or "barN".
+    pub by_part: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl FaultCosts {
+    /// The counts as `name=value` lines (per fault, and totals).
+    pub fn lines(&self) -> Vec<String> {
+        let per = |n: u64| n as f64 / self.faults.max(1) as f64;
+        let (r, w) = self
+            .by_part
+            .values()
+            .fold((0, 0), |(r, w), &(a, b)| (r + a, w + b));
+        let mut out = vec![
+            format!("faults={}", self.faults),
+            format!("bar_accesses_per_fault={:.1}", per(r + w)),
+            format!("bar_reads_per_fault={:.1}", per(r)),
+            format!("bar_writes_per_fault={:.1}", per(w)),
+            format!("irqs_per_fault={:.2}", per(self.irqs)),
+        ];
+        let mut parts: Vec<_> = self.by_part.iter().collect();
+        parts.sort_by_key(|(_, &(r, w))| std::cmp::Reverse(r + w));
+        for (part, &(r, w)) in parts {
+            out.push(format!("reads_per_fault{{part={part}}}={:.2}", per(r)));
+            out.push(format!("writes_per_fault{{part={part}}}={:.2}", per(w)));
+        }
+        out
+    }
+}
+
+/// Counts the BAR accesses of a trace from its first replayable fault on, by the unit that
+/// decodes them, per fault written: where a fault's MMIO round trips go (the guest's fault
+/// path, its interrupt handling, the test driving the access engine). A damaged file counts
+/// its good prefix and returns the damage too.
+pub fn fault_costs(path: &Path) -> Result<(FaultCosts, Option<TraceError>), TraceCmdError> {
+    use emulator::hw::event::ModelEvent;
+    use emulator::port::Space;
+    use emulator::trace::Event;
+    let mut r = open(path)?;
+    let dev = emulator::device::Device::new();
+    let map = dev.bar0_map();
+    let mut c = FaultCosts::default();
+    let result = loop {
+        let rec = match r.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        let (space, offset, write) = match &rec.event {
+            Event::Model(ModelEvent::FaultWritten { .. }) => {
+                c.faults += 1;
+                continue;
+            }
+            Event::Irq { asserted: true } if c.faults > 0 => {
+                c.irqs += 1;
+                continue;
+            }
+            Event::Read { space, offset, .. } => (*space, *offset, false),
+            Event::Write { space, offset, .. } => (*space, *offset, true),
+            _ => continue,
+        };
+        if c.faults == 0 {
+            continue;
+        }
+        let part = match space {
+            Space::Bar(0) => {
+                let unit = u32::try_from(offset).ok().and_then(|o| map.find(o));
+                match unit.and_then(|u| map.rows().iter().find(|row| row.unit == u)) {
+                    Some(row) => format!("bar0:{}", row.name),
+                    None => "bar0:undecoded".into(),
+                }
+            }
+            other => other.to_string().to_lowercase(),
+        };
+        let e = c.by_part.entry(part).or_default();
+        if write {
+            e.1 += 1;
+        } else {
+            e.0 += 1;
+        }
+    };
+    Ok((c, result))
+}

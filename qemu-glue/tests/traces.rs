@@ -58,3 +58,48 @@ fn a_damaged_trace_is_reported_not_replayed_silently() {
     std::fs::remove_file(&not_a_trace).ok();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `fault-costs` counts every fault entry of the svm trace (checked against `show`'s count)
+/// and puts each BAR access after the first fault under the unit that decodes it.
+#[test]
+fn fault_costs_count_the_svm_traces_faults_and_name_the_units() {
+    let t = Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces/svm.gptrace");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
+            .args(args)
+            .arg(&t)
+            .output()
+            .expect("starting gp100emu");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = run(&["show", "--grep", "model: fault #"]).lines().count();
+    let costs = run(&["fault-costs"]);
+    let value = |name: &str| -> f64 {
+        costs
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in\n{costs}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(shown > 0, "the svm trace holds faults");
+    assert_eq!(value("faults"), shown as f64);
+    // nouveau's fault path reads the fault buffer's GET/PUT (the FAULT unit) and writes the
+    // MMU's invalidate; the parts add up to the total.
+    assert!(value("reads_per_fault{part=bar0:FAULT}") > 0.0);
+    assert!(value("writes_per_fault{part=bar0:MMU}") > 0.0);
+    let parts: f64 = costs
+        .lines()
+        .filter(|l| l.starts_with("reads_per_fault{") || l.starts_with("writes_per_fault{"))
+        .map(|l| l.rsplit('=').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        (parts - value("bar_accesses_per_fault")).abs() < 0.05 * parts.max(1.0),
+        "{costs}"
+    );
+}
