@@ -757,12 +757,7 @@ impl Checker {
 
     /// The test module watches the exit of the process whose page-table root is `root`.
     pub fn mm_watched(&mut self, root: u64) {
-        if !self.watched.contains(&root) {
-            if self.watched.len() == MAX_WATCHED {
-                self.watched.pop_front();
-            }
-            self.watched.push_back(root);
-        }
+        remember(&mut self.watched, root);
         for s in self.spaces.iter_mut().filter(|s| s.space.cpu.root == root) {
             s.watched = true;
         }
@@ -904,12 +899,7 @@ impl Checker {
     /// The test module will report the CPU invalidates of the mm whose page-table root is
     /// `root` ([`Checker::cpu_invalidated`]): its spaces may be scanned by change.
     pub fn mm_ranges_reported(&mut self, root: u64) {
-        if !self.ranged.contains(&root) {
-            if self.ranged.len() == MAX_WATCHED {
-                self.ranged.pop_front();
-            }
-            self.ranged.push_back(root);
-        }
+        remember(&mut self.ranged, root);
         for s in self.spaces.iter_mut().filter(|s| s.space.cpu.root == root) {
             s.ranged = true;
         }
@@ -1171,6 +1161,17 @@ fn span_of(va: u64, shift: u8, pte: u64) -> Span {
         gpu: (p.target(), p.address() & !(size - 1), !p.read_only()),
         gpu_pte: pte,
         at_use: false,
+    }
+}
+
+/// Adds `root` to a bounded list of page-table roots (newest last; the oldest goes first
+/// once [`MAX_WATCHED`] are held).
+fn remember(roots: &mut VecDeque<u64>, root: u64) {
+    if !roots.contains(&root) {
+        if roots.len() == MAX_WATCHED {
+            roots.pop_front();
+        }
+        roots.push_back(root);
     }
 }
 
@@ -2556,8 +2557,9 @@ mod tests {
         let mut r = rig(Inject::None);
         ranged(&mut r, 4);
         mirror(&mut r, 0x40_0000, 0x80_0000);
-        r.chk.scan_invalidated(&mut r.mem, true, 0); // full (first)
-                                                     // The CPU entry changes page with no invalidate (a kernel bug of its own).
+        // The first scan is full.
+        r.chk.scan_invalidated(&mut r.mem, true, 0);
+        // The CPU entry changes page with no invalidate (a kernel bug of its own).
         cpu_map(&r, 0x40_0000, 0x81_0000, true);
         let mut found_at = None;
         for n in 2..=5 {

@@ -46,44 +46,6 @@ static inline unsigned long read_hex_file(const char *path)
 	return strtoul(buf, NULL, 16);
 }
 
-/* Writes the sysfs directory of the first 10de:15f8 function into dir; 0 on success. */
-static inline int gp100_find(char *dir, size_t len)
-{
-	DIR *d = opendir("/sys/bus/pci/devices");
-	struct dirent *e;
-	char path[512];
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
-		if (read_hex_file(path) != GP100_VENDOR)
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
-		if (read_hex_file(path) != GP100_DEVICE)
-			continue;
-		snprintf(dir, len, "/sys/bus/pci/devices/%s", e->d_name);
-		closedir(d);
-		return 0;
-	}
-	closedir(d);
-	return -1;
-}
-
-/* Maps one page of BAR `bar` at byte offset `off` (page aligned); NULL on failure. */
-static inline volatile uint32_t *gp100_map(const char *dir, int bar, unsigned long off)
-{
-	char path[600];
-	snprintf(path, sizeof(path), "%s/resource%d", dir, bar);
-	int fd = open(path, O_RDWR | O_SYNC);
-	if (fd < 0)
-		return NULL;
-	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
-	close(fd);
-	return p == MAP_FAILED ? NULL : (volatile uint32_t *)p;
-}
-
 /* The sysfs directory of the first PCI function with this vendor and device id; 0 if found. */
 static inline int gp100_find_pci(unsigned vendor, unsigned device, char *dir, size_t len)
 {
@@ -107,6 +69,25 @@ static inline int gp100_find_pci(unsigned vendor, unsigned device, char *dir, si
 	}
 	closedir(d);
 	return -1;
+}
+
+/* Writes the sysfs directory of the first 10de:15f8 function into dir; 0 on success. */
+static inline int gp100_find(char *dir, size_t len)
+{
+	return gp100_find_pci(GP100_VENDOR, GP100_DEVICE, dir, len);
+}
+
+/* Maps one page of BAR `bar` at byte offset `off` (page aligned); NULL on failure. */
+static inline volatile uint32_t *gp100_map(const char *dir, int bar, unsigned long off)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/resource%d", dir, bar);
+	int fd = open(path, O_RDWR | O_SYNC);
+	if (fd < 0)
+		return NULL;
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+	close(fd);
+	return p == MAP_FAILED ? NULL : (volatile uint32_t *)p;
 }
 
 /* Microseconds per 32-bit read of the first word of BAR0 of the function at `dir`, averaged
