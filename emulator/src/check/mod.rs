@@ -922,10 +922,10 @@ impl Checker {
     /// Scans one space: judges its valid PTEs (or, exited, reports them stale) and logs the
     /// ones that changed. In full (`full`, or whenever the space cannot be scanned by change,
     /// see [`Checker::set_full_scan_every`]) every valid PTE is judged. Otherwise only the
-    /// leaves written since the last scan are read, and judged are: the PTEs that changed, the
-    /// PTEs found violating last time (a CPU mapping may have become right without a
-    /// notifier: a fault or write upgrade), and the PTEs over `cpu` (a CPU invalidate of the
-    /// owner's mm).
+    /// leaves written since the last scan are read, and judged are: the PTEs that changed;
+    /// at a flush (`cpu` None) the PTEs found violating last time (reported again, as a full
+    /// scan would, and a CPU mapping may have become right without a notifier: a fault or a
+    /// write upgrade); and the PTEs over `cpu` (a CPU invalidate of the owner's mm).
     fn scan_index(&mut self, mem: &mut PhysMem, i: usize, full: bool, cpu: Option<(u64, u64)>) {
         let injecting = self.inject.applies_to(self.spaces[i].order);
         let full_every = self.full_every;
@@ -1101,9 +1101,13 @@ impl Checker {
                     }
                 }
             }
-            for va in &sp.suspects {
-                if let Some(&e) = sp.shadow.get(va) {
-                    judge.insert(*va, e);
+            // At a flush, what was wrong is judged (and so reported) again, as a full scan
+            // would; a CPU invalidate judges only its range.
+            if cpu.is_none() {
+                for va in &sp.suspects {
+                    if let Some(&e) = sp.shadow.get(va) {
+                        judge.insert(*va, e);
+                    }
                 }
             }
             if let Some((start, end)) = cpu {
