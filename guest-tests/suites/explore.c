@@ -1169,6 +1169,12 @@ int main(void)
 	ktap_diag("checker: %u scans (%u in full), %u pages judged, %u violations, %u CPU invalidates, "
 		  "%u page tables reused unread", xrd(XC_SCANS), xrd(XC_FULL_SCANS), xrd(XC_CHECKED), viol,
 		  xrd(XC_CPU_INVALIDATES), xrd(XC_LEAVES_REUSED));
+	/* nouveau's paths as the checker saw their PTEs: PFN maps by page size, migrations to
+	 * VRAM (video-memory PTEs), clears by size, and 2 MiB PTEs cleared to IS_PTE=0 only. */
+	ktap_diag("explore nouveau PTEs mapped 4k %u 64k %u 2m %u (vram %u), cleared 4k %u 64k %u 2m %u, "
+		  "2m cleared to a hazard %u", xrd(XC_MAPPED), xrd(XC_MAPPED + 4), xrd(XC_MAPPED + 8),
+		  xrd(XC_MAPPED_VRAM), xrd(XC_CLEARED), xrd(XC_CLEARED + 4), xrd(XC_CLEARED + 8),
+		  xrd(XC_HAZARDS));
 	ktap_result(viol == 0 && xrd(XC_CHECKED) > 0, "explore_no_pte_check_violations");
 	uint32_t hazards = xrd(XC_HAZARDS);
 	if (hazards)

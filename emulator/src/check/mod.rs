@@ -393,6 +393,43 @@ pub struct CheckStats {
     pub leaves_reused: u64,
     /// CPU invalidates of a checked process's mm reported by the test module.
     pub cpu_invalidates: u64,
+    /// Valid PTEs that appeared or changed, by page size (4 KiB, 64 KiB, 2 MiB): the driver's
+    /// PFN maps as the scans saw them.
+    pub mapped: [u64; 3],
+    /// Of those, PTEs of video memory (pages migrated to the GPU).
+    pub mapped_vram: u64,
+    /// Valid PTEs that disappeared, by page size (4 KiB, 64 KiB, 2 MiB).
+    pub cleared: [u64; 3],
+}
+
+/// Index of a page shift in [`CheckStats::mapped`] and [`CheckStats::cleared`].
+fn size_index(shift: u8) -> usize {
+    match shift {
+        s if s >= geometry::PD0_SHIFT as u8 => 2,
+        s if s >= geometry::BIG_SHIFT as u8 => 1,
+        _ => 0,
+    }
+}
+
+impl Recorder {
+    /// A PTE of the scanned space changed: counted, and traced within [`MAX_SCAN_EVENTS`]
+    /// per scan (`logged`). `pte` 0 means it is no longer valid.
+    fn pte_changed(&mut self, logged: &mut usize, va: u64, pte: u64, shift: u8) {
+        if pte == 0 {
+            self.stats.cleared[size_index(shift)] += 1;
+        } else {
+            self.stats.mapped[size_index(shift)] += 1;
+            self.stats.mapped_vram += u64::from(Pte(pte).target() == Target::Video);
+        }
+        if *logged < MAX_SCAN_EVENTS {
+            *logged += 1;
+            self.events.push(ModelEvent::PteWrite {
+                va,
+                pte,
+                page_shift: shift,
+            });
+        }
+    }
 }
 
 /// Violations of one reason within a scan, beyond those logged one by one.
@@ -996,23 +1033,13 @@ impl Checker {
             let mut logged = 0;
             for f in &found {
                 now.insert(f.va, (f.pte, f.shift));
-                if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) && logged < MAX_SCAN_EVENTS {
-                    logged += 1;
-                    rec.events.push(ModelEvent::PteWrite {
-                        va: f.va,
-                        pte: f.pte,
-                        page_shift: f.shift,
-                    });
+                if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) {
+                    rec.pte_changed(&mut logged, f.va, f.pte, f.shift);
                 }
             }
             for (&va, &(_, shift)) in &sp.shadow {
-                if !now.contains_key(&va) && logged < MAX_SCAN_EVENTS {
-                    logged += 1;
-                    rec.events.push(ModelEvent::PteWrite {
-                        va,
-                        pte: 0,
-                        page_shift: shift,
-                    });
+                if !now.contains_key(&va) {
+                    rec.pte_changed(&mut logged, va, 0, shift);
                 }
             }
             sp.shadow = now;
@@ -1062,14 +1089,7 @@ impl Checker {
                         continue;
                     }
                     if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) {
-                        if logged < MAX_SCAN_EVENTS {
-                            logged += 1;
-                            rec.events.push(ModelEvent::PteWrite {
-                                va: f.va,
-                                pte: f.pte,
-                                page_shift: f.shift,
-                            });
-                        }
+                        rec.pte_changed(&mut logged, f.va, f.pte, f.shift);
                         sp.shadow.insert(f.va, (f.pte, f.shift));
                         judge.insert(f.va, (f.pte, f.shift));
                     }
@@ -1091,14 +1111,7 @@ impl Checker {
                 }
                 if let Some((_, shift)) = sp.shadow.remove(&va) {
                     sp.suspects.remove(&va);
-                    if logged < MAX_SCAN_EVENTS {
-                        logged += 1;
-                        rec.events.push(ModelEvent::PteWrite {
-                            va,
-                            pte: 0,
-                            page_shift: shift,
-                        });
-                    }
+                    rec.pte_changed(&mut logged, va, 0, shift);
                 }
             }
             // At a flush, what was wrong is judged (and so reported) again, as a full scan
@@ -2583,6 +2596,31 @@ mod tests {
         assert_eq!(
             violations(&mut r),
             vec![(0x40_0000, Reason::WrongPage as u8)]
+        );
+    }
+
+    #[test]
+    fn pte_changes_are_counted_by_page_size_and_target() {
+        let mut r = rig(Inject::None);
+        mirror(&mut r, 0x40_0000, 0x80_0000);
+        mirror(&mut r, 0x40_1000, 0x80_1000);
+        r.gpu.map(&mut r.mem, 0x40_2000, Pte::pfn_vram(0x10_0000));
+        r.chk.scan(&mut r.mem);
+        r.gpu.map(&mut r.mem, 0x40_1000, Pte(0));
+        r.chk.scan(&mut r.mem);
+        let st = r.chk.stats();
+        assert_eq!(st.mapped, [3, 0, 0]);
+        assert_eq!(st.mapped_vram, 1);
+        assert_eq!(st.cleared, [1, 0, 0]);
+        // Counted beyond the per-scan event bound too: the events are a sample, the counts
+        // are not.
+        assert_eq!(
+            r.chk
+                .take_events()
+                .iter()
+                .filter(|e| matches!(e, ModelEvent::PteWrite { .. }))
+                .count(),
+            4
         );
     }
 

@@ -59,7 +59,7 @@
 //! | 0x18c | `AB_BUFFER_INFO` | RO | the fault buffer's INFO register (0x002a84: bit 0 OVERFLOW) |
 //! | 0x190 | `AB_PROGRESS` | RO | bytes the selected slot has moved (a waiting slot stopped there) |
 //!
-//! The PTE checker ([`crate::check`]), 0x200..0x300. Registering is a sequence of writes
+//! The PTE checker ([`crate::check`]), 0x200..0x320. Registering is a sequence of writes
 //! (`CHID`, `ROOT`, `FLAGS`, `EXCL`, `PID`, then `CTRL` = 1), so processes registering
 //! concurrently must serialise it (guest-tests/suites/lib/gp100.h takes a lock); the module's
 //! `MM_WATCH`/`MM_EXIT` are single writes.
@@ -105,6 +105,9 @@
 //! | 0x2f4 | `CHK_FULL_SCANS` | RO | scans that judged every valid PTE |
 //! | 0x2f8 | `CHK_CPU_INVALIDATES` | RO | CPU invalidates reported |
 //! | 0x2fc | `CHK_LEAVES_REUSED` | RO | page tables (and 2 MiB PTEs) scans took unchanged from the scan before, unread |
+//! | 0x300 / 0x304 / 0x308 | `CHK_MAPPED_4K/64K/2M` | RO | valid PTEs the scans saw appear or change, by page size (the driver's PFN maps) |
+//! | 0x30c / 0x310 / 0x314 | `CHK_CLEARED_4K/64K/2M` | RO | valid PTEs the scans saw disappear, by page size |
+//! | 0x318 | `CHK_MAPPED_VRAM` | RO | of the mapped, PTEs of video memory (pages migrated to the GPU) |
 //!
 //! The window is one unit, whole: it owns the access engine, its batch and the PTE checker
 //! behind these registers, and reaches the rest of the device (memory, MMU, PFIFO's channels,
@@ -329,8 +332,14 @@ pub const CHK_FULL_SCANS: u32 = 0x2f4;
 pub const CHK_CPU_INVALIDATES: u32 = 0x2f8;
 /// `CHK_LEAVES_REUSED`.
 pub const CHK_LEAVES_REUSED: u32 = 0x2fc;
+/// `CHK_MAPPED_4K`; `CHK_MAPPED_64K` and `CHK_MAPPED_2M` follow.
+pub const CHK_MAPPED: u32 = 0x300;
+/// `CHK_CLEARED_4K`; `CHK_CLEARED_64K` and `CHK_CLEARED_2M` follow.
+pub const CHK_CLEARED: u32 = 0x30c;
+/// `CHK_MAPPED_VRAM`.
+pub const CHK_MAPPED_VRAM: u32 = 0x318;
 /// End of the checker registers.
-pub const CHK_END: u32 = 0x300;
+pub const CHK_END: u32 = 0x320;
 
 /// "GPEM" (0x47 0x50 0x45 0x4d), most significant byte first.
 pub const WINDOW_ID_VALUE: u32 = 0x4750_454d;
@@ -792,6 +801,13 @@ impl Window {
             CHK_FULL_SCANS => st.full_scans as u32,
             CHK_CPU_INVALIDATES => st.cpu_invalidates as u32,
             CHK_LEAVES_REUSED => st.leaves_reused as u32,
+            o if (CHK_MAPPED..CHK_MAPPED + 12).contains(&o) => {
+                st.mapped[((o - CHK_MAPPED) / 4) as usize] as u32
+            }
+            o if (CHK_CLEARED..CHK_CLEARED + 12).contains(&o) => {
+                st.cleared[((o - CHK_CLEARED) / 4) as usize] as u32
+            }
+            CHK_MAPPED_VRAM => st.mapped_vram as u32,
             _ if reg < CHK_END => 0,
             _ => return None,
         })

@@ -67,6 +67,9 @@
 #define XC_FULL_SCANS 0x2f4u
 #define XC_CPU_INVALIDATES 0x2f8u
 #define XC_LEAVES_REUSED 0x2fcu
+#define XC_MAPPED 0x300u /* 4 KiB, 64 KiB, 2 MiB */
+#define XC_CLEARED 0x30cu
+#define XC_MAPPED_VRAM 0x318u
 #define XC_BY_REASON 0x260u
 enum { XOP_READ = 1, XOP_WRITE = 2, XOP_ATOMIC = 3 };
 enum { XST_IDLE = 0, XST_DONE = 1, XST_PENDING = 2, XST_ERROR = 3 };
