@@ -61,9 +61,33 @@ fn run_suite(suite: &str, extra: &[&str]) -> (Output, String) {
 const HOW: &str = "If the kernel or QEMU is missing, run `cargo run --release -- run` first \
                    (it provisions QEMU and builds the guest kernel into ~/.cache/gp100emu).";
 
+/// Whether a failed run failed only by the KNOWN mixed-page-size oops (svm case 19,
+/// patches/0003) and what it cuts short: the explorer found nothing before it, and the only
+/// FAIL lines are the suite's missing results and the guest stopping.
+fn only_the_known_oops(text: &str) -> bool {
+    let oops = text.contains("KNOWN kernel: BUG: kernel NULL pointer dereference")
+        && text.contains("[RIP nvkm_vmm_unref_ptes+");
+    let other_fails = text.lines().filter(|l| l.starts_with("FAIL ")).any(|l| {
+        !(l.starts_with("FAIL explore: planned ")
+            || l.starts_with("FAIL the guest stopped before /init finished"))
+    });
+    oops && !other_fails && text.contains("=== explorer findings (0)")
+}
+
+/// Seed 2 runs clean on stock 6.12 in most runs; in some (timing decides which faults nouveau
+/// sees in one batch, seen once in a CI run on a busy machine) it reaches the mixed-page-size
+/// bug's oops. That run is accepted only as that KNOWN oops after a clean exploration.
 #[test]
 fn bounded_exploration_passes_on_a_clean_device() {
     let (out, text) = run_explore(&[]);
+    if !out.status.success() && only_the_known_oops(&text) {
+        assert!(
+            text.contains("# EXPLORE OP "),
+            "no operation ran before the oops:\n{text}"
+        );
+        eprintln!("explore stopped at the KNOWN nvkm_vmm_unref_ptes oops (patches/0003)");
+        return;
+    }
     assert!(
         out.status.success(),
         "explore failed ({}). {HOW}\n{text}",
@@ -71,6 +95,21 @@ fn bounded_exploration_passes_on_a_clean_device() {
     );
     assert!(text.contains("ok 2 explore_no_findings"), "{text}");
     assert!(text.contains("explore count gpu_slots"), "{text}");
+}
+
+#[test]
+fn only_the_known_oops_is_excused() {
+    let oops = "KNOWN kernel: BUG: kernel NULL pointer dereference, address: 8 [RIP nvkm_vmm_unref_ptes+0x42/0x240]\n";
+    let tail = "=== explorer findings (0)\n";
+    let stop = "FAIL explore: planned 4 tests, saw 1 results\nFAIL the guest stopped before /init finished its suites\n";
+    assert!(only_the_known_oops(&format!("{stop}{oops}{tail}")));
+    assert!(!only_the_known_oops(&format!("{stop}{tail}")), "no oops");
+    assert!(!only_the_known_oops(&format!(
+        "{stop}{oops}=== explorer findings (1)\n"
+    )));
+    assert!(!only_the_known_oops(&format!(
+        "FAIL explore/explore_no_findings\n{oops}{tail}"
+    )));
 }
 
 #[test]
