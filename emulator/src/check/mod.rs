@@ -986,7 +986,7 @@ impl Checker {
         let mut en = Enumeration::default();
         enumerate(mem, s.pdb, &sp.shadow, last.as_mut(), &mut en);
         rec.stats.tables += en.tables.min(MAX_SCAN_TABLES) as u64;
-        rec.stats.leaves_reused += (en.leaves.len() - en.fresh.len().min(en.leaves.len())) as u64;
+        rec.stats.leaves_reused += en.reused;
         if en.truncated {
             rec.stats.truncated_scans += 1;
             if rec.line() {
@@ -1116,20 +1116,23 @@ impl Checker {
                     rec.pte_changed(&mut logged, va, 0, shift);
                 }
             }
-            // At a flush, what was wrong is judged (and so reported) again, as a full scan
-            // would; a CPU invalidate judges only its range.
-            if cpu.is_none() {
-                for va in &sp.suspects {
-                    if let Some(&e) = sp.shadow.get(va) {
-                        judge.insert(*va, e);
+            match cpu {
+                // At a flush, what was wrong is judged (and so reported) again, as a full
+                // scan would.
+                None => {
+                    for va in &sp.suspects {
+                        if let Some(&e) = sp.shadow.get(va) {
+                            judge.insert(*va, e);
+                        }
                     }
                 }
-            }
-            if let Some((start, end)) = cpu {
-                let from = start.saturating_sub(1 << geometry::PD0_SHIFT);
-                for (&va, &e) in sp.shadow.range(from..end.max(from)) {
-                    if va.saturating_add(1 << e.1) > start {
-                        judge.insert(va, e);
+                // A CPU invalidate judges only its range.
+                Some((start, end)) => {
+                    let from = start.saturating_sub(1 << geometry::PD0_SHIFT);
+                    for (&va, &e) in sp.shadow.range(from..end.max(from)) {
+                        if va.saturating_add(1 << e.1) > start {
+                            judge.insert(va, e);
+                        }
                     }
                 }
             }
@@ -1149,18 +1152,19 @@ impl Checker {
                 }
             }
         }
-        if !complete && rec.line() && !en.truncated {
-            log::warn!(
-                "PTE check: scan of channel {} stopped after {MAX_SCAN_WORK} CPU walks; \
-                 the rest of the space is not judged this time",
-                chan.0 as i32
-            );
-        }
         if !complete && !en.truncated {
             rec.stats.truncated_scans += 1;
+            if rec.line() {
+                log::warn!(
+                    "PTE check: scan of channel {} stopped after {MAX_SCAN_WORK} CPU walks; \
+                     the rest of the space is not judged this time",
+                    chan.0 as i32
+                );
+            }
         }
-        // A scan cut short leaves nothing to build on: the next one is full.
-        sp.picture = complete.then_some(Picture {
+        // A scan cut short leaves nothing to build on: the next one is full. Only a space
+        // that can be scanned by change keeps one at all.
+        sp.picture = (complete && sp.ranged && sp.life == Life::Live).then_some(Picture {
             epoch,
             leaves: en.leaves,
         });

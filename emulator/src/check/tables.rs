@@ -69,6 +69,8 @@ pub(super) struct Enumeration {
     pub(super) leaves: BTreeMap<LeafKey, Leaf>,
     /// The leaves read afresh (the others were taken unchanged from the last picture).
     pub(super) fresh: Vec<LeafKey>,
+    /// Leaves taken unchanged from the last picture.
+    pub(super) reused: u64,
     /// Valid PTEs collected (bounded by [`MAX_SCAN_PTES`]).
     pub(super) ptes: usize,
     /// PD0 slots that held a 2 MiB PTE and now read as a big-page-table pointer: (VA, low word).
@@ -136,6 +138,7 @@ impl Enumeration {
             return false;
         }
         let leaf = pic.leaves.remove(&key).expect("checked");
+        self.reused += 1;
         self.ptes += leaf.found.len();
         self.leaves.insert(key, leaf);
         true
@@ -215,6 +218,7 @@ pub(super) fn enumerate<M: GpuMemory + ?Sized>(
                 if kept && en.ptes < MAX_SCAN_PTES {
                     let leaf = last.as_deref_mut().and_then(|p| p.leaves.remove(&key));
                     en.ptes += 1;
+                    en.reused += 1;
                     en.leaves.insert(key, leaf.expect("checked"));
                 } else if !en.fresh(key, table, vec![f]) {
                     return;
