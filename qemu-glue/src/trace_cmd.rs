@@ -274,13 +274,10 @@ pub fn fault_costs(path: &Path) -> Result<(FaultCosts, Option<TraceError>), Trac
             continue;
         }
         let part = match space {
-            Space::Bar(0) => {
-                let unit = u32::try_from(offset).ok().and_then(|o| map.find(o));
-                match unit.and_then(|u| map.rows().iter().find(|row| row.unit == u)) {
-                    Some(row) => format!("bar0:{}", row.name),
-                    None => "bar0:undecoded".into(),
-                }
-            }
+            Space::Bar(0) => match u32::try_from(offset).ok().and_then(|o| map.row(o)) {
+                Some(row) => format!("bar0:{}", row.name),
+                None => "bar0:undecoded".into(),
+            },
             other => other.to_string().to_lowercase(),
         };
         let e = c.by_part.entry(part).or_default();

@@ -182,11 +182,13 @@ impl Map {
 
     /// The unit that decodes `offset`, if any (a binary search of the table).
     pub fn find(&self, offset: u32) -> Option<usize> {
+        self.row(offset).map(|r| r.unit)
+    }
+
+    /// The row that decodes `offset`, if any.
+    pub fn row(&self, offset: u32) -> Option<&Row> {
         let i = self.rows.partition_point(|r| r.range.end <= offset);
-        self.rows
-            .get(i)
-            .filter(|r| r.range.contains(&offset))
-            .map(|r| r.unit)
+        self.rows.get(i).filter(|r| r.range.contains(&offset))
     }
 
     /// The rows, sorted by offset.
