@@ -81,6 +81,18 @@ pub struct KnownIssue {
     pub why: String,
 }
 
+impl KnownIssue {
+    /// The first word of an entry that names an explorer finding instead of a console line.
+    pub const FINDING: &'static str = "EXPLORE";
+
+    /// Whether this entry names an explorer finding (`EXPLORE word...`): the host matches
+    /// it against the finding lines of the explore suites, not against the console, and it
+    /// is never judged stale (which findings a run shows depends on its seed).
+    pub fn is_finding(&self) -> bool {
+        self.warning.split_whitespace().next() == Some(Self::FINDING)
+    }
+}
+
 /// Parses the known-issues file format (see guest-tests/known-issues.txt).
 pub fn parse_known_issues(text: &str) -> Result<Vec<KnownIssue>, String> {
     let mut v = Vec::new();
@@ -148,6 +160,9 @@ pub struct Verdict {
     pub oopses: Vec<String>,
     /// Kernel warnings matched by a known issue: (line, why).
     pub known: Vec<(String, String)>,
+    /// Explorer findings a known issue explains (`EXPLORE` entries): (finding line, why).
+    /// Set by the host after the run (qemu-glue's explore::mark_known).
+    pub known_findings: Vec<(String, String)>,
     /// Known issues whose earlier line occurred (or that need none) but whose warning did not
     /// (candidates for removal). An entry whose context never occurred is not judged.
     pub stale_known: Vec<String>,
@@ -178,6 +193,7 @@ impl Verdict {
         self.tally.failures.extend(o.tally.failures);
         self.oopses.extend(o.oopses);
         self.known.extend(o.known);
+        self.known_findings.extend(o.known_findings);
         for k in o.stale_known {
             if !self.stale_known.contains(&k) {
                 self.stale_known.push(k);
@@ -277,10 +293,15 @@ impl Verdict {
         for (line, why) in &self.known {
             s.push_str(&format!("KNOWN kernel: {line}\n      why: {why}\n"));
         }
-        if !self.known.is_empty() {
+        for (line, why) in &self.known_findings {
             s.push_str(&format!(
-                "{} known kernel warning(s), listed in guest-tests/known-issues.txt; not counted as passes\n",
-                self.known.len()
+                "KNOWN explorer finding: {line}\n      why: {why}\n"
+            ));
+        }
+        if !self.known.is_empty() || !self.known_findings.is_empty() {
+            s.push_str(&format!(
+                "{} known kernel issue(s) (warnings, errors, explorer findings), listed in guest-tests/known-issues.txt; not counted as passes\n",
+                self.known.len() + self.known_findings.len()
             ));
         }
         for w in &self.stale_known {
@@ -377,7 +398,9 @@ impl ConsoleMonitor {
     /// for several contexts (the svm and explore suites' cancels).
     fn known_issue_for(&self, message: &str) -> Option<usize> {
         self.known_issues.iter().enumerate().position(|(i, k)| {
-            message.contains(&k.warning) && (k.after.is_none() || self.seen_after[i])
+            !k.is_finding()
+                && message.contains(&k.warning)
+                && (k.after.is_none() || self.seen_after[i])
         })
     }
 
@@ -617,7 +640,10 @@ impl ConsoleMonitor {
                 self.oops_dropped
             ));
         }
-        let judged = |i: usize| self.known_issues[i].after.is_none() || self.seen_after[i];
+        let judged = |i: usize| {
+            let k = &self.known_issues[i];
+            !k.is_finding() && (k.after.is_none() || self.seen_after[i])
+        };
         let stale_known = (0..self.known_issues.len())
             .filter(|&i| judged(i) && !self.known_used[i])
             .map(|i| self.known_issues[i].warning.clone())
@@ -630,6 +656,7 @@ impl ConsoleMonitor {
             tally,
             oopses,
             known: self.known,
+            known_findings: Vec::new(),
             stale_known,
             matched_known,
             errors: self.errors,
@@ -842,6 +869,25 @@ mod tests {
         let two = parse_known_issues("# c\n\na | b | why\nc |  | why not\n").unwrap();
         assert_eq!(two.len(), 2);
         assert_eq!(two[1].after, None);
+    }
+
+    /// An explorer-finding entry (`EXPLORE ...`) is for the host's finding lines: a console
+    /// line with its words is not excused by it, and it is never judged stale.
+    #[test]
+    fn finding_entries_are_not_console_entries() {
+        let known = parse_known_issues("EXPLORE kind=pte-check WARNING: | | a finding\n").unwrap();
+        assert!(known[0].is_finding());
+        assert!(builtin_known_issues().iter().any(KnownIssue::is_finding));
+        let body = "gp100emu: init reached\n# gp100emu-suite: explore begins\nKTAP version 1\n1..1\nok 1 a\n# gp100emu-suite: explore ends rc=0\ngp100emu: suite done\n";
+        let warn = "[ 1.0] WARNING: CPU: 0 PID: 1 at EXPLORE kind=pte-check WARNING: x+0x1/0x2\n";
+        let mut m = ConsoleMonitor::with_known_issues(&["explore".into()], known.clone());
+        for l in format!("{warn}{body}").lines() {
+            m.feed_line(l);
+        }
+        let v = m.finish(RunEnd::Exited);
+        assert_eq!(v.oopses.len(), 1, "{v:?}");
+        assert!(v.known.is_empty());
+        assert!(v.stale_known.is_empty());
     }
 
     /// The two warnings nouveau's failed probe caused before the probe got past the VBIOS

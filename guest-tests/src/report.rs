@@ -151,7 +151,7 @@ fn host_findings(v: &Verdict) -> Vec<HostFinding> {
     for p in &v.problems {
         add(HostKind::Problem, p, None);
     }
-    for (line, why) in &v.known {
+    for (line, why) in v.known.iter().chain(&v.known_findings) {
         add(HostKind::Known, line, Some(why));
     }
     f

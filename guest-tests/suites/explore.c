@@ -318,17 +318,33 @@ static void check_cpu_all(const char *after)
 	}
 }
 
+/* The checker's reason codes as words (emulator/src/check/mod.rs, Reason), for finding lines
+ * that known-issues.txt entries can name. */
+static const char *const reason_word[] = {
+	"none", "cpu-not-mapped", "wrong-page", "gpu-writable-cpu-read-only", "vram-cpu-system-page",
+	"peer-aperture", "cpu-walk-failed", "cpu-page-device-private", "unowned-space", "stale-after-exit",
+};
+static const char *const found_word[] = { "flush", "gpu-use", "cpu-invalidate", "?" };
+
+/* A finding for each operation that made the checker find a PTE wrong for the first time. A PTE
+ * that stays wrong is reported again at every flush (CHK_VIOLATIONS counts those reports); the
+ * line gives both, and how the last new one was found: its reason, the GPU PTE's page size, and
+ * where (at a CPU invalidate means the driver left the PTE over a CPU change it was told of). */
 static void check_checker(void)
 {
-	static uint32_t seen;
-	uint32_t v = xrd(XC_VIOLATIONS);
-	if (v != seen) {
-		uint32_t why = xrd(XC_LAST_REASON);
-		finding("pte-check", "%u new PTE checker violation(s); last VA 0x%08x%08x reason %u%s",
-			v - seen, xrd(XC_LAST_VA_LO + 4), xrd(XC_LAST_VA_LO), why & 0xff,
-			why & 0x100 ? " at a GPU use" : " at a flush");
-		seen = v;
+	static uint32_t seen, seen_new;
+	uint32_t v = xrd(XC_VIOLATIONS), n = xrd(XC_NEW_VIOLATIONS);
+	if (n != seen_new) {
+		uint32_t how = xrd(XC_LAST_NEW_HOW), why = how & 0xff, shift = (how >> 16) & 0xff;
+		finding("pte-check", "%u new PTE checker violation(s) (%u reports); last new: reason=%s "
+			"gpu-page=%s found=%s va=0x%08x%08x",
+			n - seen_new, v - seen,
+			why < sizeof(reason_word) / sizeof(reason_word[0]) ? reason_word[why] : "?",
+			shift == 21 ? "2m" : shift == 16 ? "64k" : shift == 12 ? "4k" : "unknown",
+			found_word[(how >> 8) & 3], xrd(XC_LAST_NEW_VA_LO + 4), xrd(XC_LAST_NEW_VA_LO));
 	}
+	seen = v;
+	seen_new = n;
 }
 
 /* --- operations ------------------------------------------------------------------------------ */
@@ -529,10 +545,11 @@ static void op_gpu_batch(uint64_t s)
 				continue;
 			}
 			finding("gpu-not-served",
-				"slot %d/%d %s %s+%#zx len %zu: status %d after %u faults, %u replays, stopped at byte %u (page %#zx)",
+				"slot %d/%d %s %s+%#zx len %zu: status %d after %u faults, %u replays, stopped at byte %u (page %#zx) region=%s fault=%s",
 				i, n, p->op == XOP_READ ? "read" : p->op == XOP_WRITE ? "write" : "atomic",
 				kind_name[p->r->kind], p->off, p->len, res.status, res.faults, res.replays,
-				res.progress, (p->off + res.progress) / PAGE);
+				res.progress, (p->off + res.progress) / PAGE, kind_name[p->r->kind],
+				res.faults ? xfault_type_word(res.fault_type) : "none");
 			continue;
 		}
 		if (!p->expect_served) {

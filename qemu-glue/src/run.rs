@@ -286,6 +286,8 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
         }
     }
     let mut verdict = verdict.unwrap_or_default();
+    // Explorer findings that known-issues.txt explains are KNOWN, not failures.
+    crate::explore::mark_known(&mut verdict, &guest_tests::console::builtin_known_issues());
     for (suite, why) in &skipped {
         verdict.skip_suite(suite, why);
     }

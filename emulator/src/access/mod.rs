@@ -22,7 +22,7 @@ use crate::hw::reason::ChannelLookupError;
 use crate::mem::{GpuMemory, Target};
 use crate::mmu::tlb::ClientKind;
 use crate::mmu::unit::Translation;
-use crate::mmu::walk::{Access, Pdb};
+use crate::mmu::walk::{Access, PageSize, Pdb};
 
 pub mod batch;
 
@@ -200,9 +200,14 @@ impl InFlight {
                 self.op.access(),
                 false,
             );
-            let (target, pa) = match t {
-                Ok(Translation::Mapped { target, pa, .. }) => (Some(target), pa),
-                Ok(Translation::Sparse) => (None, 0),
+            let (target, pa, size) = match t {
+                Ok(Translation::Mapped {
+                    target,
+                    pa,
+                    page_size,
+                    ..
+                }) => (Some(target), pa, page_size),
+                Ok(Translation::Sparse) => (None, 0, PageSize::K4),
                 Err(w) => {
                     if self.chan.pdb_word & REPLAY_TEX == 0 {
                         return Progress::Error(AccessFailure::NotReplayable {
@@ -230,6 +235,7 @@ impl InFlight {
                     va,
                     target: tg,
                     pa,
+                    page_size: size,
                     write: matches!(self.op, Op::Write | Op::AtomicAdd),
                     chid: self.chan.chid,
                     pdb: self.chan.pdb,
@@ -321,6 +327,8 @@ pub struct Use {
     pub target: Target,
     /// Physical address.
     pub pa: u64,
+    /// The page size of the PTE that translated it.
+    pub page_size: PageSize,
     /// Whether the access wrote.
     pub write: bool,
     /// The channel it was made in.

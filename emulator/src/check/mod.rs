@@ -178,8 +178,39 @@ pub struct Violation {
     pub chid: u32,
     /// The owning process's pid as registered (0 if none).
     pub pid: u32,
-    /// Found at a GPU use (true) or a scan (false).
-    pub at_use: bool,
+    /// Where it was found.
+    pub at: At,
+    /// The page shift of the GPU PTE (at a use: of the PTE that translated it; 0 in an
+    /// unregistered space or one whose owner exited).
+    pub shift: u8,
+    /// First found now: the PTE was not found wrong when last judged (or it changed since).
+    /// The violations of a PTE that stays wrong are reported again at each flush, as a full
+    /// scan would; only the first report is new. A use is new unless it went through a PTE
+    /// already found wrong.
+    pub new: bool,
+}
+
+/// Where a violation was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// At a scan after a TLB invalidate (the driver's flush), or one the guest asked for.
+    Flush,
+    /// At a GPU use of the translation.
+    Use,
+    /// At a CPU invalidate of the owner's mm: the CPU entries over the range changed and the
+    /// driver's notifier has run, so a GPU PTE judged wrong here is one the driver left.
+    CpuInvalidate,
+}
+
+impl At {
+    /// A short name (the explorer prints it).
+    pub fn name(self) -> &'static str {
+        match self {
+            At::Flush => "flush",
+            At::Use => "gpu-use",
+            At::CpuInvalidate => "cpu-invalidate",
+        }
+    }
 }
 
 /// Kinds of seeded bugs the device can inject into what nouveau writes.
@@ -402,6 +433,8 @@ pub struct CheckStats {
     pub mapped_vram: u64,
     /// Valid PTEs that disappeared, by page size (4 KiB, 64 KiB, 2 MiB).
     pub cleared: [u64; 3],
+    /// Of `violations`, the pages first found wrong (see [`Violation::new`]).
+    pub new_violations: u64,
 }
 
 /// Index of a page shift in [`CheckStats::mapped`] and [`CheckStats::cleared`].
@@ -448,6 +481,7 @@ struct Recorder {
     stats: CheckStats,
     first: Vec<Violation>,
     last: Option<Violation>,
+    last_new: Option<Violation>,
     events: Vec<ModelEvent>,
     suppressed: bool,
     in_scan: bool,
@@ -494,6 +528,10 @@ impl Recorder {
         // own count) are not part of.
         if v.reason != Reason::StaleAfterExit {
             self.last = Some(v);
+            if v.new {
+                self.stats.new_violations += v.pages;
+                self.last_new = Some(v);
+            }
         }
         if !self.in_scan || self.scan_events < MAX_VIOLATION_EVENTS {
             self.scan_events += usize::from(self.in_scan);
@@ -502,7 +540,7 @@ impl Recorder {
                 gpu_pte: v.gpu_pte,
                 cpu_pte: v.cpu_pte,
                 reason: v.reason as u8,
-                at_use: v.at_use,
+                at_use: v.at == At::Use,
             });
         }
         if self.in_scan && self.scan_logged >= MAX_LOGGED_PER_SCAN {
@@ -533,7 +571,11 @@ impl Recorder {
                 v.chid as i32,
                 v.pid,
                 v.inst,
-                if v.at_use { " (at a GPU use)" } else { "" }
+                match v.at {
+                    At::Use => " (at a GPU use)",
+                    At::CpuInvalidate => " (at a CPU invalidate)",
+                    At::Flush => "",
+                }
             );
         }
     }
@@ -778,6 +820,11 @@ impl Checker {
         self.rec.last
     }
 
+    /// The last violation that was new ([`Violation::new`]): the last PTE first found wrong.
+    pub fn last_new(&self) -> Option<Violation> {
+        self.rec.last_new
+    }
+
     /// The first [`MAX_KEPT`] violations.
     pub fn first(&self) -> &[Violation] {
         &self.rec.first
@@ -842,7 +889,9 @@ impl Checker {
     }
 
     /// Checks a translation the GPU is about to use for `va` (4 KiB page granular) through
-    /// the channel `chid` (instance block `inst`) whose page directory is `pdb`.
+    /// the channel `chid` (instance block `inst`) whose page directory is `pdb`; `shift` is
+    /// the page shift of the PTE that translated it. A use through a PTE a scan already
+    /// found wrong (and that has not changed since) is counted and reported, but not as new.
     #[allow(clippy::too_many_arguments)]
     pub fn check_use(
         &mut self,
@@ -852,6 +901,7 @@ impl Checker {
         target: Target,
         pa: u64,
         writable: bool,
+        shift: u8,
     ) {
         if !self.armed() {
             return;
@@ -870,7 +920,9 @@ impl Checker {
                 inst,
                 chid,
                 pid: 0,
-                at_use: true,
+                at: At::Use,
+                shift: 0,
+                new: true,
             });
             return;
         };
@@ -888,11 +940,17 @@ impl Checker {
                 inst,
                 chid,
                 pid: sp.pid,
-                at_use: true,
+                at: At::Use,
+                shift: 0,
+                new: true,
             };
             self.rec.record(sp, v);
             return;
         }
+        // The PTE that translated it, as the scans know it.
+        let base = va & !((1u64 << shift.min(63)) - 1);
+        let known_bad =
+            sp.suspects.contains(&base) && sp.shadow.get(&base).is_some_and(|e| e.1 == shift);
         let mut work = Work::default();
         judge_span(
             mem,
@@ -904,7 +962,9 @@ impl Checker {
                 size: 4096,
                 gpu: (target, pa & !0xfff, writable),
                 gpu_pte: pte_shaped,
-                at_use: true,
+                shift,
+                at: At::Use,
+                known_bad,
             },
             (chid, inst),
         );
@@ -1021,6 +1081,11 @@ impl Checker {
             rec.events.push(ModelEvent::CheckHazard { va, pd0: lo });
         }
         let chan = (sp.chid(), s.inst);
+        let at = if cpu.is_some() {
+            At::CpuInvalidate
+        } else {
+            At::Flush
+        };
         let mut work = Work::default();
         let mut complete = !en.truncated;
         if full {
@@ -1032,11 +1097,13 @@ impl Checker {
             }
             // Changes since the last scan.
             let mut now = BTreeMap::new();
+            let mut changed = BTreeSet::new();
             let mut logged = 0;
             for f in &found {
                 now.insert(f.va, (f.pte, f.shift));
                 if sp.shadow.get(&f.va) != Some(&(f.pte, f.shift)) {
                     rec.pte_changed(&mut logged, f.va, f.pte, f.shift);
+                    changed.insert(f.va);
                 }
             }
             for (&va, &(_, shift)) in &sp.shadow {
@@ -1049,7 +1116,7 @@ impl Checker {
             if sp.life == Life::Exited {
                 sp.reported.retain(|va| sp.shadow.contains_key(va));
             }
-            sp.suspects.clear();
+            let before = std::mem::take(&mut sp.suspects);
             for f in &found {
                 if sp.life == Life::Exited {
                     if sp.reported.insert(f.va) {
@@ -1057,7 +1124,12 @@ impl Checker {
                     }
                     continue;
                 }
-                match judge_span(mem, sp, rec, &mut work, span_of(f.va, f.shift, f.pte), chan) {
+                let span = Span {
+                    at,
+                    known_bad: before.contains(&f.va) && !changed.contains(&f.va),
+                    ..span_of(f.va, f.shift, f.pte)
+                };
+                match judge_span(mem, sp, rec, &mut work, span, chan) {
                     Some(bad) => {
                         if bad {
                             sp.suspects.insert(f.va);
@@ -1076,6 +1148,7 @@ impl Checker {
             // against what it held (both are by VA).
             let mut logged = 0;
             let mut judge: BTreeMap<u64, (u64, u8)> = BTreeMap::new();
+            let mut changed = BTreeSet::new();
             let mut gone = Vec::new();
             for key in &en.fresh {
                 let new = en.leaves.get(key).map_or(&[][..], |l| &l.found[..]);
@@ -1094,6 +1167,7 @@ impl Checker {
                         rec.pte_changed(&mut logged, f.va, f.pte, f.shift);
                         sp.shadow.insert(f.va, (f.pte, f.shift));
                         judge.insert(f.va, (f.pte, f.shift));
+                        changed.insert(f.va);
                     }
                 }
                 gone.extend(o.map(|g| g.va));
@@ -1138,7 +1212,12 @@ impl Checker {
             }
             rec.begin_scan();
             for (va, (pte, shift)) in judge {
-                match judge_span(mem, sp, rec, &mut work, span_of(va, shift, pte), chan) {
+                let span = Span {
+                    at,
+                    known_bad: sp.suspects.contains(&va) && !changed.contains(&va),
+                    ..span_of(va, shift, pte)
+                };
+                match judge_span(mem, sp, rec, &mut work, span, chan) {
                     Some(true) => {
                         sp.suspects.insert(va);
                     }
@@ -1183,7 +1262,9 @@ fn span_of(va: u64, shift: u8, pte: u64) -> Span {
         size,
         gpu: (p.target(), p.address() & !(size - 1), !p.read_only()),
         gpu_pte: pte,
-        at_use: false,
+        shift,
+        at: At::Flush,
+        known_bad: false,
     }
 }
 
@@ -1218,7 +1299,10 @@ fn report_stale(sp: &mut SpaceState, rec: &mut Recorder, f: &Found, chan: (u32, 
                 inst: chan.1,
                 chid: chan.0,
                 pid: sp.pid,
-                at_use: false,
+                at: At::Flush,
+                shift: f.shift,
+                // Reported once per PTE (the caller's `reported`).
+                new: true,
             };
             rec.record(sp, v);
         }
@@ -1240,7 +1324,10 @@ struct Span {
     /// Target, physical address of the first byte, writable.
     gpu: (Target, u64, bool),
     gpu_pte: u64,
-    at_use: bool,
+    shift: u8,
+    at: At,
+    /// Found wrong when last judged, and unchanged since (its violations are not new).
+    known_bad: bool,
 }
 
 /// Judges every 4 KiB page of `span` against the CPU page tables of `sp`, one CPU walk per
@@ -1294,7 +1381,9 @@ fn judge_span(
                 inst: chan.1,
                 chid: chan.0,
                 pid: sp.pid,
-                at_use: span.at_use,
+                at: span.at,
+                shift: span.shift,
+                new: !span.known_bad,
             };
             rec.record(sp, v);
             bad = true;
@@ -1466,7 +1555,7 @@ mod tests {
     fn use_in_first(r: &mut Rig, va: u64, pa: u64, write: bool) {
         let chan = (3, 0x20_0000, r.gpu.pdb);
         r.chk
-            .check_use(&r.mem, chan, va, Target::SysCoherent, pa, write);
+            .check_use(&r.mem, chan, va, Target::SysCoherent, pa, write, 12);
     }
 
     /// The CPU maps `va` to `pa` writable, and the GPU mirrors it.
@@ -1693,7 +1782,7 @@ mod tests {
             violations(&mut r),
             vec![(0x40_0000, Reason::CpuNotMapped as u8)]
         );
-        assert!(r.chk.last().unwrap().at_use);
+        assert_eq!(r.chk.last().unwrap().at, At::Use);
     }
 
     #[test]
@@ -1968,6 +2057,7 @@ mod tests {
             Target::SysCoherent,
             0x90_0000,
             true,
+            12,
         );
         use_in_first(&mut r, 0x40_0000, 0x80_0000, true);
         assert_eq!(violations(&mut r), vec![]);
@@ -1991,6 +2081,7 @@ mod tests {
             Target::SysCoherent,
             0x80_0000,
             true,
+            12,
         );
         assert_eq!(violations(&mut r), vec![(0x40_0000, Reason::Unowned as u8)]);
         assert_eq!(r.chk.last().unwrap().chid, 9);
@@ -2074,7 +2165,7 @@ mod tests {
             ]
         );
         assert_eq!(r.chk.first().last().unwrap().reason, Reason::StaleAfterExit);
-        assert!(r.chk.first().last().unwrap().at_use);
+        assert_eq!(r.chk.first().last().unwrap().at, At::Use);
         assert!(r.chk.last().is_none(), "stale findings are not violations");
         assert_eq!(r.chk.stats().by_reason[Reason::CpuWalkFailed as usize], 0);
         assert_eq!(r.chk.report(3).unwrap().stale, 4);
@@ -2172,7 +2263,7 @@ mod tests {
                 let ev = r.chk.take_events();
                 proptest::prop_assert!(ev.len() <= MAX_SCAN_EVENTS + MAX_VIOLATION_EVENTS + 8 * 256);
             }
-            r.chk.check_use(&r.mem, (3, 0x20_0000, r.gpu.pdb), va, Target::SysCoherent, va, true);
+            r.chk.check_use(&r.mem, (3, 0x20_0000, r.gpu.pdb), va, Target::SysCoherent, va, true, 12);
             r.chk.mm_exited(&mut r.mem, 0x1000);
             r.chk.scan(&mut r.mem);
             let st = r.chk.stats();
@@ -2292,6 +2383,79 @@ mod tests {
             .cpu_invalidated(&mut r.mem, 0x9000, 0x40_0000, 0x40_2000);
         assert_eq!(r.chk.stats().checked, before);
         assert_eq!(violations(&mut r), vec![]);
+    }
+
+    /// A violation says where it was found and whether it is new: the first report of a PTE
+    /// that stays wrong is new, the flushes after it report it again (not new), and a PTE
+    /// the driver rewrites wrong is new again. Full and by-change scans agree on it.
+    #[test]
+    fn a_violation_is_new_once_and_says_where_it_was_found() {
+        for full_every in [1, 1000] {
+            let mut r = rig(Inject::None);
+            ranged(&mut r, full_every);
+            mirror(&mut r, 0x40_0000, 0x80_0000);
+            mirror(&mut r, 0x40_1000, 0x80_1000);
+            r.chk.scan_invalidated(&mut r.mem, true, 0);
+            assert_eq!(r.chk.stats().new_violations, 0);
+            assert!(r.chk.last_new().is_none());
+            // The driver ignores a munmap's invalidate: found at the invalidate, new.
+            cpu_unmap(&r, 0x40_1000);
+            r.chk
+                .cpu_invalidated(&mut r.mem, 0x1000, 0x40_1000, 0x40_2000);
+            let v = r.chk.last_new().expect("a new violation");
+            assert_eq!(
+                (v.va, v.at, v.shift, v.reason),
+                (0x40_1000, At::CpuInvalidate, 12, Reason::CpuNotMapped),
+                "every {full_every}"
+            );
+            assert_eq!(r.chk.stats().new_violations, 1);
+            // Two flushes report it again, not as new.
+            r.chk.scan_invalidated(&mut r.mem, true, 0);
+            r.chk.scan_invalidated(&mut r.mem, true, 0);
+            let st = r.chk.stats();
+            assert_eq!(
+                (st.violations, st.new_violations),
+                (3, 1),
+                "every {full_every}"
+            );
+            assert_eq!(r.chk.last().unwrap().at, At::Flush);
+            assert!(!r.chk.last().unwrap().new);
+            // A GPU use through that PTE: reported, not new.
+            let chan = (3, 0x20_0000, r.gpu.pdb);
+            r.chk.check_use(
+                &r.mem,
+                chan,
+                0x40_1000,
+                Target::SysCoherent,
+                0x80_1000,
+                true,
+                12,
+            );
+            let st = r.chk.stats();
+            assert_eq!(
+                (st.violations, st.new_violations),
+                (4, 1),
+                "every {full_every}"
+            );
+            assert_eq!(r.chk.last().unwrap().at, At::Use);
+            // The driver maps another wrong page there: new again, found at the flush.
+            r.gpu.map(
+                &mut r.mem,
+                0x40_1000,
+                Pte::pfn_system(0x88_0000, true, false),
+            );
+            r.chk.scan_invalidated(&mut r.mem, true, 0);
+            let v = r.chk.last_new().unwrap();
+            assert_eq!(
+                (v.va, v.at, v.gpu_pte),
+                (
+                    0x40_1000,
+                    At::Flush,
+                    Pte::pfn_system(0x88_0000, true, false).0
+                )
+            );
+            assert_eq!(r.chk.stats().new_violations, 2, "every {full_every}");
+        }
     }
 
     #[test]

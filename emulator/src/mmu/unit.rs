@@ -48,6 +48,8 @@ pub enum Translation {
         target: Target,
         /// Physical byte address.
         pa: u64,
+        /// The page size of the PTE that maps it.
+        page_size: PageSize,
         /// Where it came from.
         source: Source,
     },
@@ -267,6 +269,7 @@ impl Mmu {
             return Ok(Translation::Mapped {
                 target: e.target,
                 pa: e.pa | (va & (e.size.bytes() - 1)),
+                page_size: e.size,
                 source: Source::Tlb(hit),
             });
         }
@@ -325,6 +328,7 @@ impl Mmu {
                 Ok(Translation::Mapped {
                     target,
                     pa,
+                    page_size: size,
                     source: Source::Walk,
                 })
             }
@@ -518,6 +522,7 @@ mod tests {
                 Ok(Translation::Mapped {
                     target: Target::SysCoherent,
                     pa: 0x5000 + p * 0x1000,
+                    page_size: PageSize::K4,
                     source: Source::Tlb(Hit::L2),
                 })
             );
@@ -563,6 +568,7 @@ mod tests {
             Translation::Mapped {
                 target: Target::SysCoherent,
                 pa: 0x5123,
+                page_size: PageSize::K4,
                 source: Source::Walk
             }
         );

@@ -51,11 +51,17 @@ pub enum PageSize {
 impl PageSize {
     /// Bytes.
     pub fn bytes(self) -> u64 {
-        match self {
-            PageSize::K4 => 4 << 10,
-            PageSize::K64 => 64 << 10,
-            PageSize::M2 => 2 << 20,
-        }
+        1 << self.shift()
+    }
+
+    /// log2 of the bytes.
+    pub fn shift(self) -> u8 {
+        use super::geometry;
+        (match self {
+            PageSize::K4 => geometry::SMALL_SHIFT,
+            PageSize::K64 => geometry::BIG_SHIFT,
+            PageSize::M2 => geometry::PD0_SHIFT,
+        }) as u8
     }
 }
 

@@ -59,7 +59,7 @@
 //! | 0x18c | `AB_BUFFER_INFO` | RO | the fault buffer's INFO register (0x002a84: bit 0 OVERFLOW) |
 //! | 0x190 | `AB_PROGRESS` | RO | bytes the selected slot has moved (a waiting slot stopped there) |
 //!
-//! The PTE checker ([`crate::check`]), 0x200..0x320. Registering is a sequence of writes
+//! The PTE checker ([`crate::check`]), 0x200..0x330. Registering is a sequence of writes
 //! (`CHID`, `ROOT`, `FLAGS`, `EXCL`, `PID`, then `CTRL` = 1), so processes registering
 //! concurrently must serialise it (guest-tests/suites/lib/gp100.h takes a lock); the module's
 //! `MM_WATCH`/`MM_EXIT` are single writes.
@@ -108,6 +108,9 @@
 //! | 0x300 / 0x304 / 0x308 | `CHK_MAPPED_4K/64K/2M` | RO | valid PTEs the scans saw appear or change, by page size (the driver's PFN maps) |
 //! | 0x30c / 0x310 / 0x314 | `CHK_CLEARED_4K/64K/2M` | RO | valid PTEs the scans saw disappear, by page size |
 //! | 0x318 | `CHK_MAPPED_VRAM` | RO | of the mapped, PTEs of video memory (pages migrated to the GPU) |
+//! | 0x320 | `CHK_NEW_VIOLATIONS` | RO | of `CHK_VIOLATIONS`, the pages first found wrong (a PTE that stays wrong is reported again at each flush; only its first report is new; a GPU use is new unless it went through a PTE already found wrong) |
+//! | 0x324 / 0x328 | `CHK_LAST_NEW_VA_LO/HI` | RO | the VA of the last new violation |
+//! | 0x32c | `CHK_LAST_NEW_HOW` | RO | that violation: 7:0 reason code, 9:8 where found (0 a flush, 1 a GPU use, 2 a CPU invalidate: a PTE the driver left over it), 23:16 the GPU PTE's page shift (12, 16 or 21; 0 if unknown) |
 //!
 //! The window is one unit, whole: it owns the access engine, its batch and the PTE checker
 //! behind these registers, and reaches the rest of the device (memory, MMU, PFIFO's channels,
@@ -338,8 +341,32 @@ pub const CHK_MAPPED: u32 = 0x300;
 pub const CHK_CLEARED: u32 = 0x30c;
 /// `CHK_MAPPED_VRAM`.
 pub const CHK_MAPPED_VRAM: u32 = 0x318;
+/// `CHK_NEW_VIOLATIONS`.
+pub const CHK_NEW_VIOLATIONS: u32 = 0x320;
+/// `CHK_LAST_NEW_VA_LO`.
+pub const CHK_LAST_NEW_VA_LO: u32 = 0x324;
+/// `CHK_LAST_NEW_VA_HI`.
+pub const CHK_LAST_NEW_VA_HI: u32 = 0x328;
+/// `CHK_LAST_NEW_HOW`.
+pub const CHK_LAST_NEW_HOW: u32 = 0x32c;
 /// End of the checker registers.
-pub const CHK_END: u32 = 0x320;
+pub const CHK_END: u32 = 0x330;
+
+/// Fields of `CHK_LAST_NEW_HOW`.
+pub mod last_new_how {
+    /// Bits 7:0, the reason code.
+    pub const REASON_SHIFT: u32 = 0;
+    /// Bits 9:8, where it was found (the values below).
+    pub const AT_SHIFT: u32 = 8;
+    /// Found at a scan after a flush.
+    pub const AT_FLUSH: u32 = 0;
+    /// Found at a GPU use.
+    pub const AT_USE: u32 = 1;
+    /// Found at a CPU invalidate.
+    pub const AT_CPU_INVALIDATE: u32 = 2;
+    /// Bits 23:16, the GPU PTE's page shift.
+    pub const SHIFT_SHIFT: u32 = 16;
+}
 
 /// "GPEM" (0x47 0x50 0x45 0x4d), most significant byte first.
 pub const WINDOW_ID_VALUE: u32 = 0x4750_454d;
@@ -477,6 +504,7 @@ impl Window {
                 u.target,
                 u.pa,
                 u.write,
+                u.page_size.shift(),
             );
         }
         self.drain_checker_events(ctx);
@@ -744,6 +772,7 @@ impl Window {
         }
         let st = self.checker.stats();
         let last = self.checker.last();
+        let last_new = self.checker.last_new();
         let r = &self.chk_regs;
         let space = self.checker.report(r.space_sel);
         Some(match reg {
@@ -765,7 +794,9 @@ impl Window {
             CHK_LAST_GPU_PTE_HI => last.map_or(0, |v| hi(v.gpu_pte)),
             CHK_LAST_CPU_PTE_LO => last.map_or(0, |v| lo(v.cpu_pte)),
             CHK_LAST_CPU_PTE_HI => last.map_or(0, |v| hi(v.cpu_pte)),
-            CHK_LAST_REASON => last.map_or(0, |v| v.reason as u32 | u32::from(v.at_use) << 8),
+            CHK_LAST_REASON => last.map_or(0, |v| {
+                v.reason as u32 | u32::from(v.at == crate::check::At::Use) << 8
+            }),
             CHK_LAST_INST => last.map_or(0, |v| (v.inst >> 12) as u32),
             CHK_INJECT => self.checker.inject().code(),
             CHK_ERROR => r.error,
@@ -808,6 +839,20 @@ impl Window {
                 st.cleared[((o - CHK_CLEARED) / 4) as usize] as u32
             }
             CHK_MAPPED_VRAM => st.mapped_vram as u32,
+            CHK_NEW_VIOLATIONS => st.new_violations as u32,
+            CHK_LAST_NEW_VA_LO => last_new.map_or(0, |v| lo(v.va)),
+            CHK_LAST_NEW_VA_HI => last_new.map_or(0, |v| hi(v.va)),
+            CHK_LAST_NEW_HOW => last_new.map_or(0, |v| {
+                use crate::check::At;
+                let at = match v.at {
+                    At::Flush => last_new_how::AT_FLUSH,
+                    At::Use => last_new_how::AT_USE,
+                    At::CpuInvalidate => last_new_how::AT_CPU_INVALIDATE,
+                };
+                (v.reason as u32) << last_new_how::REASON_SHIFT
+                    | at << last_new_how::AT_SHIFT
+                    | u32::from(v.shift) << last_new_how::SHIFT_SHIFT
+            }),
             _ if reg < CHK_END => 0,
             _ => return None,
         })

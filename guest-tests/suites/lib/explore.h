@@ -70,6 +70,9 @@
 #define XC_MAPPED 0x300u /* 4 KiB, 64 KiB, 2 MiB */
 #define XC_CLEARED 0x30cu
 #define XC_MAPPED_VRAM 0x318u
+#define XC_NEW_VIOLATIONS 0x320u  /* of XC_VIOLATIONS, pages first found wrong */
+#define XC_LAST_NEW_VA_LO 0x324u
+#define XC_LAST_NEW_HOW 0x32cu    /* 7:0 reason, 9:8 where (0 flush, 1 GPU use, 2 CPU invalidate), 23:16 page shift */
 #define XC_BY_REASON 0x260u
 enum { XOP_READ = 1, XOP_WRITE = 2, XOP_ATOMIC = 3 };
 enum { XST_IDLE = 0, XST_DONE = 1, XST_PENDING = 2, XST_ERROR = 3 };
@@ -136,9 +139,21 @@ static inline uint32_t xbatch_wait_done(uint32_t want, double secs)
 
 struct xslot_result {
 	int status;
+	int fault_type; /* the slot's last fault: NV_PFAULT_FAULT_TYPE_* (AB_STATUS bits 12:8) */
 	uint32_t faults, replays, crc, progress;
 	uint64_t data;
 };
+
+/* NV_PFAULT_FAULT_TYPE_* as words (gp100 dev_fault.h), for finding lines. */
+static inline const char *xfault_type_word(int t)
+{
+	static const char *const w[] = {
+		"pde", "pde-size", "pte", "va-limit", "unbound-inst-block", "priv", "read-only",
+		"write-only", "pitch-mask", "work-creation", "unsupported-aperture",
+		"compression-failure", "unsupported-kind", "region", "poisoned", "atomic",
+	};
+	return t >= 0 && t < 16 ? w[t] : "unknown";
+}
 
 static inline struct xslot_result xbatch_slot(int i)
 {
@@ -146,6 +161,7 @@ static inline struct xslot_result xbatch_slot(int i)
 	xwr(AB_INDEX, (uint32_t)i);
 	uint32_t st = xrd(AB_STATUS);
 	r.status = (int)(st & 3);
+	r.fault_type = (int)((st >> 8) & 0x1f);
 	r.faults = xrd(AB_FAULTS);
 	r.replays = xrd(AB_REPLAYS);
 	r.crc = xrd(AB_RESULT);
