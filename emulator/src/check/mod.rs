@@ -435,6 +435,9 @@ pub struct CheckStats {
     pub cleared: [u64; 3],
     /// Of `violations`, the pages first found wrong (see [`Violation::new`]).
     pub new_violations: u64,
+    /// 2 MiB GPU PTEs a CPU invalidate covered only in part (the driver's notifier then
+    /// clears part of a 2 MiB mapping: nouveau's partial PFNCLR path).
+    pub partial_2m_invalidates: u64,
 }
 
 /// Index of a page shift in [`CheckStats::mapped`] and [`CheckStats::cleared`].
@@ -1013,6 +1016,18 @@ impl Checker {
         for i in 0..self.spaces.len() {
             let s = &self.spaces[i];
             if s.life == Life::Live && s.ranged && s.space.cpu.root == root {
+                let big = 1u64 << geometry::PD0_SHIFT;
+                let from = start.saturating_sub(big - 1);
+                self.rec.stats.partial_2m_invalidates += s
+                    .shadow
+                    .range(from..end.max(from))
+                    .filter(|(&va, e)| {
+                        let pte_end = va.saturating_add(big);
+                        e.1 == geometry::PD0_SHIFT as u8
+                            && pte_end > start
+                            && (va < start || pte_end > end)
+                    })
+                    .count() as u64;
                 self.scan_index(mem, i, false, Some((start, end)));
             }
         }
@@ -2511,6 +2526,38 @@ mod tests {
                 .count(),
             4
         );
+    }
+
+    /// A CPU invalidate that covers a 2 MiB GPU PTE in part is counted (the driver must then
+    /// clear part of a 2 MiB mapping); one that covers it whole, or misses it, is not.
+    #[test]
+    fn partial_invalidates_of_2m_ptes_are_counted() {
+        let (mut r, pd0) = rig_with_pd0s(1);
+        pd0_of_2m_ptes(&mut r.mem, pd0(0));
+        ranged(&mut r, 1000);
+        r.chk.scan(&mut r.mem);
+        let partial = |r: &mut Rig, start: u64, end: u64| {
+            let before = r.chk.stats().partial_2m_invalidates;
+            r.chk.cpu_invalidated(&mut r.mem, 0x1000, start, end);
+            r.chk.stats().partial_2m_invalidates - before
+        };
+        assert_eq!(partial(&mut r, 0x140_1000, 0x140_2000), 1, "inside one");
+        assert_eq!(
+            partial(&mut r, 0x140_0000, 0x160_0000),
+            0,
+            "exactly one, whole"
+        );
+        assert_eq!(
+            partial(&mut r, 0x141_0000, 0x181_0000),
+            2,
+            "the ends of three"
+        );
+        assert_eq!(partial(&mut r, 0x140_0000, 0x140_0000), 0, "empty");
+        // Another mm's invalidate says nothing about this space.
+        let before = r.chk.stats().partial_2m_invalidates;
+        r.chk
+            .cpu_invalidated(&mut r.mem, 0x9000, 0x140_1000, 0x140_2000);
+        assert_eq!(r.chk.stats().partial_2m_invalidates, before);
     }
 
     proptest::proptest! {

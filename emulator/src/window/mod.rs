@@ -59,7 +59,7 @@
 //! | 0x18c | `AB_BUFFER_INFO` | RO | the fault buffer's INFO register (0x002a84: bit 0 OVERFLOW) |
 //! | 0x190 | `AB_PROGRESS` | RO | bytes the selected slot has moved (a waiting slot stopped there) |
 //!
-//! The PTE checker ([`crate::check`]), 0x200..0x330. Registering is a sequence of writes
+//! The PTE checker ([`crate::check`]), 0x200..0x334. Registering is a sequence of writes
 //! (`CHID`, `ROOT`, `FLAGS`, `EXCL`, `PID`, then `CTRL` = 1), so processes registering
 //! concurrently must serialise it (guest-tests/suites/lib/gp100.h takes a lock); the module's
 //! `MM_WATCH`/`MM_EXIT` are single writes.
@@ -111,6 +111,7 @@
 //! | 0x320 | `CHK_NEW_VIOLATIONS` | RO | of `CHK_VIOLATIONS`, the pages first found wrong (a PTE that stays wrong is reported again at each flush; only its first report is new; a GPU use is new unless it went through a PTE already found wrong) |
 //! | 0x324 / 0x328 | `CHK_LAST_NEW_VA_LO/HI` | RO | the VA of the last new violation |
 //! | 0x32c | `CHK_LAST_NEW_HOW` | RO | that violation: 7:0 reason code, 9:8 where found (0 a flush, 1 a GPU use, 2 a CPU invalidate: a PTE the driver left over it), 23:16 the GPU PTE's page shift (12, 16 or 21; 0 if unknown) |
+//! | 0x330 | `CHK_PARTIAL_2M` | RO | 2 MiB GPU PTEs a reported CPU invalidate covered only in part (the driver's notifier clears part of a 2 MiB mapping) |
 //!
 //! The window is one unit, whole: it owns the access engine, its batch and the PTE checker
 //! behind these registers, and reaches the rest of the device (memory, MMU, PFIFO's channels,
@@ -349,8 +350,10 @@ pub const CHK_LAST_NEW_VA_LO: u32 = 0x324;
 pub const CHK_LAST_NEW_VA_HI: u32 = 0x328;
 /// `CHK_LAST_NEW_HOW`.
 pub const CHK_LAST_NEW_HOW: u32 = 0x32c;
+/// `CHK_PARTIAL_2M`.
+pub const CHK_PARTIAL_2M: u32 = 0x330;
 /// End of the checker registers.
-pub const CHK_END: u32 = 0x330;
+pub const CHK_END: u32 = 0x334;
 
 /// Fields of `CHK_LAST_NEW_HOW`.
 pub mod last_new_how {
@@ -840,6 +843,7 @@ impl Window {
             }
             CHK_MAPPED_VRAM => st.mapped_vram as u32,
             CHK_NEW_VIOLATIONS => st.new_violations as u32,
+            CHK_PARTIAL_2M => st.partial_2m_invalidates as u32,
             CHK_LAST_NEW_VA_LO => last_new.map_or(0, |v| lo(v.va)),
             CHK_LAST_NEW_VA_HI => last_new.map_or(0, |v| hi(v.va)),
             CHK_LAST_NEW_HOW => last_new.map_or(0, |v| {

@@ -72,6 +72,7 @@
 #define XC_MAPPED_VRAM 0x318u
 #define XC_NEW_VIOLATIONS 0x320u  /* of XC_VIOLATIONS, pages first found wrong */
 #define XC_LAST_NEW_VA_LO 0x324u
+#define XC_PARTIAL_2M 0x330u     /* 2 MiB GPU PTEs a CPU invalidate covered in part */
 #define XC_LAST_NEW_HOW 0x32cu    /* 7:0 reason, 9:8 where (0 flush, 1 GPU use, 2 CPU invalidate), 23:16 page shift */
 #define XC_BY_REASON 0x260u
 enum { XOP_READ = 1, XOP_WRITE = 2, XOP_ATOMIC = 3 };
