@@ -147,6 +147,7 @@ static inline double gp100_time_reads(const char *dir, int reads)
 #define CHK_SPACE_STALE 0x2c0u
 #define CHK_SPACE_PID 0x2c4u
 #define CHK_STALE 0x2c8u
+#define CHK_CLEARED_2M 0x314u /* 2 MiB PTEs the checker's scans saw disappear */
 /* CHK_SPACE_STATE bits 1:0 */
 enum { CHK_SPACE_NONE = 0, CHK_SPACE_LIVE = 1, CHK_SPACE_EXITED = 2, CHK_SPACE_GONE = 3 };
 #define CHK_REASONS 10
