@@ -46,8 +46,14 @@ fn run_suite(suite: &str, extra: &[&str]) -> (Output, String) {
         "gp100emu.explore.no_atomics=1",
     ];
     args.extend_from_slice(extra);
+    gp100emu(&args)
+}
+
+/// Runs the gp100emu binary (the caller holds `ONE_GUEST`): its status and its stdout, then
+/// its stderr.
+fn gp100emu(args: &[&str]) -> (Output, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
-        .args(&args)
+        .args(args)
         .output()
         .expect("starting gp100emu");
     let text = format!(
@@ -120,28 +126,20 @@ fn only_the_known_oops_is_excused() {
 #[test]
 fn a_known_kernel_bug_the_explorer_finds_is_known_not_a_pass() {
     let _guest = ONE_GUEST.lock().unwrap_or_else(|p| p.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_gp100emu"))
-        .args([
-            "run",
-            "--suite",
-            "explore",
-            "--seed",
-            "1",
-            "--explore-ops",
-            "48",
-            "--no-build",
-            "--no-provision",
-            "--timeout",
-            "400",
-            "--quiet",
-        ])
-        .output()
-        .expect("starting gp100emu");
-    let text = format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = gp100emu(&[
+        "run",
+        "--suite",
+        "explore",
+        "--seed",
+        "1",
+        "--explore-ops",
+        "48",
+        "--no-build",
+        "--no-provision",
+        "--timeout",
+        "400",
+        "--quiet",
+    ]);
     if !out.status.success() && text.contains("[RIP nvkm_vmm_unref_ptes+") {
         assert!(
             text.contains("KNOWN kernel: BUG: kernel NULL pointer dereference"),
