@@ -20,9 +20,9 @@ use crate::mmu::tlb::TlbConfig;
 use crate::mmu::unit::Mmu;
 use crate::mmu::walk::Access;
 use crate::pci::{BarLayout, ConfigSpace};
-use crate::regs::ptimer::INTR_PTIMER;
+use crate::regs::ptimer::{INTR_PTIMER, PTIMER_TIME_0};
 use crate::regs::PRI_ERROR_NO_UNIT;
-use crate::timing::{Costs, PollDetector, P100};
+use crate::timing::{Costs, PollDetector, TimerWait, P100};
 use map::{Map, Units};
 
 pub(crate) use crate::bus::MAX_PENDING_EVENTS;
@@ -81,6 +81,10 @@ pub struct Device {
     /// The state units share (memory, MMU, fault buffer, host, clock, event log).
     ctx: Ctx,
     poll: PollDetector,
+    timer_wait: TimerWait,
+    /// Cycles the clock advanced by register accesses and idle charges alone; the rest of
+    /// it is device work (what [`TimerWait`] watches for).
+    access_cycles: u64,
 }
 
 impl Default for Device {
@@ -112,6 +116,8 @@ impl Device {
                 P100,
             ),
             poll: PollDetector::default(),
+            timer_wait: TimerWait::default(),
+            access_cycles: 0,
         }
     }
 
@@ -346,6 +352,7 @@ impl Device {
         }
         let c = self.ctx.costs.pri_access + self.ctx.mmu.take_cost();
         self.ctx.clock.advance(c);
+        self.access_cycles = self.access_cycles.saturating_add(self.ctx.costs.pri_access);
         if matches!(buf, Buf::Write(_)) {
             // The host watches USERD: a write may have been a GP_PUT.
             self.ctx.fifo.kick();
@@ -378,6 +385,7 @@ impl Device {
         }
         let c = self.ctx.costs.pri_access + self.ctx.mmu.take_cost();
         self.ctx.clock.advance(c);
+        self.access_cycles = self.access_cycles.saturating_add(self.ctx.costs.pri_access);
         for bit in BitIter(self.units.pmc.take_resets()) {
             self.reset_unit(bit);
         }
@@ -416,8 +424,16 @@ impl Device {
             self.ctx.note_unknown(offset, "read");
             PRI_ERROR_NO_UNIT
         });
-        let idle = self.poll.read(offset, &self.ctx.costs);
+        let mut idle = 0;
+        if !crate::regs::services_interrupts(offset) {
+            idle = self.poll.read(offset, &self.ctx.costs);
+        }
+        if offset == PTIMER_TIME_0 {
+            let work = self.ctx.clock.now().saturating_sub(self.access_cycles);
+            idle = idle.max(self.timer_wait.read(work, &self.ctx.costs));
+        }
         self.ctx.clock.advance(idle);
+        self.access_cycles = self.access_cycles.saturating_add(idle);
         self.after_register_access();
         v
     }
@@ -432,7 +448,9 @@ impl Device {
         if !decoded {
             self.ctx.note_unknown(offset, "write");
         }
-        self.poll.write();
+        if !crate::regs::services_interrupts(offset) {
+            self.poll.write();
+        }
         self.after_register_access();
     }
 
@@ -797,6 +815,64 @@ mod tests {
         assert_eq!(d.bar0_read32(PCI_MIRROR + 0x50) & 1, 1);
         d.bar0_write32(PCI_MSI_REARM, 0);
         assert!(d.unknown_offsets().next().is_none());
+    }
+
+    #[test]
+    fn a_poll_is_charged_while_another_cpu_services_interrupts() {
+        use crate::regs::pmc::{PMC_INTR_0, PMC_INTR_EN_CLEAR_0, PMC_INTR_EN_SET_0};
+        use crate::regs::ptimer::{PTIMER_TIME_0, PTIMER_TIME_1};
+        let ns = |d: &mut Device| {
+            let hi = d.bar0_read32(PTIMER_TIME_1);
+            u64::from(hi) << 32 | u64::from(d.bar0_read32(PTIMER_TIME_0))
+        };
+        // gf100_gr_fecs_ctrl_ctxsw's 2 s poll of a halted FECS on one CPU, and nouveau's
+        // interrupt handler on the other between every two of its reads (measured in a
+        // race-mode guest: unarm, pending, BOOT_0, rearm, MSI re-arm).
+        let mut d = Device::new();
+        let start = ns(&mut d);
+        let mut polls = 0u32;
+        while ns(&mut d) - start < 2_000_000_000 && polls < 100_000 {
+            d.bar0_read32(0x409804);
+            d.bar0_write32(PMC_INTR_EN_CLEAR_0, !0);
+            d.bar0_write32(PMC_INTR_EN_CLEAR_0 + 4, !0);
+            d.bar0_read32(PMC_INTR_0);
+            d.bar0_read32(PMC_INTR_0 + 4);
+            d.bar0_read32(0);
+            d.bar0_write32(PMC_INTR_EN_SET_0, 0x200);
+            d.bar0_write32(PMC_INTR_EN_SET_0 + 4, 0);
+            d.bar0_write32(PCI_MSI_REARM, 0);
+            polls += 1;
+        }
+        assert!(polls < 10_000, "2 s of GPU time took {polls} poll rounds");
+        // The same poll with a third CPU's status reads between its rounds (the explorer's
+        // batch wait reads two registers of the window): too many registers for a spin, but
+        // still a driver waiting on PTIMER while the device does nothing.
+        let mut d = Device::new();
+        let start = ns(&mut d);
+        let mut polls = 0u32;
+        while ns(&mut d) - start < 2_000_000_000 && polls < 100_000 {
+            d.bar0_read32(0x409804);
+            d.bar0_read32(crate::window::WINDOW_BASE + 0x178);
+            d.bar0_read32(crate::window::WINDOW_BASE + 0x17c);
+            d.bar0_write32(PMC_INTR_EN_SET_0, 0x200);
+            polls += 1;
+        }
+        assert!(
+            polls < 10_000,
+            "with other reads: 2 s of GPU time took {polls} poll rounds"
+        );
+        // Any other write still ends a poll: the same spin with a write to the polled
+        // unit between its reads is never charged idle time.
+        let mut d = Device::new();
+        let start = ns(&mut d);
+        for _ in 0..10_000 {
+            d.bar0_read32(0x409804);
+            d.bar0_write32(0x409800, 0);
+        }
+        assert!(
+            ns(&mut d) - start < 10_000_000,
+            "no idle charge with writes in the loop"
+        );
     }
 
     #[test]

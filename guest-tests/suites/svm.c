@@ -20,7 +20,9 @@
  * PTE-checker violations (with `gp100emu run --inject KIND[@N]` the device corrupts PTEs, of
  * the N-th registered process only with @N, and these fail, naming the process); and last,
  * after the worker and the second process exited, no GPU mapping left over their freed pages
- * (an expected failure on stock nouveau, which has no mmu_notifier release op; see case 17). */
+ * (an expected failure on stock nouveau, which has no mmu_notifier release op; see case 17);
+ * then cases 18 to 22, each a kernel bug found here, in a process of its own (expected failures
+ * on stock kernels, fixed by guest-tests/kernel/patches/). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
@@ -36,7 +38,7 @@
 
 #define PAGE 4096ul
 #define NPAGES 16
-#define NCASES 21
+#define NCASES 22
 #define WORKER_CASES 16 /* cases 1 to 16 run in the worker */
 #define AE_CHID 0x100u
 #define AE_VA_LO 0x104u
@@ -250,7 +252,10 @@ static int worker(int to_main);
 static int mixed_page_sizes(void);
 static int sticky_atomic(void);
 static int bind_shared(void);
+static int write_cow_vram(void);
 enum { MIXED_OK = 0, MIXED_STALE = 1, MIXED_SETUP = 3 };
+/* NV_PFAULT_FAULT_TYPE_RO (gp100 dev_fault.h): a write through a read-only PTE. */
+#define FAULT_TYPE_READ_ONLY 6
 
 int main(void)
 {
@@ -437,7 +442,87 @@ int main(void)
 	} else {
 		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
 	}
+
+	/* 22. A GPU write to a read-only VRAM page is served. After fork() the parent's private
+	 * pages are write-protected for copy-on-write until it writes them; SVM_BIND migrates
+	 * such a page with its read-only PTE (migrate_vma_collect_pmd() keeps MIGRATE_PFN_WRITE
+	 * clear), so the page becomes a read-only device-private entry and nouveau maps its VRAM
+	 * copy read-only for the GPU. A GPU write then faults, nouveau calls hmm_range_fault()
+	 * with HMM_PFN_REQ_WRITE, and hmm_vma_handle_pte() (mm/hmm.c; measured on 6.12 and 7.3) returns a
+	 * device-private page owned by the caller as it is, read-only, without faulting it for
+	 * write as its documentation promises (Documentation/mm/hmm.rst: without write
+	 * permission HMM calls handle_mm_fault()). nouveau_svm_fault() maps it read-only again,
+	 * returns success and replays: the GPU write faults forever (what the explorer's race
+	 * mode found, seed 2, op 28, as gpu-not-served with fault=read-only after 34,619 faults).
+	 * A CPU write to the same page works (do_swap_page() migrates it back, then breaks COW).
+	 * Here: a page written, fork() and the child's exit, SVM_BIND, one GPU write. An expected
+	 * failure on kernels with the bug; guest-tests/kernel/patches/0007-*.patch (fault the
+	 * page when write is required) fixes it. */
+	name = "gpu_write_to_a_read_only_vram_page_is_served";
+	fflush(stdout);
+	pid_t cp = fork();
+	if (cp == 0) {
+		alarm(60);
+		_exit(write_cow_vram());
+	}
+	ms = 0;
+	if (cp < 0 || waitpid(cp, &ms, 0) != cp || !WIFEXITED(ms)) {
+		ktap_diag("case process: status %#x", ms);
+		ktap_result(0, name);
+	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
+		ktap_skip(name, "no SVM channel, or fork or SVM_BIND failed");
+	} else if (WEXITSTATUS(ms) == MIXED_STALE) {
+		ktap_xfail(name, "hmm_range_fault returns the caller's read-only device-private page to a "
+				 "write fault without faulting it: nouveau replays the GPU write forever "
+				 "(patches/0007)");
+	} else {
+		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
+	}
 	return worker_ok ? ktap_exit_code() : 1;
+}
+
+/* Case 22 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
+static int write_cow_vram(void)
+{
+	struct gp100_pgd pgd;
+	void *unmanaged;
+	chid = svm_open(&pgd, &unmanaged);
+	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+		return MIXED_SETUP;
+	pm = open("/proc/self/pagemap", O_RDONLY);
+	uint32_t *p = anon(PAGE);
+	if (!p)
+		return MIXED_SETUP;
+	fill((char *)p, PAGE, 13);
+	p[0] = 0x3333;
+	/* The child exits at once: the parent's page stays write-protected until it writes. */
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	int cs = 0;
+	if (c < 0 || waitpid(c, &cs, 0) != c)
+		return MIXED_SETUP;
+	if (bind_vram(p, PAGE) != 0)
+		return MIXED_SETUP;
+	uint64_t e = pagemap(p);
+	int in_vram = !((e >> 63) & 1) && ((e >> 62) & 1); /* swapped: a device-private entry */
+	struct xslot sl = { .chid = chid, .op = XOP_WRITE, .va = (uintptr_t)p, .len = 4, .data = 0x4444 };
+	xwin = win;
+	xbatch_issue(&sl, 1);
+	uint32_t done = xbatch_wait_done(1, 5);
+	struct xslot_result r = xbatch_slot(0);
+	xwr(AB_CTRL, 2); /* abandon a write that never completes */
+	uint32_t seen = p[0];
+	ktap_diag("fork, SVM_BIND of the write-protected page (%s), GPU write: %s (status %d) after "
+		  "%u faults, %u replays, last fault %s; the CPU sees %#x (GPU wrote 0x4444)",
+		  in_vram ? "now in VRAM" : "not migrated", done ? "done" : "not served", r.status,
+		  r.faults, r.replays, r.faults ? xfault_type_word(r.fault_type) : "none", seen);
+	if (!in_vram)
+		return MIXED_SETUP;
+	if (!done)
+		return r.faults > 2 && r.fault_type == FAULT_TYPE_READ_ONLY ? MIXED_STALE : MIXED_OK + 2;
+	return seen == 0x4444 ? MIXED_OK : MIXED_OK + 2;
 }
 
 /* Case 21 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */

@@ -222,23 +222,16 @@ fn a_small_fault_buffer_overflows_and_nouveau_recovers() {
 }
 
 /// The race mode (`explore-race`, a `-smp 2` guest): CPU-side operations on the second vCPU
-/// while GPU batches are in flight. Its own verdict must hold: no finding (raced reads of
-/// ranges the CPU side left alone saw the expected data), no checker violation, no oops, and
-/// some raced pairs were judged.
+/// while GPU batches are in flight. Its own verdict must hold: no finding but KNOWN ones (raced
+/// reads of ranges the CPU side left alone saw the expected data), no checker violation, no
+/// oops, and some raced pairs were judged.
 ///
-/// Not yet part of the default run (`cargo test -- --ignored`): the guest reports an RCU stall
-/// with a vCPU in `ioread32`. Root cause (guest-tests/known-issues.txt, "RCU stall in
-/// explore-race"): not an unanswered MMIO read and not host starvation, but nouveau's fault
-/// worker spinning in the FECS mailbox poll of a fault cancel (2 s of GPU time) while the other
-/// vCPU takes an interrupt storm (faults of the explorer's next batch keep the ring's GET != PUT,
-/// so PMC bit 0x200 stays asserted and nouveau's handler, which only schedules the running
-/// worker, re-arms it: 634,311 interrupts during one poll in a traced run). The storm's
-/// register writes reset the model's idle-poll detector (timing::PollDetector), so the poll is
-/// never charged idle time and the 2 s timeout took 27.7 s, 33.2 s, 38.3 s and 54.5 s of guest
-/// time (printk stamps of successive "timeout" WARNs, four runs) against 28 to 60 ms with the
-/// other vCPU quiet; the worker never schedules there (PREEMPT_NONE), so RCU's 21 s limit passes.
+/// Seed 2 reaches the hmm core's read-only device-private page bug (svm case 22, patches/0007):
+/// a GPU write that faults for ever, reported KNOWN. It used to end in an RCU stall instead: an
+/// interrupt storm on one vCPU reset the model's idle-poll detector while nouveau's fault worker
+/// spun in a 2 s FECS-timeout poll on the other (known-issues.txt); the device now leaves
+/// interrupt-service accesses out of poll detection.
 #[test]
-#[ignore = "RCU stall: an interrupt storm on the other vCPU defeats the model's idle-poll charge during nouveau's FECS-timeout spin (see the doc comment); run with --ignored"]
 fn race_mode_exploration_passes() {
     let (out, text) = run_suite("explore-race", &[]);
     assert!(
@@ -246,7 +239,12 @@ fn race_mode_exploration_passes() {
         "explore-race failed ({}). {HOW}\n{text}",
         out.status
     );
-    assert!(text.contains("ok 2 explore_no_findings"), "{text}");
+    let only_known = text.contains("KNOWN explorer finding: ") && !text.contains("\nFINDING ");
+    assert!(
+        text.contains("ok 2 explore_no_findings") || only_known,
+        "{text}"
+    );
+    assert!(!text.contains("rcu_sched self-detected stall"), "{text}");
     let count = |name: &str| {
         text.lines()
             .find_map(|l| l.split(&format!("explore count {name}")).nth(1))

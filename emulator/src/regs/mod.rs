@@ -37,4 +37,25 @@ pub const PRI_ERROR_MASK: u32 = 0xfff0_0000;
 /// See [`PRI_ERROR_MASK`].
 pub const PRI_ERROR_CODE: u32 = 0xbad0_0000;
 
+/// The registers a driver's interrupt handler touches whatever raised the interrupt, and
+/// which no unit's state depends on: nouveau 6.12's `nvkm_intr` (`nvkm/core/intr.c`) blocks
+/// every leaf (`gp100_mc_intr_unarm`, PMC INTR_EN_CLEAR), reads the pending words
+/// (PMC INTR), checks that the chip is still there (`nvkm_rd32(device, 0x000000)`, BOOT_0),
+/// re-arms the leaves (`gp100_mc_intr_rearm`, INTR_EN_SET) and re-arms MSI
+/// (`gp100_pci_msi_rearm`). Such an access does not end a driver's poll running on
+/// another CPU (see `timing::PollDetector`): the value a poll waits on cannot change by it.
+pub fn services_interrupts(offset: u32) -> bool {
+    use pmc::{
+        LEAVES, PMC_BOOT_0, PMC_INTR_0, PMC_INTR_EN_0, PMC_INTR_EN_CLEAR_0, PMC_INTR_EN_SET_0,
+    };
+    let leaf =
+        |base: u32| (base..base + 4 * LEAVES as u32).contains(&offset) && offset.is_multiple_of(4);
+    offset == PMC_BOOT_0
+        || offset == pci_mirror::PCI_MSI_REARM
+        || leaf(PMC_INTR_0)
+        || leaf(PMC_INTR_EN_0)
+        || leaf(PMC_INTR_EN_SET_0)
+        || leaf(PMC_INTR_EN_CLEAR_0)
+}
+
 pub use crate::bus::Bar0Unit;

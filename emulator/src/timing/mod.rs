@@ -62,6 +62,10 @@ pub struct Costs {
     /// The largest idle-poll charge per read (1 ms at the base clock), so a 2 s timeout
     /// elapses in about 2000 reads.
     pub idle_poll_max: u64,
+    /// Timer waits: after this many reads of PTIMER's low word with no device work in
+    /// between (whatever other register traffic there was), each further one is charged as
+    /// an idle poll read ([`TimerWait`]). A modelling choice, not a GPU property.
+    pub timer_wait_after: u32,
 }
 
 /// Registers a poll loop may cycle through (nouveau's `nvkm_msec` reads PTIMER's two words
@@ -108,6 +112,7 @@ pub const P100: Costs = Costs {
     idle_poll_after: 64,
     idle_poll_start: 1_000,
     idle_poll_max: 1_126_000,
+    timer_wait_after: 256,
 };
 
 /// The profile before the anchoring: every value assumed (kept for comparison; with
@@ -128,6 +133,7 @@ pub const P100_ASSUMED: Costs = Costs {
     idle_poll_after: 64,
     idle_poll_start: 1_000,
     idle_poll_max: 1_126_000,
+    timer_wait_after: 256,
 };
 
 impl Costs {
@@ -138,6 +144,13 @@ impl Costs {
 }
 
 /// Recognises idle polling (see [`Costs::idle_poll_after`]) and charges for it.
+///
+/// The device does not show it the accesses of interrupt service
+/// (`regs::services_interrupts`): with two CPUs, one can take interrupts while the other
+/// spins, and the handler's register traffic lands between the spin's reads. Were it
+/// counted, an interrupt storm on one CPU (measured: nouveau 6.12 taking the replayable-fault
+/// interrupt 634,311 times during one FECS poll) would keep a 2 s timeout on the other
+/// from ever being charged, and the guest would sit in it for tens of seconds.
 #[derive(Debug, Clone, Default)]
 pub struct PollDetector {
     regs: [u32; POLL_REGISTERS],
@@ -160,20 +173,62 @@ impl PollDetector {
         if self.reads <= c.idle_poll_after {
             return 0;
         }
-        let steps = (self.reads - c.idle_poll_after) / 8;
-        // Doubling saturates: past 2^32 times the start it is far above any sane cap.
-        let grown = if steps >= 32 {
-            u64::MAX
-        } else {
-            c.idle_poll_start.saturating_mul(1 << steps)
-        };
-        grown.min(c.idle_poll_max)
+        idle_charge(self.reads - c.idle_poll_after, c)
     }
 
     /// Any write ends a poll.
     pub fn write(&mut self) {
         *self = PollDetector::default();
     }
+}
+
+/// Recognises a driver waiting on time however the register traffic around its reads looks.
+///
+/// nouveau's timeouts (`nvkm_msec`/`nvkm_nsec`) read PTIMER (`nv04_timer_read`: TIME_1,
+/// TIME_0, TIME_1) once per round. [`PollDetector`] needs a spin's reads to be consecutive;
+/// with two CPUs, the other one's traffic lands between them (measured in explore-race: the
+/// explorer's batch wait reading two window registers, and an interrupt storm, during one FECS
+/// poll of 172,353 rounds), so that detector never charges and 2 s of GPU time take tens of
+/// seconds of guest time. This one counts TIME_0 reads while the device does no work at all
+/// (the clock advanced by nothing but register accesses and idle charges): past
+/// [`Costs::timer_wait_after`] of them the driver is waiting on the clock, and each further
+/// TIME_0 read is charged like an idle poll read. Device work (a walk, a fault, an engine
+/// step) starts the count again.
+#[derive(Debug, Clone, Default)]
+pub struct TimerWait {
+    work_at: u64,
+    reads: u32,
+}
+
+impl TimerWait {
+    /// A read of PTIMER's low word when the device has done `work` cycles of work so far:
+    /// the extra cycles it costs.
+    pub fn read(&mut self, work: u64, c: &Costs) -> u64 {
+        if work != self.work_at {
+            *self = TimerWait {
+                work_at: work,
+                reads: 0,
+            };
+        }
+        self.reads = self.reads.saturating_add(1);
+        if self.reads <= c.timer_wait_after {
+            return 0;
+        }
+        idle_charge(self.reads - c.timer_wait_after, c)
+    }
+}
+
+/// The idle charge of the `n`-th read past a poll's threshold: `idle_poll_start`, doubling
+/// every 8 reads, capped at `idle_poll_max`.
+fn idle_charge(n: u32, c: &Costs) -> u64 {
+    let steps = n / 8;
+    // Doubling saturates: past 2^32 times the start it is far above any sane cap.
+    let grown = if steps >= 32 {
+        u64::MAX
+    } else {
+        c.idle_poll_start.saturating_mul(1 << steps)
+    };
+    grown.min(c.idle_poll_max)
 }
 
 /// GPU clock frequency the model reports time at (PTIMER, trace timelines): the Tesla P100
@@ -264,6 +319,17 @@ mod tests {
         let mut q = PollDetector::default();
         let scan: u64 = (0..100_000u32).map(|i| q.read(0x300000 + 4 * i, &c)).sum();
         assert_eq!(scan, 0);
+    }
+
+    #[test]
+    fn timer_waits_are_charged_until_the_device_works() {
+        let c = P100;
+        let mut w = TimerWait::default();
+        let first: u64 = (0..c.timer_wait_after).map(|_| w.read(7, &c)).sum();
+        assert_eq!(first, 0, "a few timer reads are not a wait");
+        let total: u64 = (0..3000).map(|_| w.read(7, &c)).sum();
+        assert!(total > 2 * 1_126_000_000, "over 2 s of GPU time: {total}");
+        assert_eq!(w.read(8, &c), 0, "device work ends the wait");
     }
 
     #[test]
