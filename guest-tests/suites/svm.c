@@ -38,7 +38,7 @@
 
 #define PAGE 4096ul
 #define NPAGES 16
-#define NCASES 22
+#define NCASES 23
 #define WORKER_CASES 16 /* cases 1 to 16 run in the worker */
 #define AE_CHID 0x100u
 #define AE_VA_LO 0x104u
@@ -253,9 +253,35 @@ static int mixed_page_sizes(void);
 static int sticky_atomic(void);
 static int bind_shared(void);
 static int write_cow_vram(void);
+static int bind_mapped(void);
 enum { MIXED_OK = 0, MIXED_STALE = 1, MIXED_SETUP = 3 };
 /* NV_PFAULT_FAULT_TYPE_RO (gp100 dev_fault.h): a write through a read-only PTE. */
 #define FAULT_TYPE_READ_ONLY 6
+
+/* Runs case `fn` in a process of its own (its own render node and SVM space) and reports it:
+ * MIXED_OK passes, MIXED_STALE is the kernel bug (an expected failure, `xfail_why`),
+ * MIXED_SETUP a skip (`skip_why`), anything else a failure. */
+static void own_process_case(const char *name, int (*fn)(void), const char *skip_why,
+			     const char *xfail_why)
+{
+	fflush(stdout);
+	pid_t cp = fork();
+	if (cp == 0) {
+		alarm(60);
+		_exit(fn());
+	}
+	int ms = 0;
+	if (cp < 0 || waitpid(cp, &ms, 0) != cp || !WIFEXITED(ms)) {
+		ktap_diag("case process: status %#x", ms);
+		ktap_result(0, name);
+	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
+		ktap_skip(name, skip_why);
+	} else if (WEXITSTATUS(ms) == MIXED_STALE) {
+		ktap_xfail(name, xfail_why);
+	} else {
+		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
+	}
+}
 
 int main(void)
 {
@@ -361,25 +387,10 @@ int main(void)
 	 * SVM space, so cases 15 and 17 are not affected. An expected failure on kernels with the
 	 * bug; guest-tests/kernel/patches/0003-*.patch (merge only regions of the same page
 	 * size) fixes it. */
-	name = "mixed_page_size_neighbours_unmap_cleanly";
-	fflush(stdout);
-	pid_t mp = fork();
-	if (mp == 0) {
-		alarm(60);
-		_exit(mixed_page_sizes());
-	}
-	int ms = 0;
-	if (mp < 0 || waitpid(mp, &ms, 0) != mp || !WIFEXITED(ms)) {
-		ktap_diag("case process: status %#x", ms);
-		ktap_result(0, name);
-	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
-		ktap_skip(name, "no SVM channel, or no transparent huge page for the 2 MiB half");
-	} else if (WEXITSTATUS(ms) == MIXED_STALE) {
-		ktap_xfail(name, "nvkm_vmm_pfn_split_merge merges a 4 KiB-mapped region into a 2 MiB one: "
+	own_process_case("mixed_page_size_neighbours_unmap_cleanly", mixed_page_sizes,
+			 "no SVM channel, or no transparent huge page for the 2 MiB half",
+			 "nvkm_vmm_pfn_split_merge merges a 4 KiB-mapped region into a 2 MiB one: "
 				 "munmap of the 4 KiB page leaves its GPU PTE valid (patches/0003)");
-	} else {
-		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
-	}
 
 	/* 20. An atomic fault does not make the faults after it atomic. nouveau_svm_fault()
 	 * handles a batch of faults in one loop, sorted by instance, address and access type; its
@@ -391,25 +402,10 @@ int main(void)
 	 * an atomic at A and writes to the eight pages above A (its own process and space): every
 	 * written page must still be present for the CPU. An expected failure on kernels with the
 	 * bug; guest-tests/kernel/patches/0004-*.patch (the flag decided per fault) fixes it. */
-	name = "atomic_fault_does_not_make_the_next_one_atomic";
-	fflush(stdout);
-	pid_t ap = fork();
-	if (ap == 0) {
-		alarm(60);
-		_exit(sticky_atomic());
-	}
-	ms = 0;
-	if (ap < 0 || waitpid(ap, &ms, 0) != ap || !WIFEXITED(ms)) {
-		ktap_diag("case process: status %#x", ms);
-		ktap_result(0, name);
-	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
-		ktap_skip(name, "no SVM channel, or the batch did not complete");
-	} else if (WEXITSTATUS(ms) == MIXED_STALE) {
-		ktap_xfail(name, "nouveau_svm_fault never clears its atomic flag: writes after an atomic in "
+	own_process_case("atomic_fault_does_not_make_the_next_one_atomic", sticky_atomic,
+			 "no SVM channel, or the batch did not complete",
+			 "nouveau_svm_fault never clears its atomic flag: writes after an atomic in "
 				 "one batch take the device-exclusive path (patches/0004)");
-	} else {
-		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
-	}
 
 	/* 21. SVM_BIND over shared memory leaves the GPU on the CPU's page. SVM_BIND migrates
 	 * with migrate_vma_setup(MIGRATE_VMA_SELECT_SYSTEM), which collects shmem pages too;
@@ -422,35 +418,20 @@ int main(void)
 	 * CPU (what the explorer found as cpu-data and gpu-data findings with "gpu maps vram, cpu
 	 * maps a system page"). Here: a memfd MAP_SHARED page, SVM_BIND, a GPU write, the CPU
 	 * must see it. An expected failure on kernels with the bug; patches/0005-*.patch maps
-	 * only the pages that migrated (not yet run on a patched kernel). */
-	name = "svm_bind_of_shared_memory_keeps_gpu_and_cpu_on_one_page";
-	fflush(stdout);
-	pid_t bp = fork();
-	if (bp == 0) {
-		alarm(60);
-		_exit(bind_shared());
-	}
-	ms = 0;
-	if (bp < 0 || waitpid(bp, &ms, 0) != bp || !WIFEXITED(ms)) {
-		ktap_diag("case process: status %#x", ms);
-		ktap_result(0, name);
-	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
-		ktap_skip(name, "no SVM channel, or SVM_BIND or the GPU write failed");
-	} else if (WEXITSTATUS(ms) == MIXED_STALE) {
-		ktap_xfail(name, "nouveau_dmem_migrate_chunk maps VRAM copies of pages migrate_vma_pages "
+	 * only the pages that migrated (6.12). */
+	own_process_case("svm_bind_of_shared_memory_keeps_gpu_and_cpu_on_one_page", bind_shared,
+			 "no SVM channel, or SVM_BIND or the GPU write failed",
+			 "nouveau_dmem_migrate_chunk maps VRAM copies of pages migrate_vma_pages "
 				 "did not migrate (shmem): GPU writes are lost for the CPU (patches/0005)");
-	} else {
-		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
-	}
 
 	/* 22. A GPU write to a read-only VRAM page is served. After fork() the parent's private
 	 * pages are write-protected for copy-on-write until it writes them; SVM_BIND migrates
 	 * such a page with its read-only PTE (migrate_vma_collect_pmd() keeps MIGRATE_PFN_WRITE
 	 * clear), so the page becomes a read-only device-private entry and nouveau maps its VRAM
 	 * copy read-only for the GPU. A GPU write then faults, nouveau calls hmm_range_fault()
-	 * with HMM_PFN_REQ_WRITE, and hmm_vma_handle_pte() (mm/hmm.c; measured on 6.12 and 7.3) returns a
-	 * device-private page owned by the caller as it is, read-only, without faulting it for
-	 * write as its documentation promises (Documentation/mm/hmm.rst: without write
+	 * with HMM_PFN_REQ_WRITE, and hmm_vma_handle_pte() (mm/hmm.c; measured on 6.12 and 7.3)
+	 * returns a device-private page owned by the caller as it is, read-only, without faulting
+	 * it for write as its documentation promises (Documentation/mm/hmm.rst: without write
 	 * permission HMM calls handle_mm_fault()). nouveau_svm_fault() maps it read-only again,
 	 * returns success and replays: the GPU write faults forever (what the explorer's race
 	 * mode found, seed 2, op 28, as gpu-not-served with fault=read-only after 34,619 faults).
@@ -458,27 +439,62 @@ int main(void)
 	 * Here: a page written, fork() and the child's exit, SVM_BIND, one GPU write. An expected
 	 * failure on kernels with the bug; guest-tests/kernel/patches/0007-*.patch (fault the
 	 * page when write is required) fixes it. */
-	name = "gpu_write_to_a_read_only_vram_page_is_served";
-	fflush(stdout);
-	pid_t cp = fork();
-	if (cp == 0) {
-		alarm(60);
-		_exit(write_cow_vram());
-	}
-	ms = 0;
-	if (cp < 0 || waitpid(cp, &ms, 0) != cp || !WIFEXITED(ms)) {
-		ktap_diag("case process: status %#x", ms);
-		ktap_result(0, name);
-	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
-		ktap_skip(name, "no SVM channel, or fork or SVM_BIND failed");
-	} else if (WEXITSTATUS(ms) == MIXED_STALE) {
-		ktap_xfail(name, "hmm_range_fault returns the caller's read-only device-private page to a "
+	own_process_case("gpu_write_to_a_read_only_vram_page_is_served", write_cow_vram,
+			 "no SVM channel, or fork or SVM_BIND failed",
+			 "hmm_range_fault returns the caller's read-only device-private page to a "
 				 "write fault without faulting it: nouveau replays the GPU write forever "
 				 "(patches/0007)");
-	} else {
-		ktap_result(WEXITSTATUS(ms) == MIXED_OK, name);
-	}
+
+	/* 23. SVM_BIND of a page the GPU has mapped moves the GPU to the VRAM copy. nouveau
+	 * ignores its own migration's invalidations and relies on nouveau_pfns_map() after
+	 * migrate_vma_pages() to replace the GPU PTE with the VRAM page. Since nouveau's THP
+	 * migration support (in 7.3; "gpu/drm/nouveau: add THP migration support"),
+	 * nouveau_dmem_migrate_chunk() passes the folio order (0 for a 4 KiB page) where
+	 * nouveau_pfns_map() takes a page shift, so the PFNMAP asks for page shift 0 and size
+	 * npages bytes; nvkm_vmm_pfn_map() refuses it (-EINVAL, unchecked) and the GPU keeps its
+	 * PTE of the system page, which migrate_vma_finalize() frees: the checker reports the GPU
+	 * mapping another page than the CPU (wrong-page, at the next CPU invalidate: what the
+	 * explorer found on 7.3, seed 1, ops 9 and 27), and a GPU write goes to freed memory.
+	 * 6.12 passes PAGE_SHIFT. Here: a page the GPU read, SVM_BIND, the checker's verdict, a GPU
+	 * write the CPU must see. An expected failure on kernels with the bug;
+	 * guest-tests/kernel/patches/7.3/0001-*.patch fixes it for 7.3. */
+	own_process_case("svm_bind_moves_a_gpu_mapped_page_to_vram", bind_mapped,
+			 "no SVM channel, or the GPU read or SVM_BIND failed",
+			 "nouveau_dmem_migrate_chunk passes the folio order as nouveau_pfns_map's page "
+				 "shift: the PFNMAP is refused and the GPU keeps the freed system page "
+				 "(patches/7.3/0001)");
 	return worker_ok ? ktap_exit_code() : 1;
+}
+
+/* Case 23: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
+static int bind_mapped(void)
+{
+	struct gp100_pgd pgd;
+	void *unmanaged;
+	chid = svm_open(&pgd, &unmanaged);
+	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+		return MIXED_SETUP;
+	uint32_t *p = anon(PAGE);
+	if (!p)
+		return MIXED_SETUP;
+	fill((char *)p, PAGE, 14);
+	p[0] = 0x5555;
+	if (gpu(OP_READ, p, 64, 0, 10) != ST_DONE || bind_vram(p, PAGE) != 0)
+		return MIXED_SETUP;
+	/* Judge every PTE now: a full scan (CHK_CTRL=3). */
+	wr(CHK_CTRL, 3);
+	uint32_t viol = gp100_checker_space(win, chid, CHK_SPACE_VIOLATIONS);
+	uint32_t reason = rd(CHK_LAST_REASON) & 0xff;
+	int st = gpu(OP_WRITE, p, 4, 0x6666, 10);
+	uint32_t seen = p[0];
+	ktap_diag("a page the GPU read, SVM_BIND: %u checker violations in this space (last reason %u, "
+		  "%s); GPU write status %d; the CPU sees %#x (GPU wrote 0x6666)",
+		  viol, reason, chk_reason_name(reason), st, seen);
+	if (st != ST_DONE)
+		return MIXED_OK + 2;
+	if (viol || seen != 0x6666)
+		return MIXED_STALE;
+	return MIXED_OK;
 }
 
 /* Case 22 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
