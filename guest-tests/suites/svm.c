@@ -38,7 +38,7 @@
 
 #define PAGE 4096ul
 #define NPAGES 16
-#define NCASES 23
+#define NCASES 24
 #define WORKER_CASES 16 /* cases 1 to 16 run in the worker */
 #define AE_CHID 0x100u
 #define AE_VA_LO 0x104u
@@ -254,6 +254,7 @@ static int sticky_atomic(void);
 static int bind_shared(void);
 static int write_cow_vram(void);
 static int bind_mapped(void);
+static int zero_page_atomic(void);
 enum { MIXED_OK = 0, MIXED_STALE = 1, MIXED_SETUP = 3 };
 /* NV_PFAULT_FAULT_TYPE_RO (gp100 dev_fault.h): a write through a read-only PTE. */
 #define FAULT_TYPE_READ_ONLY 6
@@ -463,16 +464,74 @@ int main(void)
 			 "nouveau_dmem_migrate_chunk passes the folio order as nouveau_pfns_map's page "
 				 "shift: the PFNMAP is refused and the GPU keeps the freed system page "
 				 "(patches/7.3/0001)");
+
+	/* 24. A GPU atomic on an anonymous page the CPU has only read is served. The read maps
+	 * the shared zero page; nouveau_atomic_range_fault() (6.1 to 7.3) samples its notifier
+	 * sequence, then make_device_exclusive_range()'s GUP breaks COW inside it (an invalidate
+	 * with no owner), so the pass retries after it has made the page device-exclusive; every
+	 * later pass's GUP restores that entry (another invalidate with no owner) and makes it
+	 * exclusive again, until the 1 s timeout: -EBUSY, the atomic is cancelled (what the
+	 * explorer found as gpu-not-served atomics in anonymous pages after MAP_FIXED, ~25,000
+	 * CPU invalidates of the page per fault). An expected failure on kernels with the bug;
+	 * patches/0008-*.patch faults the page in before the sequence begins. */
+	own_process_case("atomic_fault_on_a_zero_page_is_served", zero_page_atomic,
+			 "no SVM channel, or the page did not read as zero",
+			 "nouveau_atomic_range_fault livelocks on its own device-exclusive entry "
+			 "after a retry (COW of the zero page): the atomic is cancelled (patches/0008)");
 	return worker_ok ? ktap_exit_code() : 1;
 }
 
-/* Case 23: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
-static int bind_mapped(void)
+/* A case process's own render node, SVM space and channel (in `chid`), armed with the
+ * checker against this process's page tables. 0 when all is set up. */
+static int case_space(void)
 {
 	struct gp100_pgd pgd;
 	void *unmanaged;
 	chid = svm_open(&pgd, &unmanaged);
 	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+		return -1;
+	return 0;
+}
+
+/* Case 24: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
+static int zero_page_atomic(void)
+{
+	if (case_space() != 0)
+		return MIXED_SETUP;
+	pm = open("/proc/self/pagemap", O_RDONLY);
+	volatile uint32_t *z = anon(PAGE);
+	if (!z || z[4] != 0) /* the read maps the zero page */
+		return MIXED_SETUP;
+	uint64_t before = pagemap((const void *)z);
+	uint32_t inval0 = rd(CHK_CPU_INVALIDATES);
+	struct xslot sl = { .chid = chid, .op = XOP_ATOMIC, .va = (uintptr_t)&z[4], .len = 4, .data = 5 };
+	xwin = win;
+	xbatch_issue(&sl, 1);
+	uint32_t done = xbatch_wait_done(1, 15);
+	struct xslot_result r = xbatch_slot(0);
+	uint32_t invals = rd(CHK_CPU_INVALIDATES) - inval0;
+	uint64_t after = pagemap((const void *)z);
+	ktap_diag("GPU atomic add on a page the CPU only read (pagemap before %016llx): status %d after "
+		  "%u faults, %u replays, old value %llu; %u CPU invalidates reported meanwhile; pagemap "
+		  "after %016llx",
+		  (unsigned long long)before, r.status, r.faults, r.replays, (unsigned long long)r.data,
+		  invals, (unsigned long long)after);
+	xwr(AB_CTRL, 2);
+	/* The bug's signature: not served, after a storm of invalidates of this one page (two
+	 * per pass of the loop); anything else that leaves it unserved is a plain failure. */
+	if (done != 1)
+		return invals >= 100 ? MIXED_STALE : MIXED_OK + 2;
+	if (r.data != 0 || z[4] != 5) {
+		ktap_diag("the CPU sees %u after the atomic (want 5)", z[4]);
+		return MIXED_OK + 2;
+	}
+	return MIXED_OK;
+}
+
+/* Case 23: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
+static int bind_mapped(void)
+{
+	if (case_space() != 0)
 		return MIXED_SETUP;
 	uint32_t *p = anon(PAGE);
 	if (!p)
@@ -500,10 +559,7 @@ static int bind_mapped(void)
 /* Case 22 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
 static int write_cow_vram(void)
 {
-	struct gp100_pgd pgd;
-	void *unmanaged;
-	chid = svm_open(&pgd, &unmanaged);
-	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+	if (case_space() != 0)
 		return MIXED_SETUP;
 	pm = open("/proc/self/pagemap", O_RDONLY);
 	uint32_t *p = anon(PAGE);
@@ -544,10 +600,7 @@ static int write_cow_vram(void)
 /* Case 21 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
 static int bind_shared(void)
 {
-	struct gp100_pgd pgd;
-	void *unmanaged;
-	chid = svm_open(&pgd, &unmanaged);
-	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+	if (case_space() != 0)
 		return MIXED_SETUP;
 	int mfd = memfd_create("svm-bind", 0);
 	if (mfd < 0 || ftruncate(mfd, 2 * PAGE) != 0)
