@@ -820,7 +820,7 @@ mod tests {
     #[test]
     fn a_poll_is_charged_while_another_cpu_services_interrupts() {
         use crate::regs::pmc::{PMC_INTR_0, PMC_INTR_EN_CLEAR_0, PMC_INTR_EN_SET_0};
-        use crate::regs::ptimer::{PTIMER_TIME_0, PTIMER_TIME_1};
+        use crate::regs::ptimer::PTIMER_TIME_1;
         let ns = |d: &mut Device| {
             let hi = d.bar0_read32(PTIMER_TIME_1);
             u64::from(hi) << 32 | u64::from(d.bar0_read32(PTIMER_TIME_0))

@@ -21,7 +21,7 @@
  * the N-th registered process only with @N, and these fail, naming the process); and last,
  * after the worker and the second process exited, no GPU mapping left over their freed pages
  * (an expected failure on stock nouveau, which has no mmu_notifier release op; see case 17);
- * then cases 18 to 22, each a kernel bug found here, in a process of its own (expected failures
+ * then cases 18 to 24, each a kernel bug found here, in a process of its own (expected failures
  * on stock kernels, fixed by guest-tests/kernel/patches/). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -624,11 +624,8 @@ static int bind_shared(void)
 /* Case 20 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
 static int sticky_atomic(void)
 {
-	struct gp100_pgd pgd;
-	void *unmanaged;
 	enum { WRITES = 8 };
-	chid = svm_open(&pgd, &unmanaged);
-	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+	if (case_space() != 0)
 		return MIXED_SETUP;
 	pm = open("/proc/self/pagemap", O_RDONLY);
 	uint32_t *a = anon((1 + WRITES) * PAGE);
@@ -690,11 +687,8 @@ static int anon_huge_kb(const void *start)
 /* Case 19 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
 static int mixed_page_sizes(void)
 {
-	struct gp100_pgd pgd;
-	void *unmanaged;
 	const size_t huge = 2ul << 20;
-	chid = svm_open(&pgd, &unmanaged);
-	if (chid < 0 || gp100_checker_arm(win, chid, &pgd, (uintptr_t)unmanaged, UNMANAGED_SIZE) != 0)
+	if (case_space() != 0)
 		return MIXED_SETUP;
 	pm = open("/proc/self/pagemap", O_RDONLY);
 	/* [x - 2 MiB, x) in 4 KiB pages, [x, x + 2 MiB) one transparent huge page. */

@@ -230,7 +230,8 @@ fn a_small_fault_buffer_overflows_and_nouveau_recovers() {
 /// a GPU write that faults for ever, reported KNOWN. It used to end in an RCU stall instead: an
 /// interrupt storm on one vCPU reset the model's idle-poll detector while nouveau's fault worker
 /// spun in a 2 s FECS-timeout poll on the other (known-issues.txt); the device now leaves
-/// interrupt-service accesses out of poll detection.
+/// interrupt-service accesses out of poll detection and charges a driver's PTIMER reads while
+/// the device does no work (timing::TimerWait), whatever other reads land between them.
 #[test]
 fn race_mode_exploration_passes() {
     let (out, text) = run_suite("explore-race", &[]);
