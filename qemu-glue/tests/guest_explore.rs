@@ -232,9 +232,32 @@ fn a_small_fault_buffer_overflows_and_nouveau_recovers() {
 /// spun in a 2 s FECS-timeout poll on the other (known-issues.txt); the device now leaves
 /// interrupt-service accesses out of poll detection and charges a driver's PTIMER reads while
 /// the device does no work (timing::TimerWait), whatever other reads land between them.
+///
+/// Two vCPUs make the interleaving differ from run to run, and in some runs (1 of 8 measured
+/// here, and the CI run of stop 22) a munmap on the second vCPU meets a mixed-page-size PFN
+/// region and the guest dies of the KNOWN nvkm_vmm_unref_ptes oops (svm case 19, patches/0003)
+/// before the race checks could be counted. Such a run is printed and run again, at most
+/// `RACE_ATTEMPTS` times in all; any other failure fails at once, and the last run must pass
+/// every check.
 #[test]
 fn race_mode_exploration_passes() {
-    let (out, text) = run_suite("explore-race", &[]);
+    let mut attempt = 1;
+    let (out, text) = loop {
+        let (out, text) = run_suite("explore-race", &[]);
+        if out.status.success() || !race_ended_in_the_known_oops(&text) {
+            break (out, text);
+        }
+        assert!(
+            attempt < RACE_ATTEMPTS,
+            "explore-race ended in the KNOWN nvkm_vmm_unref_ptes oops (patches/0003) in all \
+             {RACE_ATTEMPTS} runs, so race mode was never judged. The last run:\n{text}"
+        );
+        eprintln!(
+            "explore-race run {attempt} of {RACE_ATTEMPTS} ended in the KNOWN \
+             nvkm_vmm_unref_ptes oops (patches/0003); running it again"
+        );
+        attempt += 1;
+    };
     assert!(
         out.status.success(),
         "explore-race failed ({}). {HOW}\n{text}",
@@ -257,4 +280,44 @@ fn race_mode_exploration_passes() {
         count("raced_slots_judged") > 0,
         "no raced read was judged:\n{text}"
     );
+}
+
+/// How many race-mode runs `race_mode_exploration_passes` makes at most while they end in the
+/// KNOWN oops (at 1 in 8, four in a row is about 1 in 4,000).
+const RACE_ATTEMPTS: u32 = 4;
+
+/// Whether a failed race-mode run failed only by the KNOWN mixed-page-size oops: like
+/// `only_the_known_oops`, but explorer findings before the oops are allowed when every one is
+/// KNOWN (seed 2 reaches svm case 22's bug at op 28).
+fn race_ended_in_the_known_oops(text: &str) -> bool {
+    let oops = text.contains("KNOWN kernel: BUG: kernel NULL pointer dereference")
+        && text.contains("[RIP nvkm_vmm_unref_ptes+");
+    let other_fails = text.lines().filter(|l| l.starts_with("FAIL ")).any(|l| {
+        !(l.starts_with("FAIL explore-race: planned ")
+            || l.starts_with("FAIL the guest stopped before /init finished"))
+    });
+    oops && !other_fails && !text.contains("\nFINDING ") && text.contains("=== explorer findings (")
+}
+
+#[test]
+fn only_the_known_race_oops_is_run_again() {
+    let oops = "KNOWN kernel: BUG: kernel NULL pointer dereference, address: 8 [RIP nvkm_vmm_unref_ptes+0x42/0x240]\n";
+    let stop = "FAIL explore-race: planned 4 tests, saw 1 results\nFAIL the guest stopped before /init finished its suites\n";
+    let none = "=== explorer findings (0)\n";
+    let known = "=== explorer findings (1)\nKNOWN EXPLORE FINDING op=28 kind=gpu-not-served\n";
+    let unknown = "=== explorer findings (1)\nFINDING EXPLORE FINDING op=3 kind=pte-check\n";
+    assert!(race_ended_in_the_known_oops(&format!("{stop}{oops}{none}")));
+    assert!(race_ended_in_the_known_oops(&format!(
+        "{stop}{oops}{known}"
+    )));
+    assert!(
+        !race_ended_in_the_known_oops(&format!("{stop}{none}")),
+        "no oops"
+    );
+    assert!(!race_ended_in_the_known_oops(&format!(
+        "{stop}{oops}{unknown}"
+    )));
+    assert!(!race_ended_in_the_known_oops(&format!(
+        "FAIL explore-race/explore_no_findings\n{stop}{oops}{none}"
+    )));
 }
