@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include "lib/child.h"
 #include "lib/explore.h"
 #include "lib/svm_window.h"
 
@@ -805,7 +806,6 @@ static void op_fork(uint64_t s)
 	fflush(stdout);
 	pid_t c = fork();
 	if (c == 0) {
-		alarm(30);
 		int bad = 0;
 		if (writable) {
 			bad = memcmp(r->base + off, r->shadow + off, len) != 0;
@@ -815,7 +815,7 @@ static void op_fork(uint64_t s)
 		_exit(bad ? 3 : 0);
 	}
 	int ws = 0;
-	if (c < 0 || waitpid(c, &ws, 0) != c) {
+	if (c < 0 || child_wait(c, &ws, 30) != c) {
 		finding("syscall", "fork: %s", strerror(errno));
 		return;
 	}
@@ -922,7 +922,6 @@ static void op_exit_inflight(uint64_t s)
 	fflush(stdout);
 	pid_t c = fork();
 	if (c == 0) {
-		alarm(30);
 		int cc = -1;
 		/* This child is an SVM client of its own: the checker must judge its uses against
 		 * its own page tables. Reading the module's file before SVM_INIT also has the
@@ -942,7 +941,7 @@ static void op_exit_inflight(uint64_t s)
 		_exit(0); /* with the batch in flight */
 	}
 	int ws = 0;
-	if (c < 0 || waitpid(c, &ws, 0) != c) {
+	if (c < 0 || child_wait(c, &ws, 30) != c) {
 		finding("syscall", "fork: %s", strerror(errno));
 		return;
 	}

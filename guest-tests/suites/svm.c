@@ -21,7 +21,7 @@
  * the N-th registered process only with @N, and these fail, naming the process); and last,
  * after the worker and the second process exited, no GPU mapping left over their freed pages
  * (an expected failure on stock nouveau, which has no mmu_notifier release op; see case 17);
- * then cases 18 to 24, each a kernel bug found here, in a process of its own (expected failures
+ * then cases 18 to 25, each a kernel bug found here, in a process of its own (expected failures
  * on stock kernels, fixed by guest-tests/kernel/patches/). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +31,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include "lib/child.h"
 #include "lib/ktap.h"
 #include "lib/gp100.h"
 #include "lib/nouveau.h"
@@ -38,7 +39,7 @@
 
 #define PAGE 4096ul
 #define NPAGES 16
-#define NCASES 24
+#define NCASES 25
 #define WORKER_CASES 16 /* cases 1 to 16 run in the worker */
 #define AE_CHID 0x100u
 #define AE_VA_LO 0x104u
@@ -253,6 +254,8 @@ static int mixed_page_sizes(void);
 static int sticky_atomic(void);
 static int bind_shared(void);
 static int write_cow_vram(void);
+static int write_cow_vram_thp(void);
+static int anon_huge_kb(const void *start);
 static int bind_mapped(void);
 static int zero_page_atomic(void);
 enum { MIXED_OK = 0, MIXED_STALE = 1, MIXED_SETUP = 3 };
@@ -267,13 +270,13 @@ static void own_process_case(const char *name, int (*fn)(void), const char *skip
 {
 	fflush(stdout);
 	pid_t cp = fork();
-	if (cp == 0) {
-		alarm(60);
+	if (cp == 0)
 		_exit(fn());
-	}
 	int ms = 0;
-	if (cp < 0 || waitpid(cp, &ms, 0) != cp || !WIFEXITED(ms)) {
-		ktap_diag("case process: status %#x", ms);
+	if (cp < 0 || child_wait(cp, &ms, 60) != cp || !WIFEXITED(ms)) {
+		ktap_diag("case process: %s, status %#x",
+			  cp < 0 ? "fork failed" : errno == ETIMEDOUT ? "not done after 60 s, killed"
+								       : "did not exit", ms);
 		ktap_result(0, name);
 	} else if (WEXITSTATUS(ms) == MIXED_SETUP) {
 		ktap_skip(name, skip_why);
@@ -419,7 +422,7 @@ int main(void)
 	 * CPU (what the explorer found as cpu-data and gpu-data findings with "gpu maps vram, cpu
 	 * maps a system page"). Here: a memfd MAP_SHARED page, SVM_BIND, a GPU write, the CPU
 	 * must see it. An expected failure on kernels with the bug; patches/0005-*.patch maps
-	 * only the pages that migrated (6.12). */
+	 * only the pages that migrated (6.12; patches/7.3/0005 on 7.3). */
 	own_process_case("svm_bind_of_shared_memory_keeps_gpu_and_cpu_on_one_page", bind_shared,
 			 "no SVM channel, or SVM_BIND or the GPU write failed",
 			 "nouveau_dmem_migrate_chunk maps VRAM copies of pages migrate_vma_pages "
@@ -458,12 +461,12 @@ int main(void)
 	 * explorer found on 7.3, seed 1, ops 9 and 27), and a GPU write goes to freed memory.
 	 * 6.12 passes PAGE_SHIFT. Here: a page the GPU read, SVM_BIND, the checker's verdict, a GPU
 	 * write the CPU must see. An expected failure on kernels with the bug;
-	 * guest-tests/kernel/patches/7.3/0001-*.patch fixes it for 7.3. */
+	 * guest-tests/kernel/patches/7.3/0009-*.patch fixes it for 7.3. */
 	own_process_case("svm_bind_moves_a_gpu_mapped_page_to_vram", bind_mapped,
 			 "no SVM channel, or the GPU read or SVM_BIND failed",
 			 "nouveau_dmem_migrate_chunk passes the folio order as nouveau_pfns_map's page "
 				 "shift: the PFNMAP is refused and the GPU keeps the freed system page "
-				 "(patches/7.3/0001)");
+				 "(patches/7.3/0009)");
 
 	/* 24. A GPU atomic on an anonymous page the CPU has only read is served. The read maps
 	 * the shared zero page; nouveau_atomic_range_fault() (6.1 to 7.3) samples its notifier
@@ -478,6 +481,22 @@ int main(void)
 			 "no SVM channel, or the page did not read as zero",
 			 "nouveau_atomic_range_fault livelocks on its own device-exclusive entry "
 			 "after a retry (COW of the zero page): the atomic is cancelled (patches/0008)");
+
+	/* 25. Case 22 with a transparent huge page: a GPU write to a read-only VRAM copy of a
+	 * 2 MiB THP is served. The same fork, SVM_BIND and GPU write, over a 2 MiB-aligned
+	 * MADV_HUGEPAGE region. Kernels take two paths to the same bug: 6.12 has no THP migration
+	 * (migrate_vma_collect_pmd() splits the huge PMD), so the VRAM copy is 512 read-only
+	 * device-private PTEs and hmm_vma_handle_pte() hands one back unfaulted, as in case 22;
+	 * 7.3 migrates the folio whole (MIGRATE_VMA_SELECT_COMPOUND) and copy_huge_pmd() left the
+	 * PMD read-only, so the entry is one read-only device-private PMD and
+	 * hmm_vma_handle_absent_pmd() reports all 512 pages without faulting them for the write
+	 * (mm/hmm.c, 7.3). An expected failure on kernels with the bug; patches/0007-*.patch fixes
+	 * the PTE path (6.12) and patches/7.3/0007-*.patch both paths (7.3). */
+	own_process_case("gpu_write_to_a_read_only_vram_huge_page_is_served", write_cow_vram_thp,
+			 "no SVM channel, no THP, or fork or SVM_BIND failed",
+			 "hmm_range_fault returns the caller's read-only device-private THP to a "
+				 "write fault without faulting it: nouveau replays the GPU write forever "
+				 "(patches/0007, patches/7.3/0007)");
 	return worker_ok ? ktap_exit_code() : 1;
 }
 
@@ -557,17 +576,35 @@ static int bind_mapped(void)
 }
 
 /* Case 22 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
-static int write_cow_vram(void)
+/* Cases 22 (one 4 KiB page) and 25 (a 2 MiB THP): `len` bytes written, fork() and the
+ * child's exit, SVM_BIND of them all, one GPU write in the middle. MIXED_OK, MIXED_STALE (the
+ * bug) or MIXED_SETUP. */
+static int write_cow_vram_len(size_t len)
 {
+	const size_t huge = 2ul << 20;
 	if (case_space() != 0)
 		return MIXED_SETUP;
 	pm = open("/proc/self/pagemap", O_RDONLY);
-	uint32_t *p = anon(PAGE);
-	if (!p)
+	char *base;
+	int kb = 0;
+	if (len >= huge) {
+		char *raw = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				 -1, 0);
+		if (raw == MAP_FAILED)
+			return MIXED_SETUP;
+		base = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+		madvise(base, len, MADV_HUGEPAGE);
+	} else if (!(base = anon(len))) {
 		return MIXED_SETUP;
-	fill((char *)p, PAGE, 13);
+	}
+	fill(base, len, 13);
+	uint32_t *p = (uint32_t *)(base + len / 2);
 	p[0] = 0x3333;
-	/* The child exits at once: the parent's page stays write-protected until it writes. */
+	if (len >= huge && (kb = anon_huge_kb(base)) < (int)(huge >> 10)) {
+		ktap_diag("no THP: AnonHugePages %d kB", kb);
+		return MIXED_SETUP;
+	}
+	/* The child exits at once: the parent's pages stay write-protected until it writes. */
 	fflush(stdout);
 	pid_t c = fork();
 	if (c == 0)
@@ -575,7 +612,8 @@ static int write_cow_vram(void)
 	int cs = 0;
 	if (c < 0 || waitpid(c, &cs, 0) != c)
 		return MIXED_SETUP;
-	if (bind_vram(p, PAGE) != 0)
+	uint32_t maps_2m = rd(CHK_MAPPED_2M), maps_vram = rd(CHK_MAPPED_VRAM);
+	if (bind_vram(base, len) != 0)
 		return MIXED_SETUP;
 	uint64_t e = pagemap(p);
 	int in_vram = !((e >> 63) & 1) && ((e >> 62) & 1); /* swapped: a device-private entry */
@@ -586,16 +624,24 @@ static int write_cow_vram(void)
 	struct xslot_result r = xbatch_slot(0);
 	xwr(AB_CTRL, 2); /* abandon a write that never completes */
 	uint32_t seen = p[0];
-	ktap_diag("fork, SVM_BIND of the write-protected page (%s), GPU write: %s (status %d) after "
-		  "%u faults, %u replays, last fault %s; the CPU sees %#x (GPU wrote 0x4444)",
-		  in_vram ? "now in VRAM" : "not migrated", done ? "done" : "not served", r.status,
-		  r.faults, r.replays, r.faults ? xfault_type_word(r.fault_type) : "none", seen);
+	ktap_diag("fork, SVM_BIND of %zu KiB write-protected (%s), GPU write: %s (status %d) after "
+		  "%u faults, %u replays, last fault %s; the CPU sees %#x (GPU wrote 0x4444); GPU "
+		  "PTEs mapped since the bind: %u of VRAM, %u of 2 MiB",
+		  len >> 10, in_vram ? "now in VRAM" : "not migrated", done ? "done" : "not served",
+		  r.status, r.faults, r.replays, r.faults ? xfault_type_word(r.fault_type) : "none",
+		  seen, rd(CHK_MAPPED_VRAM) - maps_vram, rd(CHK_MAPPED_2M) - maps_2m);
 	if (!in_vram)
 		return MIXED_SETUP;
 	if (!done)
 		return r.faults > 2 && r.fault_type == FAULT_TYPE_READ_ONLY ? MIXED_STALE : MIXED_OK + 2;
 	return seen == 0x4444 ? MIXED_OK : MIXED_OK + 2;
 }
+
+/* Case 22 in a process of its own. */
+static int write_cow_vram(void) { return write_cow_vram_len(PAGE); }
+
+/* Case 25 in a process of its own. */
+static int write_cow_vram_thp(void) { return write_cow_vram_len(2ul << 20); }
 
 /* Case 21 in a process of its own: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
 static int bind_shared(void)
@@ -807,15 +853,14 @@ static int worker(int to_main)
 	pid_t child = fork();
 	if (child == 0) {
 		char go;
-		alarm(60); /* never outlive a parent that went wrong */
-		(void)!read(pipefd[0], &go, 1);
+		(void)!child_read(pipefd[0], &go, 1, 60); /* never outlive a parent that went wrong */
 		_exit(*(uint32_t *)c == 0x6000 ? 1 : 0);
 	}
 	uint32_t old0 = *(uint32_t *)c;
 	ok = ok && gpu_writes_seen("write after fork", c, PAGE, 0x6000);
 	(void)!write(pipefd[1], "g", 1);
 	int ws = 0;
-	waitpid(child, &ws, 0);
+	child_wait(child, &ws, 60);
 	ktap_diag("child saw %s", WIFEXITED(ws) && WEXITSTATUS(ws) == 0 ? "its own old page" : "the GPU's write");
 	ktap_result(ok && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && old0 != 0x6000, "fork_cow_gpu_writes_new_page");
 
@@ -868,11 +913,9 @@ static int worker(int to_main)
 	struct second_report sr = { -1, 0, 0, 0 };
 	ok = pipe(c2w) == 0 && pipe(w2c) == 0;
 	pid_t second = ok ? fork() : -1;
-	if (second == 0) {
-		alarm(60);
+	if (second == 0)
 		_exit(second_process(c2w[1], w2c[0]));
-	}
-	ok = ok && second > 0 && read(c2w[0], &sr, sizeof(sr)) == sizeof(sr);
+	ok = ok && second > 0 && child_read(c2w[0], &sr, sizeof(sr), 60) == sizeof(sr);
 	/* While the second space is armed, this process's GPU use is judged against its own. */
 	int mine = ok && gpu_reads_same("first process read beside the second", a, NPAGES * PAGE);
 	uint32_t v1 = gp100_checker_space(win, chid, CHK_SPACE_VIOLATIONS);
@@ -885,7 +928,8 @@ static int worker(int to_main)
 		  chid, v1);
 	if (second > 0) {
 		(void)!write(w2c[1], "x", 1);
-		waitpid(second, NULL, 0);
+		int ss = 0;
+		child_wait(second, &ss, 60);
 	}
 	rep.second_chid = sr.chid;
 	rep.second_pid = sr.pid;

@@ -79,8 +79,9 @@ fn svm_suite_passes_with_no_checker_violations() {
     // after an atomic one (a TODO; patches/0004), and SVM_BIND maps VRAM copies of shmem pages
     // that never migrated (a TODO; patches/0005), and hmm_range_fault hands nouveau a
     // read-only VRAM page for a GPU write (a TODO; patches/0007), and on 7.3 SVM_BIND leaves
-    // the GPU on the freed system page (a TODO; patches/7.3/0001), and an atomic on a page
-    // the CPU has only read livelocks in nouveau_atomic_range_fault (a TODO; patches/0008).
+    // the GPU on the freed system page (a TODO; patches/7.3/0009), and an atomic on a page
+    // the CPU has only read livelocks in nouveau_atomic_range_fault (a TODO; patches/0008),
+    // and the read-only VRAM page of case 22 as a THP (a TODO; patches/0007, 7.3/0007).
     // Never a plain failure,
     // never a skip.
     for case in [
@@ -90,6 +91,7 @@ fn svm_suite_passes_with_no_checker_violations() {
         "22 gpu_write_to_a_read_only_vram_page_is_served",
         "23 svm_bind_moves_a_gpu_mapped_page_to_vram",
         "24 atomic_fault_on_a_zero_page_is_served",
+        "25 gpu_write_to_a_read_only_vram_huge_page_is_served",
     ] {
         assert!(
             text.contains(&format!("not ok {case} # TODO"))

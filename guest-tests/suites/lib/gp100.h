@@ -138,6 +138,8 @@ static inline double gp100_time_reads(const char *dir, int reads)
 #define CHK_CPU_INVALIDATES 0x2f8u
 #define CHK_LEAVES_REUSED 0x2fcu
 #define CHK_BY_REASON 0x260u
+#define CHK_MAPPED_2M 0x308u   /* valid 2 MiB PTEs the scans saw appear or change */
+#define CHK_MAPPED_VRAM 0x318u /* of the mapped, PTEs of video memory */
 #define CHK_PID 0x2a0u
 #define CHK_LAST_CHID 0x2a4u
 #define CHK_LAST_PID 0x2a8u
