@@ -75,7 +75,8 @@ pub fn is_oops_line(line: &str) -> bool {
 pub struct KnownIssue {
     /// Substring of the WARN/BUG line.
     pub warning: String,
-    /// Substring an earlier console line must contain for the entry to apply.
+    /// Substrings earlier console lines must contain for the entry to apply (written
+    /// `a && b` in the file: each must have occurred, on any line, in any order).
     pub after: Option<String>,
     /// Why it happens, with a reference.
     pub why: String,
@@ -91,7 +92,15 @@ impl KnownIssue {
     pub fn is_finding(&self) -> bool {
         self.warning.split_whitespace().next() == Some(Self::FINDING)
     }
+
+    /// The substrings of the entry's context (`a && b`), each to be seen on some earlier line.
+    pub fn after_parts(&self) -> impl Iterator<Item = &str> {
+        self.after.iter().flat_map(|a| a.split("&&").map(str::trim))
+    }
 }
+
+/// At most this many `&&` parts in one entry's context (a bit each).
+const MAX_AFTER_PARTS: usize = 8;
 
 /// Parses the known-issues file format (see guest-tests/known-issues.txt).
 pub fn parse_known_issues(text: &str) -> Result<Vec<KnownIssue>, String> {
@@ -108,11 +117,20 @@ pub fn parse_known_issues(text: &str) -> Result<Vec<KnownIssue>, String> {
                 n + 1
             ));
         }
-        v.push(KnownIssue {
+        let k = KnownIssue {
             warning: parts[0].to_string(),
             after: (!parts[1].is_empty()).then(|| parts[1].to_string()),
             why: parts[2].to_string(),
-        });
+        };
+        let n_after = k.after_parts().count();
+        if k.after_parts().any(str::is_empty) || n_after > MAX_AFTER_PARTS {
+            return Err(format!(
+                "known-issues line {}: the earlier line is `a && b && ...`, at most {MAX_AFTER_PARTS} \
+                 parts, none empty",
+                n + 1
+            ));
+        }
+        v.push(k);
     }
     Ok(v)
 }
@@ -343,8 +361,10 @@ pub struct ConsoleMonitor {
     known_issues: Vec<KnownIssue>,
     known_used: Vec<bool>,
     known: Vec<(String, String)>,
-    /// Which `after` conditions have been seen so far.
+    /// Which `after` conditions have been seen so far (every part of them).
     seen_after: Vec<bool>,
+    /// Of each entry's `after` parts, those seen so far (bit j: part j).
+    seen_parts: Vec<u8>,
     parser: KtapParser,
     /// The kernel report being read: judged once its RIP line names the function (or it ends).
     report: Option<OpenReport>,
@@ -373,6 +393,7 @@ impl ConsoleMonitor {
             known_used: vec![false; n],
             known: Vec::new(),
             seen_after: vec![false; n],
+            seen_parts: vec![0; n],
             parser: KtapParser::new(),
             report: None,
             oopses: Vec::new(),
@@ -456,11 +477,17 @@ impl ConsoleMonitor {
         }
         self.follow_report(line);
         for (i, k) in self.known_issues.iter().enumerate() {
-            if let Some(a) = &k.after {
-                if !self.seen_after[i] && line.contains(a.as_str()) {
-                    self.seen_after[i] = true;
-                }
+            if self.seen_after[i] || k.after.is_none() {
+                continue;
             }
+            let mut all = true;
+            for (j, part) in k.after_parts().enumerate() {
+                if line.contains(part) {
+                    self.seen_parts[i] |= 1 << j;
+                }
+                all &= self.seen_parts[i] & (1 << j) != 0;
+            }
+            self.seen_after[i] = all;
         }
         let t = line.trim_end();
         if t.contains(INIT_MARKER) {
@@ -921,6 +948,43 @@ mod tests {
         assert!(
             v.known[0].1.contains("explore"),
             "the entry whose context was seen"
+        );
+    }
+
+    /// A context of several parts (`a && b`) applies once every part was seen, on any lines
+    /// in any order; with one part missing the error is a failure, and the entry not stale.
+    #[test]
+    fn a_context_of_several_parts_needs_them_all() {
+        let known = parse_known_issues(
+            "failed to create kernel channel, -22 | Linux version 6.1. && gp100emu.gr_firmware=none | no GR runlist\n",
+        )
+        .unwrap();
+        let err = "gp100emu-kmsg-err: 3 nouveau 0000:00:02.0: DRM: failed to create kernel channel, -22\n";
+        let body = "gp100emu: init reached\n# gp100emu-suite: probe begins\nKTAP version 1\n1..1\nok 1 a\n# gp100emu-suite: probe ends rc=0\n";
+        let boot = |cmdline: &str, version: &str| {
+            let mut m = ConsoleMonitor::with_known_issues(&["probe".into()], known.clone());
+            for l in format!("Command line: {cmdline}\nLinux version {version} (gcc)\n{err}{body}gp100emu: suite done\n").lines() {
+                m.feed_line(l);
+            }
+            m.finish(RunEnd::Exited)
+        };
+        let v = boot("gp100emu.suite=probe gp100emu.gr_firmware=none", "6.1.176");
+        assert!(v.errors.is_empty() && v.known.len() == 1, "{}", v.report());
+        for (cmdline, version) in [
+            (
+                "gp100emu.suite=probe gp100emu.gr_firmware=generated",
+                "6.1.176",
+            ),
+            ("gp100emu.suite=probe gp100emu.gr_firmware=none", "6.12.95"),
+            ("gp100emu.suite=probe gp100emu.gr_firmware=none", "6.10.2"),
+        ] {
+            let v = boot(cmdline, version);
+            assert_eq!(v.errors.len(), 1, "{cmdline} {version}: {}", v.report());
+            assert!(v.stale_known.is_empty(), "{cmdline} {version}");
+        }
+        assert!(
+            parse_known_issues("w | a && | why\n").is_err(),
+            "an empty part"
         );
     }
 

@@ -1,11 +1,15 @@
 /* gp100emu suite "probe": stock nouveau's probe of the emulated GP100 completes (issue 5).
  *
  * 1. the VBIOS was found (bios: version ..., no "unable to locate usable image");
- * 2. VRAM was sized and its type read from the VBIOS (fb: <n> MiB HBM2; drm: VRAM);
+ * 2. VRAM was sized and its type read from the VBIOS (fb: <n> MiB HBM2; drm: VRAM, which
+ *    nouveau 6.1 prints as DRM: VRAM);
  * 3. DRM initialised ([drm] Initialized nouveau);
  * 4. /dev/dri/card0 and /dev/dri/renderD128 exist;
  * 5. the replayable fault buffer is enabled (BAR0 0x002a70 bit 0, a buffer address, SIZE);
- * 6. nouveau logged no error (kernel log level err or worse from nouveau);
+ * 6. nouveau logged no error (kernel log level err or worse from nouveau); an expected failure
+ *    (# TODO) when its only errors are what 6.1 logs for the firmware files this boot leaves
+ *    out (known-issues.txt: the firmware loader's "failed to load", and nouveau 6.1's GR
+ *    kernel channel without a GR runlist);
  * 7. nouveau created its kernel channel where it does on a GR-less GP100: the copy-engine
  *    channel behind "MM: using COPY for buffer copies" (the device reports a runlist
  *    submitted and a channel bound, enabled and scheduled);
@@ -56,6 +60,19 @@ static int find_fn(int level, const char *text, void *arg)
 	return 0;
 }
 
+/* Whether the kernel command line has `word`. */
+static int cmdline_has(const char *word)
+{
+	char line[4096] = "";
+	int fd = open("/proc/cmdline", O_RDONLY);
+	if (fd >= 0) {
+		ssize_t n = read(fd, line, sizeof(line) - 1);
+		line[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	return strstr(line, word) != NULL;
+}
+
 static int kmsg_has(const char *needle)
 {
 	struct find f = { needle, 0 };
@@ -63,11 +80,22 @@ static int kmsg_has(const char *needle)
 	return f.found;
 }
 
+struct errors { int all, no_firmware; };
+
+/* Whether a nouveau error line is one a boot without firmware files gives on 6.1 (see the
+ * header, item 6). */
+static int no_firmware_error(const char *text)
+{
+	return strstr(text, "firmware: failed to load nvidia/") ||
+	       strstr(text, "DRM: failed to create kernel channel, -22");
+}
+
 static int errors_fn(int level, const char *text, void *arg)
 {
-	int *n = arg;
+	struct errors *e = arg;
 	if (level <= 3 && strstr(text, "nouveau")) {
-		(*n)++;
+		e->all++;
+		e->no_firmware += no_firmware_error(text);
 		ktap_diag("nouveau error: %.*s", (int)strcspn(text, "\n"), text);
 	}
 	return 0;
@@ -86,7 +114,7 @@ int main(void)
 
 	ktap_result(kmsg_has("bios: version") && !kmsg_has("unable to locate usable image"),
 		    "vbios_found");
-	ktap_result(kmsg_has("drm: VRAM: ") && kmsg_has(" MiB HBM2"), "vram_sized_hbm2");
+	ktap_result(kmsg_has(": VRAM: ") && kmsg_has(" MiB HBM2"), "vram_sized_hbm2");
 	ktap_result(kmsg_has("[drm] Initialized nouveau"), "drm_initialized");
 	ktap_result(exists("/dev/dri/card0") && exists("/dev/dri/renderD128"), "dri_nodes");
 
@@ -100,9 +128,14 @@ int main(void)
 		ktap_result(0, "fault_buffer_enabled");
 	}
 
-	int errors = 0;
+	struct errors errors = { 0, 0 };
 	kmsg_each(errors_fn, &errors);
-	ktap_result(errors == 0, "no_nouveau_errors");
+	if (errors.all && errors.all == errors.no_firmware && cmdline_has("gp100emu.gr_firmware=none"))
+		ktap_xfail("no_nouveau_errors", "only what nouveau 6.1 logs without firmware files: a "
+						"missing file, and the GR kernel channel with no GR runlist "
+						"(known-issues.txt)");
+	else
+		ktap_result(errors.all == 0, "no_nouveau_errors");
 
 	if (fb) {
 		volatile uint32_t *w = gp100_map(dir, 0, WINDOW_BASE);

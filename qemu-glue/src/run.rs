@@ -3,7 +3,7 @@
 //! turn what the guest printed into a verdict.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use guest_tests::artifacts::{self, HmmTests, KernelSource};
@@ -107,6 +107,19 @@ pub enum RunError {
     /// Finding our own binary.
     #[error("finding the gp100emu binary: {0}")]
     SelfExe(std::io::Error),
+}
+
+/// The binary each guest boot starts as its device process: this very one. On Linux that is
+/// `/proc/self/exe`, which execve resolves to our own file even after a `cargo build`
+/// replaced it on disk mid-run (the path `current_exe` names then no longer exists, and every
+/// later boot failed with "starting the device process: No such file or directory"); the
+/// device also stays the same version as the launcher.
+fn device_exe() -> Result<PathBuf, RunError> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().map_err(RunError::SelfExe)
 }
 
 /// Timings of a run, for the report.
@@ -390,9 +403,13 @@ fn boot_group(
     );
 
     let names: Vec<String> = chosen.iter().map(|s| s.name.clone()).collect();
+    // gp100emu.gr_firmware says on the console (first line, "Command line:") whether this boot
+    // has gp100emu's generated GR firmware: known-issues.txt entries of a boot without it name
+    // it as their context.
     let mut append = format!(
-        "console=ttyS0 panic=-1 {NO_FSRS} gp100emu.suite={}",
-        names.join(",")
+        "console=ttyS0 panic=-1 {NO_FSRS} gp100emu.suite={} gp100emu.gr_firmware={}",
+        names.join(","),
+        if gr_firmware { "generated" } else { "none" }
     );
     for s in chosen {
         for a in &s.append {
@@ -426,7 +443,7 @@ fn boot_group(
         kvm: o.kvm,
         timeout: o.timeout,
         work_dir: work_dir.clone(),
-        device_exe: std::env::current_exe().map_err(RunError::SelfExe)?,
+        device_exe: device_exe()?,
         device_args: o.device_args.clone(),
         pin_cpu: if o.pin {
             guest::first_allowed_cpu()

@@ -320,6 +320,8 @@ pub fn run_guest(
     };
 
     let mut device_cmd = std::process::Command::new(&o.device_exe);
+    // `device_exe` may be /proc/self/exe: keep the name `ps` shows readable.
+    device_cmd.arg0("gp100emu");
     pin_to(&mut device_cmd, o.pin_cpu);
     let device = device_cmd
         .arg("serve")
