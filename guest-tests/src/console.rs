@@ -135,6 +135,55 @@ pub fn parse_known_issues(text: &str) -> Result<Vec<KnownIssue>, String> {
     Ok(v)
 }
 
+impl KnownIssue {
+    /// The numbers of the project's patches its `why` names as the fix (`patches/0003`,
+    /// `patches/7.3/0009`, `patches/0007, patches/7.3/0007`).
+    pub fn fixed_by(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (i, _) in self.why.match_indices("patches/") {
+            let rest = &self.why[i + "patches/".len()..];
+            let rest = rest.strip_prefix("7.3/").unwrap_or(rest);
+            let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if n.len() == 4 && !v.contains(&n) {
+                v.push(n);
+            }
+        }
+        v
+    }
+}
+
+/// The number of a patch file of the project's series (`NNNN-subject.patch` in a directory
+/// `patches` or one below it, as guest-tests/kernel/patches/7.3/), or None for any other file.
+pub fn series_number(patch: &std::path::Path) -> Option<String> {
+    let name = patch.file_name()?.to_str()?;
+    let n: String = name.chars().take_while(char::is_ascii_digit).collect();
+    let in_series = patch
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .any(|d| d.file_name().is_some_and(|f| f == "patches"));
+    (n.len() == 4 && name[4..].starts_with('-') && in_series).then_some(n)
+}
+
+/// Leaves out the entries whose fix the run applied: a kernel with patches/0003 has not got
+/// bug 3, so a finding that looks like it is something else and must fail, not be KNOWN.
+/// Returns the entries that apply and, for each one left out, its warning and the patch.
+pub fn without_fixed(
+    issues: Vec<KnownIssue>,
+    applied: &[std::path::PathBuf],
+) -> (Vec<KnownIssue>, Vec<(String, String)>) {
+    let numbers: Vec<String> = applied.iter().filter_map(|p| series_number(p)).collect();
+    let mut out = Vec::new();
+    let mut dropped = Vec::new();
+    for k in issues {
+        match k.fixed_by().into_iter().find(|n| numbers.contains(n)) {
+            Some(n) => dropped.push((k.warning.clone(), n)),
+            None => out.push(k),
+        }
+    }
+    (out, dropped)
+}
+
 /// The known issues embedded from guest-tests/known-issues.txt.
 pub fn builtin_known_issues() -> Vec<KnownIssue> {
     parse_known_issues(&String::from_utf8_lossy(crate::embedded::KNOWN_ISSUES))
@@ -986,6 +1035,36 @@ mod tests {
             parse_known_issues("w | a && | why\n").is_err(),
             "an empty part"
         );
+    }
+
+    /// An entry that names the project's patch as its fix does not apply to a kernel built
+    /// with that patch; a patch of another series or a file elsewhere changes nothing.
+    #[test]
+    fn entries_fixed_by_an_applied_patch_are_left_out() {
+        let known = parse_known_issues(
+            "EXPLORE kind=pte-check gpu-page=2m | | merged regions (svm case 19, patches/0003)\n\
+             gp100_vmm_mthd | | a cancel\n\
+             EXPLORE kind=gpu-not-served region=thp | | both (patches/0007, patches/7.3/0009)\n",
+        )
+        .unwrap();
+        assert_eq!(known[2].fixed_by(), vec!["0007", "0009"]);
+        let p = |s: &str| std::path::PathBuf::from(s);
+        let ours = [
+            p("guest-tests/kernel/patches/0003-drm-merge.patch"),
+            p("/x/guest-tests/kernel/patches/7.3/0009-drm-shift.patch"),
+        ];
+        let (kept, dropped) = without_fixed(known.clone(), &ours);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(kept[0].warning, "gp100_vmm_mthd");
+        assert_eq!(dropped[0].1, "0003");
+        for other in [
+            p("/tmp/0003-mine.patch"),
+            p("patches/0003.patch"),
+            p("patches/x/y/0003-a.patch"),
+        ] {
+            let (kept, dropped) = without_fixed(known.clone(), std::slice::from_ref(&other));
+            assert!(dropped.is_empty() && kept.len() == 3, "{other:?}");
+        }
     }
 
     /// An x86 NULL-pointer oops as 6.12 prints it, with `oops=panic`.

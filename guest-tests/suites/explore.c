@@ -54,7 +54,11 @@ static const char *const kind_name[K_KINDS] = { "anon", "anon-shared", "memfd-sh
 static const size_t kind_pages[K_KINDS] = { 64, 32, 32, 32, 1024, 16 };
 
 /* Per-page state of a region. */
-enum { PG_MAPPED = 1, PG_R = 2, PG_W = 4, PG_SHARED = 8, PG_UNKNOWN = 16, PG_FILEBACK = 32 };
+/* PG_BOUND_UNREADABLE: an SVM_BIND covered the page while the CPU could not read it (a
+ * PROT_NONE range, or a hole, which the explorer keeps reserved as PROT_NONE); cleared when
+ * the page is readable again or unmapped. Findings name it (bound=unreadable). */
+enum { PG_MAPPED = 1, PG_R = 2, PG_W = 4, PG_SHARED = 8, PG_UNKNOWN = 16, PG_FILEBACK = 32,
+       PG_BOUND_UNREADABLE = 64 };
 
 struct region {
 	enum kind kind;
@@ -554,11 +558,14 @@ static void op_gpu_batch(uint64_t s)
 			continue;
 		}
 		if (!p->expect_served) {
+			int bound = 0;
+			for (size_t q = p->off / PAGE; q <= (p->off + p->len - 1) / PAGE; q++)
+				bound |= p->r->state[q] & PG_BOUND_UNREADABLE;
 			if (res.status == XST_DONE)
 				finding("gpu-served-forbidden",
-					"slot %d/%d %s %s+%#zx len %zu completed over an unmapped or forbidden page",
+					"slot %d/%d %s %s+%#zx len %zu completed over an unmapped or forbidden page bound=%s",
 					i, n, p->op == XOP_READ ? "read" : "write", kind_name[p->r->kind],
-					p->off, p->len);
+					p->off, p->len, bound ? "unreadable" : "no");
 			continue;
 		}
 		uint8_t *sh = p->r->shadow + p->off;
@@ -649,7 +656,7 @@ static void op_munmap(uint64_t s)
 	}
 	reserve_hole(r->base + p0 * PAGE, n * PAGE);
 	for (size_t p = p0; p < p0 + n; p++)
-		r->state[p] &= (uint8_t)~(PG_MAPPED | PG_R | PG_W);
+		r->state[p] &= (uint8_t)~(PG_MAPPED | PG_R | PG_W | PG_BOUND_UNREADABLE);
 	VLOG("munmap %s pages %zu..%zu", kind_name[r->kind], p0, p0 + n);
 	counters[C_MUNMAP]++;
 }
@@ -669,7 +676,7 @@ static void op_remap(uint64_t s)
 	}
 	for (size_t p = p0; p < p0 + n; p++) {
 		r->state[p] |= PG_MAPPED | PG_R | PG_W;
-		r->state[p] &= (uint8_t)~PG_UNKNOWN;
+		r->state[p] &= (uint8_t)~(PG_UNKNOWN | PG_BOUND_UNREADABLE);
 		uint8_t *sh = r->shadow + p * PAGE;
 		if (r->kind == K_FILE_PRIVATE)
 			memcpy(sh, r->fileback + p * PAGE, PAGE);
@@ -700,7 +707,7 @@ static void op_mprotect(uint64_t s)
 		return;
 	}
 	for (size_t p = p0; p < p0 + n; p++) {
-		r->state[p] &= (uint8_t)~(PG_R | PG_W);
+		r->state[p] &= (uint8_t)~(PG_R | PG_W | (prot & PROT_READ ? PG_BOUND_UNREADABLE : 0));
 		r->state[p] |= (prot & PROT_READ ? PG_R : 0) | (prot & PROT_WRITE ? PG_W : 0);
 	}
 	VLOG("mprotect %s pages %zu..%zu to %d", kind_name[r->kind], p0, p0 + n, prot);
@@ -788,7 +795,7 @@ static void op_mremap(uint64_t s)
 		}
 		reserve_hole(r->base + keep * PAGE, len - keep * PAGE);
 		for (size_t q = keep; q < r->pages; q++)
-			r->state[q] &= (uint8_t)~(PG_MAPPED | PG_R | PG_W);
+			r->state[q] &= (uint8_t)~(PG_MAPPED | PG_R | PG_W | PG_BOUND_UNREADABLE);
 	}
 	VLOG("mremap %s now at %p", kind_name[r->kind], (void *)r->base);
 	counters[C_MREMAP]++;
@@ -846,6 +853,11 @@ static void op_bind(uint64_t s)
 	}
 	int rc = xsvm_bind_vram(drm, start, len);
 	VLOG("SVM_BIND %s pages %zu..%zu%s: %d", kind_name[r->kind], p0, p0 + n, odd ? " (odd range)" : "", rc);
+	for (size_t p = 0; p < r->pages; p++) {
+		char *va = r->base + p * PAGE;
+		if (va >= start && va < start + len && !(r->state[p] & PG_R))
+			r->state[p] |= PG_BOUND_UNREADABLE;
+	}
 	if (odd) {
 		counters[C_BIND_ODD]++;
 		/* Documented result: 0, or an error code; never an oops (the console monitor) and

@@ -21,7 +21,7 @@
  * the N-th registered process only with @N, and these fail, naming the process); and last,
  * after the worker and the second process exited, no GPU mapping left over their freed pages
  * (an expected failure on stock nouveau, which has no mmu_notifier release op; see case 17);
- * then cases 18 to 25, each a kernel bug found here, in a process of its own (expected failures
+ * then cases 18 to 26, each a kernel bug found here, in a process of its own (expected failures
  * on stock kernels, fixed by guest-tests/kernel/patches/). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,7 +39,7 @@
 
 #define PAGE 4096ul
 #define NPAGES 16
-#define NCASES 25
+#define NCASES 26
 #define WORKER_CASES 16 /* cases 1 to 16 run in the worker */
 #define AE_CHID 0x100u
 #define AE_VA_LO 0x104u
@@ -258,6 +258,7 @@ static int write_cow_vram_thp(void);
 static int anon_huge_kb(const void *start);
 static int bind_mapped(void);
 static int zero_page_atomic(void);
+static int bind_prot_none(void);
 enum { MIXED_OK = 0, MIXED_STALE = 1, MIXED_SETUP = 3 };
 /* NV_PFAULT_FAULT_TYPE_RO (gp100 dev_fault.h): a write through a read-only PTE. */
 #define FAULT_TYPE_READ_ONLY 6
@@ -497,6 +498,22 @@ int main(void)
 			 "hmm_range_fault returns the caller's read-only device-private THP to a "
 				 "write fault without faulting it: nouveau replays the GPU write forever "
 				 "(patches/0007, patches/7.3/0007)");
+
+	/* 26. SVM_BIND leaves a PROT_NONE range to the CPU. nouveau_svmm_bind() (6.1 to 7.3)
+	 * migrates every VMA its range meets, and migrate_vma_setup() does not look at the VMA's
+	 * protection: in a PROT_NONE VMA it collects the pages there and the empty slots (an
+	 * anonymous VMA's holes become fresh VRAM pages), and nouveau_dmem_migrate_chunk() maps
+	 * each copy for the GPU, readable. The GPU then reads memory the process may not, while a
+	 * GPU fault on the same range is refused (hmm_range_fault() fails without VM_READ) and
+	 * cancelled (what the explorer found as gpu-served-forbidden after an SVM_BIND over a hole
+	 * it keeps reserved PROT_NONE: seeds 4 and 6 with every patch, on 6.12 and 7.3). Here: two
+	 * pages, the first written, both mprotect(PROT_NONE), SVM_BIND over them, a GPU read of
+	 * each, which must fault and not be served. An expected failure on kernels with the bug;
+	 * patches/0010-*.patch (and 7.3/0010) skips VMAs without VM_READ. */
+	own_process_case("svm_bind_leaves_a_prot_none_range_to_the_cpu", bind_prot_none,
+			 "no SVM channel, or mprotect failed",
+			 "nouveau_svmm_bind migrates a PROT_NONE VMA and maps the VRAM copies for the "
+				 "GPU: the GPU reads what the CPU may not (patches/0010)");
 	return worker_ok ? ktap_exit_code() : 1;
 }
 
@@ -545,6 +562,35 @@ static int zero_page_atomic(void)
 		return MIXED_OK + 2;
 	}
 	return MIXED_OK;
+}
+
+/* Case 26: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */
+static int bind_prot_none(void)
+{
+	if (case_space() != 0)
+		return MIXED_SETUP;
+	pm = open("/proc/self/pagemap", O_RDONLY);
+	uint32_t *p = anon(2 * PAGE);
+	if (!p)
+		return MIXED_SETUP;
+	fill((char *)p, PAGE, 15); /* the second page stays empty */
+	p[0] = 0x7777;
+	if (mprotect(p, 2 * PAGE, PROT_NONE) != 0)
+		return MIXED_SETUP;
+	int rc = bind_vram(p, 2 * PAGE);
+	uint64_t e = pagemap(p);
+	int st0 = gpu(OP_READ, p, 4, 0, 2);
+	uint32_t seen0 = (uint32_t)gpu_data(), faults0 = rd(AE_FAULTS);
+	int st1 = gpu(OP_READ, (char *)p + PAGE, 4, 0, 2);
+	uint32_t faults1 = rd(AE_FAULTS);
+	ktap_diag("SVM_BIND over 2 PROT_NONE pages: %d, first page now %s; GPU read of the written "
+		  "page: status %d after %u faults (read %#x), of the empty page: status %d after %u "
+		  "faults (a served read is the bug)",
+		  rc, (e >> 62) & 1 ? "a swap entry (moved to VRAM)" : "where it was", st0, faults0,
+		  st0 == ST_DONE ? seen0 : 0, st1, faults1);
+	if (st0 == ST_DONE || st1 == ST_DONE)
+		return MIXED_STALE;
+	return st0 == ST_PENDING && st1 == ST_PENDING && faults0 && faults1 ? MIXED_OK : MIXED_OK + 2;
 }
 
 /* Case 23: MIXED_OK, MIXED_STALE (the bug) or MIXED_SETUP. */

@@ -122,6 +122,34 @@ fn device_exe() -> Result<PathBuf, RunError> {
     std::env::current_exe().map_err(RunError::SelfExe)
 }
 
+/// The known issues (guest-tests/known-issues.txt) that apply to this run's kernel: an entry
+/// whose fix is one of the project's patches the run applied (`--patch`) is left out, so a
+/// finding that looks like that bug on a kernel without it fails instead of being KNOWN.
+pub(crate) fn known_issues(o: &RunOptions) -> Vec<guest_tests::console::KnownIssue> {
+    let all = guest_tests::console::builtin_known_issues();
+    let applied = artifacts::expand_patches(&o.patches).unwrap_or_default();
+    guest_tests::console::without_fixed(all, &applied).0
+}
+
+/// Says which known-issue entries this run leaves out because it applies their fix.
+fn note_fixed_known_issues(o: &RunOptions) {
+    let applied = artifacts::expand_patches(&o.patches).unwrap_or_default();
+    let (_, dropped) =
+        guest_tests::console::without_fixed(guest_tests::console::builtin_known_issues(), &applied);
+    if dropped.is_empty() {
+        return;
+    }
+    let mut numbers: Vec<&str> = dropped.iter().map(|(_, n)| n.as_str()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    eprintln!(
+        "    {} known-issues.txt entries left out: this kernel has their fixes (patches {}), so \
+         what they describe fails here",
+        dropped.len(),
+        numbers.join(", ")
+    );
+}
+
 /// Timings of a run, for the report.
 #[derive(Debug, Clone, Default)]
 pub struct RunTimes {
@@ -241,6 +269,7 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
         },
         times.kernel.as_secs_f64()
     );
+    note_fixed_known_issues(o);
 
     // The kernel's own hmm-tests, for the suites that need it. When this kernel's cannot be
     // built, only those suites are skipped, with the reason in the verdict.
@@ -300,7 +329,7 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
     }
     let mut verdict = verdict.unwrap_or_default();
     // Explorer findings that known-issues.txt explains are KNOWN, not failures.
-    crate::explore::mark_known(&mut verdict, &guest_tests::console::builtin_known_issues());
+    crate::explore::mark_known(&mut verdict, &known_issues(o));
     for (suite, why) in &skipped {
         verdict.skip_suite(suite, why);
     }
@@ -459,8 +488,7 @@ fn boot_group(
         names.join(","),
         o.timeout.as_secs()
     ));
-    let mut monitor =
-        ConsoleMonitor::with_known_issues(&names, guest_tests::console::builtin_known_issues());
+    let mut monitor = ConsoleMonitor::with_known_issues(&names, known_issues(o));
     let started = Instant::now();
     let mut init_at = None;
     let mut drm_at = None;
