@@ -71,13 +71,19 @@ const HOW: &str = "If the kernel or QEMU is missing, run `cargo run --release --
 /// patches/0003) and what it cuts short: the explorer found nothing before it, and the only
 /// FAIL lines are the suite's missing results and the guest stopping.
 fn only_the_known_oops(text: &str) -> bool {
+    stopped_by_the_known_oops(text, "explore") && text.contains("=== explorer findings (0)")
+}
+
+/// Whether suite `suite`'s run shows the KNOWN nvkm_vmm_unref_ptes oops and no FAIL line but
+/// the suite's missing results and the guest stopping.
+fn stopped_by_the_known_oops(text: &str, suite: &str) -> bool {
     let oops = text.contains("KNOWN kernel: BUG: kernel NULL pointer dereference")
         && text.contains("[RIP nvkm_vmm_unref_ptes+");
+    let planned = format!("FAIL {suite}: planned ");
     let other_fails = text.lines().filter(|l| l.starts_with("FAIL ")).any(|l| {
-        !(l.starts_with("FAIL explore: planned ")
-            || l.starts_with("FAIL the guest stopped before /init finished"))
+        !(l.starts_with(&planned) || l.starts_with("FAIL the guest stopped before /init finished"))
     });
-    oops && !other_fails && text.contains("=== explorer findings (0)")
+    oops && !other_fails
 }
 
 /// Seed 2 runs clean on stock 6.12 in most runs; in some (timing decides which faults nouveau
@@ -290,13 +296,9 @@ const RACE_ATTEMPTS: u32 = 4;
 /// `only_the_known_oops`, but explorer findings before the oops are allowed when every one is
 /// KNOWN (seed 2 reaches svm case 22's bug at op 28).
 fn race_ended_in_the_known_oops(text: &str) -> bool {
-    let oops = text.contains("KNOWN kernel: BUG: kernel NULL pointer dereference")
-        && text.contains("[RIP nvkm_vmm_unref_ptes+");
-    let other_fails = text.lines().filter(|l| l.starts_with("FAIL ")).any(|l| {
-        !(l.starts_with("FAIL explore-race: planned ")
-            || l.starts_with("FAIL the guest stopped before /init finished"))
-    });
-    oops && !other_fails && !text.contains("\nFINDING ") && text.contains("=== explorer findings (")
+    stopped_by_the_known_oops(text, "explore-race")
+        && !text.contains("\nFINDING ")
+        && text.contains("=== explorer findings (")
 }
 
 #[test]
