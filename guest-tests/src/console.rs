@@ -97,10 +97,30 @@ impl KnownIssue {
     pub fn after_parts(&self) -> impl Iterator<Item = &str> {
         self.after.iter().flat_map(|a| a.split("&&").map(str::trim))
     }
+
+    /// The numbers of the project's patches its `why` names as the fix (`patches/0003`,
+    /// `patches/7.3/0009`, `patches/0007, patches/7.3/0007`).
+    pub fn fixed_by(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (i, _) in self.why.match_indices("patches/") {
+            let rest = &self.why[i + "patches/".len()..];
+            let rest = rest.strip_prefix("7.3/").unwrap_or(rest);
+            let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if n.len() == 4 && !v.contains(&n) {
+                v.push(n);
+            }
+        }
+        v
+    }
 }
 
 /// At most this many `&&` parts in one entry's context (a bit each).
 const MAX_AFTER_PARTS: usize = 8;
+
+/// Whether every part of `k`'s context is among `seen` (bit j: part j); true when it has none.
+fn after_seen(k: &KnownIssue, seen: u8) -> bool {
+    seen.count_ones() as usize == k.after_parts().count()
+}
 
 /// Parses the known-issues file format (see guest-tests/known-issues.txt).
 pub fn parse_known_issues(text: &str) -> Result<Vec<KnownIssue>, String> {
@@ -133,23 +153,6 @@ pub fn parse_known_issues(text: &str) -> Result<Vec<KnownIssue>, String> {
         v.push(k);
     }
     Ok(v)
-}
-
-impl KnownIssue {
-    /// The numbers of the project's patches its `why` names as the fix (`patches/0003`,
-    /// `patches/7.3/0009`, `patches/0007, patches/7.3/0007`).
-    pub fn fixed_by(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        for (i, _) in self.why.match_indices("patches/") {
-            let rest = &self.why[i + "patches/".len()..];
-            let rest = rest.strip_prefix("7.3/").unwrap_or(rest);
-            let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            if n.len() == 4 && !v.contains(&n) {
-                v.push(n);
-            }
-        }
-        v
-    }
 }
 
 /// The number of a patch file of the project's series (`NNNN-subject.patch` in a directory
@@ -410,8 +413,6 @@ pub struct ConsoleMonitor {
     known_issues: Vec<KnownIssue>,
     known_used: Vec<bool>,
     known: Vec<(String, String)>,
-    /// Which `after` conditions have been seen so far (every part of them).
-    seen_after: Vec<bool>,
     /// Of each entry's `after` parts, those seen so far (bit j: part j).
     seen_parts: Vec<u8>,
     parser: KtapParser,
@@ -441,7 +442,6 @@ impl ConsoleMonitor {
             known_issues: known,
             known_used: vec![false; n],
             known: Vec::new(),
-            seen_after: vec![false; n],
             seen_parts: vec![0; n],
             parser: KtapParser::new(),
             report: None,
@@ -468,9 +468,7 @@ impl ConsoleMonitor {
     /// for several contexts (the svm and explore suites' cancels).
     fn known_issue_for(&self, message: &str) -> Option<usize> {
         self.known_issues.iter().enumerate().position(|(i, k)| {
-            !k.is_finding()
-                && message.contains(&k.warning)
-                && (k.after.is_none() || self.seen_after[i])
+            !k.is_finding() && message.contains(&k.warning) && after_seen(k, self.seen_parts[i])
         })
     }
 
@@ -525,18 +523,15 @@ impl ConsoleMonitor {
             return false;
         }
         self.follow_report(line);
-        for (i, k) in self.known_issues.iter().enumerate() {
-            if self.seen_after[i] || k.after.is_none() {
+        for i in 0..self.known_issues.len() {
+            if after_seen(&self.known_issues[i], self.seen_parts[i]) {
                 continue;
             }
-            let mut all = true;
-            for (j, part) in k.after_parts().enumerate() {
+            for (j, part) in self.known_issues[i].after_parts().enumerate() {
                 if line.contains(part) {
                     self.seen_parts[i] |= 1 << j;
                 }
-                all &= self.seen_parts[i] & (1 << j) != 0;
             }
-            self.seen_after[i] = all;
         }
         let t = line.trim_end();
         if t.contains(INIT_MARKER) {
@@ -718,7 +713,7 @@ impl ConsoleMonitor {
         }
         let judged = |i: usize| {
             let k = &self.known_issues[i];
-            !k.is_finding() && (k.after.is_none() || self.seen_after[i])
+            !k.is_finding() && after_seen(k, self.seen_parts[i])
         };
         let stale_known = (0..self.known_issues.len())
             .filter(|&i| judged(i) && !self.known_used[i])

@@ -1021,13 +1021,8 @@ static void *race_thread(void *a)
 static void parse_cmdline(uint64_t *seed, long *budget_ops, double *budget_secs)
 {
 	static char buf[4096];
-	int fd = open("/proc/cmdline", O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	if (gp100_cmdline(buf, sizeof(buf)) == 0)
 		return;
-	buf[n] = 0;
 	for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n")) {
 		if (!strncmp(tok, "gp100emu.explore.seed=", 22))
 			*seed = strtoull(tok + 22, NULL, 0);

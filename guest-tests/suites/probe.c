@@ -63,13 +63,8 @@ static int find_fn(int level, const char *text, void *arg)
 /* Whether the kernel command line has `word`. */
 static int cmdline_has(const char *word)
 {
-	char line[4096] = "";
-	int fd = open("/proc/cmdline", O_RDONLY);
-	if (fd >= 0) {
-		ssize_t n = read(fd, line, sizeof(line) - 1);
-		line[n > 0 ? n : 0] = 0;
-		close(fd);
-	}
+	char line[4096];
+	gp100_cmdline(line, sizeof(line));
 	return strstr(line, word) != NULL;
 }
 

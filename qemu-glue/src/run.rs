@@ -126,16 +126,21 @@ fn device_exe() -> Result<PathBuf, RunError> {
 /// whose fix is one of the project's patches the run applied (`--patch`) is left out, so a
 /// finding that looks like that bug on a kernel without it fails instead of being KNOWN.
 pub(crate) fn known_issues(o: &RunOptions) -> Vec<guest_tests::console::KnownIssue> {
-    let all = guest_tests::console::builtin_known_issues();
     let applied = artifacts::expand_patches(&o.patches).unwrap_or_default();
-    guest_tests::console::without_fixed(all, &applied).0
+    fixed_known_issues(&applied).0
+}
+
+/// The known issues split for a kernel with these patches: those that apply, and for each one
+/// left out, its warning and the patch that fixes it.
+fn fixed_known_issues(
+    applied: &[PathBuf],
+) -> (Vec<guest_tests::console::KnownIssue>, Vec<(String, String)>) {
+    guest_tests::console::without_fixed(guest_tests::console::builtin_known_issues(), applied)
 }
 
 /// Says which known-issue entries this run leaves out because it applies their fix.
-fn note_fixed_known_issues(o: &RunOptions) {
-    let applied = artifacts::expand_patches(&o.patches).unwrap_or_default();
-    let (_, dropped) =
-        guest_tests::console::without_fixed(guest_tests::console::builtin_known_issues(), &applied);
+fn note_fixed_known_issues(applied: &[PathBuf]) {
+    let (_, dropped) = fixed_known_issues(applied);
     if dropped.is_empty() {
         return;
     }
@@ -269,7 +274,7 @@ pub fn run(o: &RunOptions) -> Result<(Verdict, RunTimes), RunError> {
         },
         times.kernel.as_secs_f64()
     );
-    note_fixed_known_issues(o);
+    note_fixed_known_issues(&patches);
 
     // The kernel's own hmm-tests, for the suites that need it. When this kernel's cannot be
     // built, only those suites are skipped, with the reason in the verdict.

@@ -166,6 +166,20 @@ static inline const char *chk_reason_name(uint32_t r)
 }
 
 /* What gp100emu_pgd reports for the calling process. */
+/* The kernel command line (/proc/cmdline) into buf, NUL-terminated; empty if unreadable.
+ * Returns its length. */
+static inline size_t gp100_cmdline(char *buf, size_t len)
+{
+	buf[0] = 0;
+	int fd = open("/proc/cmdline", O_RDONLY);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return n > 0 ? (size_t)n : 0;
+}
+
 struct gp100_pgd {
 	unsigned long long root;
 	int la57, swp_migration_read, watched, ranges;
@@ -182,13 +196,8 @@ static inline int gp100_pgd_read(struct gp100_pgd *p, char *why, size_t len)
 {
 	/* The module's parameters from the kernel command line (gp100emu_pgd.NAME=VALUE), as
 	 * modprobe would pass them. */
-	char cmdline[4096] = "", params[1024] = "";
-	FILE *c = fopen("/proc/cmdline", "r");
-	if (c) {
-		if (!fgets(cmdline, sizeof(cmdline), c))
-			cmdline[0] = 0;
-		fclose(c);
-	}
+	char cmdline[4096], params[1024] = "";
+	gp100_cmdline(cmdline, sizeof(cmdline));
 	for (char *save = NULL, *t = strtok_r(cmdline, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
 		if (strncmp(t, "gp100emu_pgd.", 13) == 0 && strlen(params) + strlen(t) + 2 < sizeof(params)) {
 			strcat(params, t + 13);
